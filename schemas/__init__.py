@@ -1,0 +1,27 @@
+"""Versioned event contracts shared by every Revisit service and the edge."""
+
+from schemas.audit import AuditEntryRecorded
+from schemas.base import Event
+from schemas.faces import (
+    FaceBox,
+    FaceDetected,
+    FaceIngested,
+    FaceMatched,
+    FaceRejected,
+    PersonKind,
+)
+from schemas.identity import PersonCreated
+from schemas.visits import VisitRecord
+
+__all__ = [
+    "AuditEntryRecorded",
+    "Event",
+    "FaceBox",
+    "FaceDetected",
+    "FaceIngested",
+    "FaceMatched",
+    "FaceRejected",
+    "PersonCreated",
+    "PersonKind",
+    "VisitRecord",
+]

@@ -1,0 +1,168 @@
+"""NATS JetStream plumbing: broker, idempotent stream declarations, publishing, the dead-letter guard.
+
+Consumers are durable pull consumers with manual acks: `DeadLetterGuard` acks a message only after its
+handler returned (so after the handler's own commit), retries failures with backoff, and sends a
+message that is invalid, or still failing after `max_deliveries`, to `deadletter.<service>.<subject>`
+with the reason. A bad message never stops a consumer, and nothing is dropped silently.
+"""
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import nats
+import nats.js.api
+import structlog
+from faststream import AckPolicy
+from faststream._internal.middlewares import BaseMiddleware
+from faststream.message import StreamMessage
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
+from nats.js.errors import BadRequestError
+from pydantic import ValidationError
+
+from schemas import subjects
+from schemas.base import Event
+from schemas.subjects import StreamSpec
+from services.common.logging import get_logger
+from services.common.metrics import EVENTS_PUBLISHED, HANDLER_SECONDS, MESSAGES_CONSUMED, subject_family
+from services.common.startup import wait_for_dependency
+
+log = get_logger(__name__)
+ACK_WAIT_SECONDS = 30.0
+
+
+class InvalidEvent(ValueError):
+    """An event that can never be processed (bad content, not a transient failure): dead-letter it."""
+
+
+def stream_config(spec: StreamSpec) -> nats.js.api.StreamConfig:
+    return nats.js.api.StreamConfig(
+        name=spec.name,
+        subjects=list(spec.subjects),
+        max_age=float(spec.max_age_seconds),
+        duplicate_window=float(spec.duplicate_window_seconds),
+        storage=nats.js.api.StorageType.FILE,
+    )
+
+
+async def declare_streams(connection: nats.NATS, specs: Sequence[StreamSpec]) -> None:
+    """Create each stream, or update it to the declared config: safe to run at every start."""
+    js = connection.jetstream()
+    for spec in specs:
+        config = stream_config(spec)
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            await js.update_stream(config)
+
+
+def durable_pull(stream: StreamSpec, durable: str, subject: str, max_deliveries: int) -> dict[str, Any]:
+    """Subscriber options for a durable pull consumer with manual acks and bounded redeliveries."""
+    return {
+        "subject": subject,
+        "stream": JStream(stream.name, declare=False),
+        "durable": durable,
+        "pull_sub": PullSub(batch_size=32, timeout=1.0),
+        "ack_policy": AckPolicy.MANUAL,
+        "config": ConsumerConfig(
+            ack_wait=ACK_WAIT_SECONDS,
+            max_deliver=max_deliveries + 1,  # the guard dead-letters at max_deliveries; +1 is a backstop
+        ),
+    }
+
+
+async def publish_event(broker: NatsBroker, service: str, subject: str, event: Event) -> None:
+    """Publish to JetStream with `Nats-Msg-Id` = event id, so a re-publish inside the window is dropped."""
+    await broker.publish(
+        event.to_json_bytes(),
+        subject,
+        headers={"Nats-Msg-Id": str(event.event_id), "content-type": "application/json"},
+        stream=subjects.stream_for_subject(subject).name,
+    )
+    schema = event.model_dump(include={"schema_name"}).get("schema_name", type(event).__name__)
+    EVENTS_PUBLISHED.labels(service, schema).inc()
+
+
+def retry_delay_seconds(deliveries: int) -> float:
+    """Exponential backoff between redeliveries: 1, 2, 4 ... capped at 30 s."""
+    return float(min(2 ** max(deliveries - 1, 0), 30))
+
+
+def dead_letter_guard(
+    service: str, max_deliveries: int, broker_ref: Callable[[], NatsBroker]
+) -> Callable[..., BaseMiddleware]:
+    """Build the guard middleware class for `service` (FastStream instantiates it per message)."""
+
+    class DeadLetterGuard(BaseMiddleware):
+        async def consume_scope(
+            self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
+        ) -> Any:
+            raw = msg.raw_message
+            family = subject_family(raw.subject)
+            event_id = (raw.headers or {}).get("Nats-Msg-Id", "")
+            started = time.perf_counter()
+            with structlog.contextvars.bound_contextvars(subject=raw.subject, event_id=event_id):
+                try:
+                    result = await call_next(msg)
+                except (ValidationError, InvalidEvent) as error:
+                    await self._dead_letter(msg, f"invalid: {error}")
+                    MESSAGES_CONSUMED.labels(service, family, "dead_lettered").inc()
+                    return None
+                except Exception as error:
+                    await self._retry_or_dead_letter(msg, error)
+                    return None
+                finally:
+                    HANDLER_SECONDS.labels(service, family).observe(time.perf_counter() - started)
+                await msg.ack()
+                MESSAGES_CONSUMED.labels(service, family, "ok").inc()
+                return result
+
+        async def _retry_or_dead_letter(self, msg: StreamMessage[Any], error: Exception) -> None:
+            raw = msg.raw_message
+            deliveries = raw.metadata.num_delivered if raw.metadata else 1
+            family = subject_family(raw.subject)
+            if deliveries >= max_deliveries:
+                log.error("handler_failed_dead_lettered", deliveries=deliveries, error=repr(error))
+                await self._dead_letter(msg, f"failed {deliveries} times: {error!r}")
+                MESSAGES_CONSUMED.labels(service, family, "dead_lettered").inc()
+                return
+            log.warning("handler_failed_will_retry", deliveries=deliveries, error=repr(error), exc_info=True)
+            await msg.nack(delay=retry_delay_seconds(deliveries))
+            MESSAGES_CONSUMED.labels(service, family, "retried").inc()
+
+        async def _dead_letter(self, msg: StreamMessage[Any], reason: str) -> None:
+            raw = msg.raw_message
+            log.warning("dead_lettered", reason=reason[:500])
+            await broker_ref().publish(
+                raw.data,
+                subjects.dead_letter(service, raw.subject),
+                headers={
+                    "Revisit-Reason": reason[:4000].replace("\n", " "),
+                    "Revisit-Original-Subject": raw.subject,
+                    "Nats-Msg-Id": f"dlq:{service}:{raw.metadata.sequence.stream if raw.metadata else ''}",
+                },
+                stream=subjects.DEADLETTER_STREAM.name,
+            )
+            await msg.ack()
+
+    return DeadLetterGuard
+
+
+async def connect_broker(
+    url: str, service: str, max_deliveries: int, streams: Sequence[StreamSpec], timeout_seconds: float
+) -> NatsBroker:
+    """A connected FastStream NATS broker with the guard installed and `streams` declared."""
+    broker = NatsBroker(url, connect_timeout=2, max_reconnect_attempts=-1, logger=None)
+    broker.add_middleware(dead_letter_guard(service, max_deliveries, lambda: broker))
+
+    async def connect() -> NatsBroker:
+        await broker.connect()
+        await declare_streams(broker.connection, streams)
+        return broker
+
+    return await wait_for_dependency(
+        "NATS JetStream",
+        connect,
+        timeout_seconds,
+        hint=f"Check REVISIT_NATS_URL ({url}) and that the server runs with JetStream (-js).",
+    )

@@ -1,0 +1,67 @@
+"""Every service's HTTP face: `/healthz`, `/readyz`, `/metrics`, and the loop that serves it beside the broker."""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+import uvicorn
+from fastapi import FastAPI, Response, status
+from faststream.nats import NatsBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.common.logging import get_logger
+
+ReadinessCheck = Callable[[], Awaitable[object]]
+"""Raises (or times out) when a dependency is not usable."""
+
+log = get_logger(__name__)
+
+
+def create_app(service: str, readiness: Mapping[str, ReadinessCheck], title: str | None = None) -> FastAPI:
+    app = FastAPI(title=title or f"Revisit {service}", version="1.0.0")
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """Alive: the process answers."""
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(response: Response) -> dict[str, object]:
+        """Ready: every dependency answered within 2 s."""
+        failures = {}
+        for name, check in readiness.items():
+            try:
+                await asyncio.wait_for(check(), timeout=2)
+            except Exception as error:  # any failure means not ready; the reason is returned
+                failures[name] = f"{type(error).__name__}: {error}"
+        if failures:
+            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+            return {"status": "unavailable", "failures": failures}
+        return {"status": "ready"}
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def nats_ready(broker: NatsBroker) -> ReadinessCheck:
+    async def check() -> None:
+        if not broker.connection.is_connected:
+            raise ConnectionError("NATS disconnected")
+        await broker.connection.flush(timeout=1)
+
+    return check
+
+
+async def serve(app: FastAPI, host: str, port: int, broker: NatsBroker | None) -> None:
+    """Start the subscribers, serve HTTP until SIGINT/SIGTERM, then drain and stop the broker."""
+    if broker is not None:
+        await broker.start()
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+    log.info("serving", host=host, port=port)
+    try:
+        await server.serve()
+    finally:
+        if broker is not None:
+            await broker.stop()

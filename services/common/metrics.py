@@ -1,0 +1,25 @@
+"""Prometheus metrics every consumer exposes, declared once so dashboards and alerts can rely on them."""
+
+from prometheus_client import Counter, Histogram
+
+MESSAGES_CONSUMED = Counter(
+    "revisit_messages_consumed_total",
+    "Messages a consumer finished, by outcome (ok, dead_lettered, retried).",
+    ["service", "subject_family", "outcome"],
+)
+HANDLER_SECONDS = Histogram(
+    "revisit_handler_seconds",
+    "Time spent in a message handler.",
+    ["service", "subject_family"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+EVENTS_PUBLISHED = Counter(
+    "revisit_events_published_total",
+    "Events published to JetStream, by schema.",
+    ["service", "schema"],
+)
+
+
+def subject_family(subject: str) -> str:
+    """The first two tokens of a subject (`faces.ingested`): low-cardinality label, no tenant ids."""
+    return ".".join(subject.split(".")[:2])
