@@ -17,6 +17,8 @@ from faststream import AckPolicy
 from faststream._internal.middlewares import BaseMiddleware
 from faststream.message import StreamMessage
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js.errors import BadRequestError
 from pydantic import ValidationError
 
@@ -24,7 +26,12 @@ from schemas import subjects
 from schemas.base import Event
 from schemas.subjects import StreamSpec
 from services.common.logging import get_logger
-from services.common.metrics import EVENTS_PUBLISHED, HANDLER_SECONDS, MESSAGES_CONSUMED, subject_family
+from services.common.metrics import (
+    EVENTS_PUBLISHED,
+    HANDLER_SECONDS,
+    MESSAGES_CONSUMED,
+    subject_family,
+)
 from services.common.startup import wait_for_dependency
 
 log = get_logger(__name__)
@@ -45,7 +52,7 @@ def stream_config(spec: StreamSpec) -> nats.js.api.StreamConfig:
     )
 
 
-async def declare_streams(connection: nats.NATS, specs: Sequence[StreamSpec]) -> None:
+async def declare_streams(connection: NatsClient, specs: Sequence[StreamSpec]) -> None:
     """Create each stream, or update it to the declared config: safe to run at every start."""
     js = connection.jetstream()
     for spec in specs:
@@ -88,10 +95,37 @@ def retry_delay_seconds(deliveries: int) -> float:
     return float(min(2 ** max(deliveries - 1, 0), 30))
 
 
+InvalidMessageHandler = Callable[[NatsBroker, Msg, str], Awaitable[None]]
+"""Where a service sends a message it can never process, given the broker, the raw message and why."""
+
+
+async def publish_dead_letter(broker: NatsBroker, service: str, raw: Msg, reason: str) -> None:
+    """Send the raw message to `deadletter.<service>.<subject>` with the reason in a header."""
+    log.warning("dead_lettered", reason=reason[:500])
+    sequence = raw.metadata.sequence.stream if raw.metadata else ""
+    await broker.publish(
+        raw.data,
+        subjects.dead_letter(service, raw.subject),
+        headers={
+            "Revisit-Reason": reason[:4000].replace("\n", " "),
+            "Revisit-Original-Subject": raw.subject,
+            "Nats-Msg-Id": f"dlq:{service}:{raw.subject}:{sequence}",
+        },
+        stream=subjects.DEADLETTER_STREAM.name,
+    )
+
+
 def dead_letter_guard(
-    service: str, max_deliveries: int, broker_ref: Callable[[], NatsBroker]
+    service: str,
+    max_deliveries: int,
+    broker_ref: Callable[[], NatsBroker],
+    on_invalid: InvalidMessageHandler | None = None,
 ) -> Callable[..., BaseMiddleware]:
-    """Build the guard middleware class for `service` (FastStream instantiates it per message)."""
+    """Build the guard middleware class for `service` (FastStream instantiates it per message).
+
+    Invalid messages go to `on_invalid` (ingest publishes them as `FaceRejected`), by default to the
+    dead-letter subject; messages that keep failing always go to the dead-letter subject.
+    """
 
     class DeadLetterGuard(BaseMiddleware):
         async def consume_scope(
@@ -105,7 +139,7 @@ def dead_letter_guard(
                 try:
                     result = await call_next(msg)
                 except (ValidationError, InvalidEvent) as error:
-                    await self._dead_letter(msg, f"invalid: {error}")
+                    await self._invalid(msg, f"invalid: {error}")
                     MESSAGES_CONSUMED.labels(service, family, "dead_lettered").inc()
                     return None
                 except Exception as error:
@@ -127,33 +161,34 @@ def dead_letter_guard(
                 MESSAGES_CONSUMED.labels(service, family, "dead_lettered").inc()
                 return
             log.warning("handler_failed_will_retry", deliveries=deliveries, error=repr(error), exc_info=True)
-            await msg.nack(delay=retry_delay_seconds(deliveries))
+            await msg.raw_message.nak(delay=retry_delay_seconds(deliveries))
             MESSAGES_CONSUMED.labels(service, family, "retried").inc()
 
         async def _dead_letter(self, msg: StreamMessage[Any], reason: str) -> None:
-            raw = msg.raw_message
-            log.warning("dead_lettered", reason=reason[:500])
-            await broker_ref().publish(
-                raw.data,
-                subjects.dead_letter(service, raw.subject),
-                headers={
-                    "Revisit-Reason": reason[:4000].replace("\n", " "),
-                    "Revisit-Original-Subject": raw.subject,
-                    "Nats-Msg-Id": f"dlq:{service}:{raw.metadata.sequence.stream if raw.metadata else ''}",
-                },
-                stream=subjects.DEADLETTER_STREAM.name,
-            )
+            await publish_dead_letter(broker_ref(), service, msg.raw_message, reason)
+            await msg.ack()
+
+        async def _invalid(self, msg: StreamMessage[Any], reason: str) -> None:
+            if on_invalid is None:
+                await publish_dead_letter(broker_ref(), service, msg.raw_message, reason)
+            else:
+                await on_invalid(broker_ref(), msg.raw_message, reason)
             await msg.ack()
 
     return DeadLetterGuard
 
 
 async def connect_broker(
-    url: str, service: str, max_deliveries: int, streams: Sequence[StreamSpec], timeout_seconds: float
+    url: str,
+    service: str,
+    max_deliveries: int,
+    streams: Sequence[StreamSpec],
+    timeout_seconds: float,
+    on_invalid: InvalidMessageHandler | None = None,
 ) -> NatsBroker:
     """A connected FastStream NATS broker with the guard installed and `streams` declared."""
     broker = NatsBroker(url, connect_timeout=2, max_reconnect_attempts=-1, logger=None)
-    broker.add_middleware(dead_letter_guard(service, max_deliveries, lambda: broker))
+    broker.add_middleware(dead_letter_guard(service, max_deliveries, lambda: broker, on_invalid))
 
     async def connect() -> NatsBroker:
         await broker.connect()
@@ -166,3 +201,19 @@ async def connect_broker(
         timeout_seconds,
         hint=f"Check REVISIT_NATS_URL ({url}) and that the server runs with JetStream (-js).",
     )
+
+
+EventPublisher = Callable[[str, Event], Awaitable[None]]
+"""What handlers get to publish with: `await publish(subject, event)`."""
+
+
+def event_publisher(broker: NatsBroker, service: str) -> EventPublisher:
+    async def publish(subject: str, event: Event) -> None:
+        await publish_event(broker, service, subject, event)
+
+    return publish
+
+
+def document_publication(broker: NatsBroker, subject: str, model: type[Event], description: str) -> None:
+    """Declare what a service publishes, so the generated AsyncAPI document shows it with its schema."""
+    broker.publisher(subject, schema=model, title=f"{subject}:{model.__name__}", description=description)

@@ -11,10 +11,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from services.common.logging import get_logger
 from services.common.startup import wait_for_dependency
 
+Connection = asyncpg.Connection | PoolConnectionProxy
 log = get_logger(__name__)
 MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 TENANT_SETTING = "revisit.tenant_id"
@@ -86,7 +88,7 @@ async def connect_postgres(
 
 
 @asynccontextmanager
-async def tenant_transaction(pool: asyncpg.Pool, tenant_id: str) -> AsyncIterator[asyncpg.Connection]:
+async def tenant_transaction(pool: asyncpg.Pool, tenant_id: str) -> AsyncIterator[Connection]:
     """A transaction in which the RLS policies see only `tenant_id`'s rows."""
     async with pool.acquire() as connection, connection.transaction():
         await connection.execute("SELECT set_config($1, $2, true)", TENANT_SETTING, tenant_id)

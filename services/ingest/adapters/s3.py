@@ -1,0 +1,53 @@
+"""The crops bucket, through aioboto3 (MinIO in production, any S3 API in tests)."""
+
+from types import TracebackType
+from typing import Any, Self
+
+import aioboto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+
+class CropStore:
+    """Stores and deletes face crops; the bucket is created at start if it does not exist."""
+
+    def __init__(self, endpoint_url: str, bucket: str, region: str, access_key: str, secret_key: str) -> None:
+        self._bucket = bucket
+        self._session = aioboto3.Session(
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
+        )
+        self._endpoint_url = endpoint_url
+        self._client: Any = None
+        self._client_context: Any = None
+
+    async def __aenter__(self) -> Self:
+        config = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
+        self._client_context = self._session.client("s3", endpoint_url=self._endpoint_url, config=config)
+        self._client = await self._client_context.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._client_context.__aexit__(exc_type, exc, tb)
+
+    async def ensure_bucket(self) -> None:
+        try:
+            await self._client.head_bucket(Bucket=self._bucket)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+                raise
+            await self._client.create_bucket(Bucket=self._bucket)
+
+    async def put_crop(self, key: str, jpeg: bytes) -> None:
+        """Idempotent: the key is derived from the event id, so a redelivery overwrites the same object."""
+        await self._client.put_object(Bucket=self._bucket, Key=key, Body=jpeg, ContentType="image/jpeg")
+
+    async def get_crop(self, key: str) -> bytes:
+        response = await self._client.get_object(Bucket=self._bucket, Key=key)
+        async with response["Body"] as body:
+            data: bytes = await body.read()
+            return data
+
+    async def delete_crop(self, key: str) -> None:
+        await self._client.delete_object(Bucket=self._bucket, Key=key)

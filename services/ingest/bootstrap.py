@@ -1,0 +1,66 @@
+"""Builds ingest's adapters from settings; the only place they are constructed."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
+
+from schemas import subjects
+from services.common.auth import TokenVerifier
+from services.common.bus import connect_broker, event_publisher
+from services.common.http import create_app, nats_ready
+from services.common.startup import wait_for_dependency
+from services.ingest import handlers
+from services.ingest.adapters.s3 import CropStore
+from services.ingest.api import router
+from services.ingest.config import IngestSettings
+from services.ingest.consumers import register_consumers
+
+SERVICE = "ingest"
+STREAMS = (subjects.FACES_DETECTED_STREAM, subjects.FACES_STREAM, subjects.DEADLETTER_STREAM)
+
+
+@dataclass
+class Ingest:
+    settings: IngestSettings
+    broker: NatsBroker
+    crops: CropStore
+    app: FastAPI
+
+
+@asynccontextmanager
+async def bootstrap(settings: IngestSettings) -> AsyncIterator[Ingest]:
+    """Connect to NATS and S3 (waiting a bounded time), declare streams and the bucket, wire the consumers."""
+
+    async def reject(broker: NatsBroker, raw: Msg, reason: str) -> None:
+        await handlers.reject_face(raw, reason, event_publisher(broker, SERVICE))
+
+    broker = await connect_broker(
+        settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds, reject
+    )
+    crops = CropStore(
+        settings.s3_endpoint_url, settings.s3_bucket, settings.s3_region, settings.s3_access_key, settings.s3_secret_key
+    )
+    try:
+        async with crops:
+            await wait_for_dependency(
+                "S3",
+                crops.ensure_bucket,
+                settings.startup_timeout_seconds,
+                hint=f"Check REVISIT_S3_ENDPOINT_URL ({settings.s3_endpoint_url}) and the access keys.",
+            )
+            publish = event_publisher(broker, SERVICE)
+            register_consumers(broker, settings, crops, publish)
+            app = create_app(SERVICE, {"nats": nats_ready(broker), "s3": crops.ensure_bucket})
+            app.state.settings = settings
+            app.state.publish = publish
+            app.state.token_verifier = TokenVerifier(
+                settings.jwt_public_key, settings.jwt_issuer, settings.jwt_audience
+            )
+            app.include_router(router)
+            yield Ingest(settings, broker, crops, app)
+    finally:
+        await broker.stop()

@@ -1,0 +1,66 @@
+"""Ingest's handlers: accept a detected face (store the crop, publish FaceIngested) or reject it with a reason."""
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from nats.aio.msg import Msg
+
+from schemas import FaceDetected, FaceIngested, FaceRejected, subjects
+from schemas.base import TOKEN_PATTERN
+from schemas.ids import derive_event_id, new_event_id
+from services.common.bus import EventPublisher
+from services.ingest.adapters.s3 import CropStore
+from services.ingest.config import IngestSettings
+from services.ingest.domain import validation
+
+MAX_RAW_EVENT_CHARS = 64 * 1024
+
+
+def validate_detected(event: FaceDetected, subject: str, settings: IngestSettings, now: datetime) -> None:
+    """Every check beyond the schema; raises InvalidEvent with the reason."""
+    validation.check_subject_matches(event, subject)
+    validation.check_embedding(event.embedding)
+    validation.check_crop(event.crop_jpeg, settings.max_crop_bytes)
+    validation.check_capture_time(event.captured_at, now, timedelta(seconds=settings.max_clock_skew_seconds))
+
+
+async def ingest_face(
+    event: FaceDetected, subject: str, settings: IngestSettings, crops: CropStore, publish: EventPublisher
+) -> FaceIngested:
+    """Validate, store the crop, publish FaceIngested. Idempotent: same input, same key and event id."""
+    validate_detected(event, subject, settings, datetime.now(UTC))
+    key = None
+    if event.crop_jpeg is not None:
+        key = validation.crop_key(event)
+        await crops.put_crop(key, event.crop_jpeg)
+    ingested = FaceIngested(
+        event_id=derive_event_id(event.event_id, "ingested"),
+        source_event_id=event.event_id,
+        crop_key=key,
+        **event.model_dump(exclude={"event_id", "schema_name", "crop_jpeg", "occurred_at"}),
+    )
+    await publish(subjects.face_ingested(event.tenant_id, event.site_id), ingested)
+    return ingested
+
+
+async def reject_face(raw: Msg, reason: str, publish: EventPublisher) -> FaceRejected:
+    """Publish the refused message with its reason on `faces.rejected.<tenant>` for operators."""
+    tenant = subjects.tenant_of_detected(raw.subject) or ""
+    rejected = FaceRejected(
+        event_id=_rejection_id(raw),
+        tenant_id=tenant if re.fullmatch(TOKEN_PATTERN, tenant) else "unknown",
+        subject=raw.subject,
+        reason=reason[:4000],
+        raw_event=raw.data[:MAX_RAW_EVENT_CHARS].decode("utf-8", errors="replace"),
+    )
+    await publish(subjects.face_rejected(rejected.tenant_id), rejected)
+    return rejected
+
+
+def _rejection_id(raw: Msg) -> uuid.UUID:
+    """Derived from the refused message's id when it has one, so a redelivery is rejected once."""
+    try:
+        return derive_event_id(uuid.UUID((raw.headers or {})["Nats-Msg-Id"]), "rejected")
+    except (KeyError, ValueError):
+        return new_event_id()

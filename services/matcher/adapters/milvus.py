@@ -1,0 +1,209 @@
+"""Face vectors in Milvus: a collection per embedding model, a partition per tenant.
+
+The same pymilvus code talks to Milvus Lite (a local file, the embedded default) and to a Milvus
+server. Every search uses Strong consistency, so a person inserted by the previous batch is seen by
+the next one (the default, Bounded, can miss it and split one burst into several persons).
+pymilvus is synchronous: calls run in a worker thread, one at a time.
+"""
+
+import asyncio
+import hashlib
+import re
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from pymilvus import DataType, MilvusClient
+
+from schemas import PersonKind
+from services.matcher.domain.assignment import Candidate
+
+P = ParamSpec("P")
+T = TypeVar("T")
+CONSISTENCY = "Strong"
+SEARCH_LIMIT = 8
+
+
+@dataclass(frozen=True)
+class StoredVector:
+    sighting_id: uuid.UUID
+    person_id: uuid.UUID
+    tenant_id: str
+    kind: PersonKind
+    captured_at_ms: int
+    vector: list[float]
+
+
+class DimensionMismatch(ValueError):
+    """The collection of this embedding model holds vectors of another size."""
+
+
+def collection_name(prefix: str, embedding_model: str) -> str:
+    """Milvus names allow letters, digits and underscores: keep the model readable, add a hash for uniqueness."""
+    readable = re.sub(r"[^a-zA-Z0-9]", "_", embedding_model)[:40]
+    return f"{prefix}_{readable}_{hashlib.sha256(embedding_model.encode()).hexdigest()[:8]}"
+
+
+def partition_name(tenant_id: str) -> str:
+    return f"t_{hashlib.sha256(tenant_id.encode()).hexdigest()[:24]}"
+
+
+class FaceVectorStore:
+    def __init__(self, uri: str, token: str, prefix: str) -> None:
+        self._uri, self._token, self._prefix = uri, token, prefix
+        self._client: MilvusClient | None = None
+        self._lock = threading.Lock()
+        self._ready: set[tuple[str, str]] = set()
+
+    async def connect(self) -> None:
+        await self._run(self._connect)
+
+    async def ping(self) -> None:
+        await self._run(lambda: self._milvus.list_collections())
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._run(self._milvus.close)
+
+    async def find_sightings(
+        self, model: str, dim: int, tenant_id: str, ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, StoredVector]:
+        """Sightings already stored (a redelivered event), by sighting id."""
+        rows = await self._run(self._query, model, dim, tenant_id, f"sighting_id in {[str(i) for i in ids]}")
+        return {row.sighting_id: row for row in rows}
+
+    async def best_candidates(
+        self, model: str, dim: int, tenant_id: str, vectors: list[list[float]]
+    ) -> list[Candidate | None]:
+        """One search call for the whole batch: the most similar stored person of each vector."""
+        return await self._run(self._search, model, dim, tenant_id, vectors)
+
+    async def count_vectors(
+        self, model: str, dim: int, tenant_id: str, persons: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, int]:
+        if not persons:
+            return {}
+        rows = await self._run(self._query, model, dim, tenant_id, f"person_id in {[str(p) for p in set(persons)]}")
+        return dict(Counter(row.person_id for row in rows))
+
+    async def insert(self, model: str, dim: int, rows: Sequence[StoredVector]) -> None:
+        if rows:
+            await self._run(self._insert, model, dim, rows)
+
+    async def _run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        def locked() -> T:
+            with self._lock:
+                return function(*args, **kwargs)
+
+        return await asyncio.to_thread(locked)
+
+    @property
+    def _milvus(self) -> MilvusClient:
+        if self._client is None:
+            raise RuntimeError("FaceVectorStore.connect() was not called")
+        return self._client
+
+    def _connect(self) -> None:
+        self._client = MilvusClient(uri=self._uri, token=self._token)
+        self._client.list_collections()
+
+    def _collection(self, model: str, dim: int, tenant_id: str) -> str:
+        name = collection_name(self._prefix, model)
+        partition = partition_name(tenant_id)
+        if (name, partition) in self._ready:
+            return name
+        client = self._milvus
+        if not client.has_collection(name):
+            self._create_collection(name, model, dim)
+        existing_dim = self._collection_dim(name)
+        if existing_dim != dim:
+            raise DimensionMismatch(f"{model} vectors are {existing_dim}-d in {name}, this one is {dim}-d")
+        if not client.has_partition(name, partition):
+            client.create_partition(name, partition)
+        client.load_collection(name)
+        self._ready.add((name, partition))
+        return name
+
+    def _create_collection(self, name: str, model: str, dim: int) -> None:
+        schema = MilvusClient.create_schema(auto_id=False, description=f"face vectors of {model}")
+        schema.add_field("sighting_id", DataType.VARCHAR, is_primary=True, max_length=36)
+        schema.add_field("person_id", DataType.VARCHAR, max_length=36)
+        schema.add_field("tenant_id", DataType.VARCHAR, max_length=64)
+        schema.add_field("kind", DataType.VARCHAR, max_length=16)
+        schema.add_field("captured_at_ms", DataType.INT64)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        index = MilvusClient.prepare_index_params()
+        index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="COSINE")
+        self._milvus.create_collection(name, schema=schema, index_params=index, consistency_level=CONSISTENCY)
+
+    def _collection_dim(self, name: str) -> int:
+        description = self._milvus.describe_collection(name)
+        for field in description["fields"]:
+            if field["name"] == "vector":
+                return int(field["params"]["dim"])
+        raise RuntimeError(f"collection {name} has no vector field")
+
+    def _query(self, model: str, dim: int, tenant_id: str, condition: str) -> list[StoredVector]:
+        name = self._collection(model, dim, tenant_id)
+        rows = self._milvus.query(
+            name,
+            filter=f'tenant_id == "{tenant_id}" and {condition}',
+            partition_names=[partition_name(tenant_id)],
+            output_fields=["sighting_id", "person_id", "tenant_id", "kind", "captured_at_ms"],
+            consistency_level=CONSISTENCY,
+        )
+        return [
+            StoredVector(
+                uuid.UUID(row["sighting_id"]),
+                uuid.UUID(row["person_id"]),
+                row["tenant_id"],
+                PersonKind(row["kind"]),
+                int(row["captured_at_ms"]),
+                [],
+            )
+            for row in rows
+        ]
+
+    def _search(self, model: str, dim: int, tenant_id: str, vectors: list[list[float]]) -> list[Candidate | None]:
+        name = self._collection(model, dim, tenant_id)
+        results = self._milvus.search(
+            name,
+            data=vectors,
+            limit=SEARCH_LIMIT,
+            filter=f'tenant_id == "{tenant_id}"',
+            partition_names=[partition_name(tenant_id)],
+            output_fields=["person_id", "kind"],
+            search_params={"metric_type": "COSINE"},
+            consistency_level=CONSISTENCY,
+        )
+        best: list[Candidate | None] = []
+        for hits in results:
+            top = max(hits, key=lambda hit: hit["distance"], default=None)
+            best.append(
+                None
+                if top is None
+                else Candidate(
+                    uuid.UUID(top["entity"]["person_id"]), float(top["distance"]), PersonKind(top["entity"]["kind"])
+                )
+            )
+        return best
+
+    def _insert(self, model: str, dim: int, rows: Sequence[StoredVector]) -> None:
+        by_tenant: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_tenant.setdefault(row.tenant_id, []).append(
+                {
+                    "sighting_id": str(row.sighting_id),
+                    "person_id": str(row.person_id),
+                    "tenant_id": row.tenant_id,
+                    "kind": row.kind.value,
+                    "captured_at_ms": row.captured_at_ms,
+                    "vector": row.vector,
+                }
+            )
+        for tenant_id, data in by_tenant.items():
+            name = self._collection(model, dim, tenant_id)
+            self._milvus.insert(name, data=data, partition_name=partition_name(tenant_id))

@@ -1,0 +1,80 @@
+"""Matcher's subscriber. Messages are consumed concurrently and gathered into batches, so that one
+Milvus search serves many events while each message is still acked only after its own result is
+stored and published."""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+import structlog
+from faststream.nats import NatsBroker
+
+from schemas import FaceIngested, FaceMatched, subjects
+from services.common.bus import document_publication, durable_pull
+from services.matcher.config import MatcherSettings
+
+DURABLE = "matcher"
+MatchFunction = Callable[[Sequence[FaceIngested]], Awaitable[list[FaceMatched]]]
+
+
+class MatchBatcher:
+    """Gathers events submitted by concurrent workers into one `match` call (at most `max_batch`, waiting
+    at most `max_wait` seconds). Batches run one at a time, so each sees the persons the previous created."""
+
+    def __init__(self, match: MatchFunction, max_batch: int, max_wait: float) -> None:
+        self._match, self._max_batch, self._max_wait = match, max_batch, max_wait
+        self._pending: list[tuple[FaceIngested, asyncio.Future[FaceMatched]]] = []
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, event: FaceIngested) -> FaceMatched:
+        future: asyncio.Future[FaceMatched] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, future))
+        if len(self._pending) >= self._max_batch:
+            self._start_flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._max_wait, self._start_flush)
+        return await future
+
+    def _start_flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._pending = self._pending, []
+        if batch:
+            task = asyncio.create_task(self._flush(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, batch: list[tuple[FaceIngested, asyncio.Future[FaceMatched]]]) -> None:
+        async with self._lock:
+            try:
+                results = await self._match([event for event, _ in batch])
+            except Exception:
+                await self._match_one_by_one(batch)  # isolate the failing event; the others still succeed
+                return
+            for (_, future), result in zip(batch, results, strict=True):
+                future.set_result(result)
+
+    async def _match_one_by_one(self, batch: list[tuple[FaceIngested, asyncio.Future[FaceMatched]]]) -> None:
+        for event, future in batch:
+            try:
+                future.set_result((await self._match([event]))[0])
+            except Exception as error:  # handed to the waiting consumer, which retries or dead-letters
+                future.set_exception(error)
+
+
+def register_consumers(broker: NatsBroker, settings: MatcherSettings, batcher: MatchBatcher) -> None:
+    options = durable_pull(subjects.FACES_STREAM, DURABLE, subjects.FACES_INGESTED_ALL, settings.max_deliveries)
+
+    @broker.subscriber(
+        **options,
+        max_workers=settings.batch_size,
+        title="matcher:faces.ingested",
+        description="Search the tenant's partition, assign an existing or new person.",
+    )
+    async def on_face_ingested(event: FaceIngested) -> None:
+        with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, event_id=str(event.event_id)):
+            await batcher.submit(event)
+
+    document_publication(broker, "faces.matched.{tenant}.{site}", FaceMatched, "A sighting assigned to a person.")

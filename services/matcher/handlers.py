@@ -1,0 +1,96 @@
+"""Matcher's handler: assign a batch of ingested faces to persons and publish FaceMatched for each."""
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from schemas import FaceIngested, FaceMatched, subjects
+from schemas.ids import derive_event_id, new_event_id
+from services.common.bus import EventPublisher, InvalidEvent
+from services.matcher.adapters.milvus import DimensionMismatch, FaceVectorStore, StoredVector
+from services.matcher.config import MatcherSettings
+from services.matcher.domain.assignment import Assignment, assign_batch, normalize
+
+
+async def match_faces(
+    events: Sequence[FaceIngested], settings: MatcherSettings, store: FaceVectorStore, publish: EventPublisher
+) -> list[FaceMatched]:
+    """Match `events` (any mix of tenants and models) with one search per tenant and model; results in input order."""
+    groups: dict[tuple[str, str, int], list[int]] = defaultdict(list)
+    for index, event in enumerate(events):
+        groups[(event.tenant_id, event.embedding_model, len(event.embedding))].append(index)
+    results: dict[int, FaceMatched] = {}
+    for (tenant_id, model, dim), indexes in groups.items():
+        group = [events[i] for i in indexes]
+        try:
+            matched = await _match_group(tenant_id, model, dim, group, settings, store)
+        except DimensionMismatch as error:
+            raise InvalidEvent(str(error)) from error
+        results.update(zip(indexes, matched, strict=True))
+    ordered = [results[i] for i in range(len(events))]
+    for match in ordered:
+        await publish(subjects.face_matched(match.tenant_id, match.site_id), match)
+    return ordered
+
+
+async def _match_group(
+    tenant_id: str, model: str, dim: int, events: list[FaceIngested], settings: MatcherSettings, store: FaceVectorStore
+) -> list[FaceMatched]:
+    known = await store.find_sightings(model, dim, tenant_id, [event.event_id for event in events])
+    fresh = [event for event in events if event.event_id not in known]
+    assignments: dict[uuid.UUID, Assignment] = {}
+    if fresh:
+        vectors = normalize(np.asarray([event.embedding for event in fresh], dtype=np.float32))
+        best = await store.best_candidates(model, dim, tenant_id, vectors.tolist())
+        matched_persons = [candidate.person_id for candidate in best if candidate is not None]
+        counts = await store.count_vectors(model, dim, tenant_id, matched_persons)
+        decided = assign_batch(
+            vectors,
+            best,
+            counts,
+            settings.match_threshold,
+            settings.max_vectors_per_person,
+            settings.duplicate_vector_similarity,
+            new_event_id,
+        )
+        assignments = {event.event_id: assignment for event, assignment in zip(fresh, decided, strict=True)}
+        await store.insert(
+            model,
+            dim,
+            [
+                StoredVector(
+                    event.event_id,
+                    assignment.person_id,
+                    tenant_id,
+                    assignment.kind,
+                    int(event.captured_at.timestamp() * 1000),
+                    vector.tolist(),
+                )
+                for event, assignment, vector in zip(fresh, decided, vectors, strict=True)
+                if assignment.keep_vector
+            ],
+        )
+    return [_matched_event(event, assignments.get(event.event_id), known.get(event.event_id)) for event in events]
+
+
+def _matched_event(event: FaceIngested, assignment: Assignment | None, stored: StoredVector | None) -> FaceMatched:
+    """The FaceMatched of one sighting; a redelivered one is rebuilt from its stored vector, with the same id."""
+    if assignment is None:
+        assert stored is not None
+        assignment = Assignment(stored.person_id, stored.kind, False, 1.0, keep_vector=False)
+    return FaceMatched(
+        event_id=derive_event_id(event.event_id, "matched"),
+        tenant_id=event.tenant_id,
+        source_event_id=event.event_id,
+        site_id=event.site_id,
+        camera_id=event.camera_id,
+        captured_at=event.captured_at,
+        person_id=assignment.person_id,
+        person_kind=assignment.kind,
+        is_new_person=assignment.is_new_person,
+        similarity=assignment.similarity,
+        embedding_model=event.embedding_model,
+        crop_key=event.crop_key,
+    )
