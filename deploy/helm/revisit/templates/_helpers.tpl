@@ -1,0 +1,147 @@
+{{/*
+What each service needs, declared once: the backends it talks to (NetworkPolicy egress, Secret env)
+and whether it verifies JWTs. A service in values.services without an entry here fails to render.
+*/}}
+{{- define "revisit.serviceWiring" -}}
+ingest:
+  backends: [nats, s3]
+  jwt: true
+matcher:
+  backends: [nats, milvus]
+  jwt: false
+identity:
+  backends: [nats, postgres]
+  jwt: false
+reporting:
+  backends: [nats, postgres]
+  jwt: true
+audit:
+  backends: [nats, postgres]
+  jwt: true
+{{- end }}
+
+{{/* The wiring of one service: (dict "root" $ "name" "ingest") */}}
+{{- define "revisit.wiringFor" -}}
+{{- $all := include "revisit.serviceWiring" .root | fromYaml -}}
+{{- if not (hasKey $all .name) -}}
+{{- fail (printf "services.%s has no wiring in _helpers.tpl (revisit.serviceWiring)" .name) -}}
+{{- end -}}
+{{- index $all .name | toYaml -}}
+{{- end }}
+
+{{- define "revisit.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "revisit.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Name of a per-service object: (dict "root" $ "name" "ingest") -> <fullname>-ingest */}}
+{{- define "revisit.componentName" -}}
+{{- printf "%s-%s" (include "revisit.fullname" .root | trunc 50 | trimSuffix "-") .name }}
+{{- end }}
+
+{{- define "revisit.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of the release: pass the root context. */}}
+{{- define "revisit.commonLabels" -}}
+helm.sh/chart: {{ include "revisit.chart" . }}
+app.kubernetes.io/name: {{ include "revisit.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: revisit
+{{- end }}
+
+{{/* Labels of one service: (dict "root" $ "name" "ingest") */}}
+{{- define "revisit.labels" -}}
+{{ include "revisit.commonLabels" .root }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{- define "revisit.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "revisit.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{- define "revisit.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "revisit.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "revisit.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Environment of one service beyond its ConfigMaps: values read from existing Secrets, and extraEnv.
+(dict "root" $ "name" "ingest")
+*/}}
+{{- define "revisit.secretEnv" -}}
+{{- $root := .root -}}
+{{- $v := $root.Values -}}
+{{- $wiring := include "revisit.wiringFor" . | fromYaml -}}
+- name: PYTHONDONTWRITEBYTECODE
+  value: "1"
+{{- if has "s3" $wiring.backends }}
+- name: REVISIT_S3_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "s3.credentialsSecret.name is required" $v.s3.credentialsSecret.name }}
+      key: {{ $v.s3.credentialsSecret.accessKeyKey }}
+- name: REVISIT_S3_SECRET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.s3.credentialsSecret.name }}
+      key: {{ $v.s3.credentialsSecret.secretKeyKey }}
+{{- end }}
+{{- if and (has "milvus" $wiring.backends) $v.milvus.tokenSecret.name }}
+- name: REVISIT_MILVUS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.milvus.tokenSecret.name }}
+      key: {{ $v.milvus.tokenSecret.key }}
+{{- end }}
+{{- if has "postgres" $wiring.backends }}
+- name: REVISIT_POSTGRES_DSN
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "postgres.dsnSecret.name is required" $v.postgres.dsnSecret.name }}
+      key: {{ required (printf "postgres.dsnSecret.keys.%s is required" .name) (index $v.postgres.dsnSecret.keys .name) }}
+{{- end }}
+{{- if $wiring.jwt }}
+- name: REVISIT_JWT_PUBLIC_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "jwt.publicKeySecret.name is required" $v.jwt.publicKeySecret.name }}
+      key: {{ $v.jwt.publicKeySecret.key }}
+{{- end }}
+{{- range $key, $value := (index $v.services .name).extraEnv }}
+- name: {{ $key }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* envFrom of one service: the shared ConfigMap and its own. (dict "root" $ "name" "ingest") */}}
+{{- define "revisit.envFrom" -}}
+- configMapRef:
+    name: {{ include "revisit.fullname" .root }}-common
+- configMapRef:
+    name: {{ include "revisit.componentName" . }}
+{{- end }}

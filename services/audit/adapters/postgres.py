@@ -1,0 +1,104 @@
+"""The `audit` schema: one append-only chain of records per tenant."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from services.audit.domain.chain import AuditRecord, next_record
+from services.common.postgres import tenant_transaction
+
+SCHEMA = "audit"
+ROLE = "revisit_audit"
+COLUMNS = (
+    "tenant_id, seq, event_id, service, action, actor, resource, details, occurred_at, recorded_at, prev_hash, hash"
+)
+
+
+class AuditLog:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def ping(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
+    async def append(
+        self,
+        *,
+        tenant_id: str,
+        event_id: uuid.UUID,
+        service: str,
+        action: str,
+        actor: str,
+        resource: str,
+        details: dict[str, Any],
+        occurred_at: datetime,
+    ) -> AuditRecord | None:
+        """Append to the tenant's chain, one writer per tenant at a time; None if the event is already there."""
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"audit:{tenant_id}")
+            if await connection.fetchval("SELECT 1 FROM records WHERE event_id = $1", event_id):
+                return None
+            head = await connection.fetchrow(f"SELECT {COLUMNS} FROM records ORDER BY seq DESC LIMIT 1")
+            record = next_record(
+                None if head is None else _record(head),
+                tenant_id=tenant_id,
+                event_id=event_id,
+                service=service,
+                action=action,
+                actor=actor,
+                resource=resource,
+                details=details,
+                occurred_at=occurred_at,
+                recorded_at=datetime.now(UTC),
+            )
+            await connection.execute(
+                f"INSERT INTO records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                record.tenant_id,
+                record.seq,
+                record.event_id,
+                record.service,
+                record.action,
+                record.actor,
+                record.resource,
+                json.dumps(record.details),
+                record.occurred_at,
+                record.recorded_at,
+                record.prev_hash,
+                record.hash,
+            )
+        return record
+
+    async def records(self, tenant_id: str, batch: int = 1000) -> AsyncIterator[AuditRecord]:
+        """The tenant's chain in order, read in batches so a long chain does not fill memory."""
+        after = 0
+        while True:
+            async with tenant_transaction(self._pool, tenant_id) as connection:
+                rows = await connection.fetch(
+                    f"SELECT {COLUMNS} FROM records WHERE seq > $1 ORDER BY seq LIMIT $2", after, batch
+                )
+            for row in rows:
+                yield _record(row)
+            if len(rows) < batch:
+                return
+            after = rows[-1]["seq"]
+
+
+def _record(row: asyncpg.Record) -> AuditRecord:
+    return AuditRecord(
+        tenant_id=row["tenant_id"],
+        seq=row["seq"],
+        event_id=row["event_id"],
+        service=row["service"],
+        action=row["action"],
+        actor=row["actor"],
+        resource=row["resource"],
+        details=json.loads(row["details"]),
+        occurred_at=row["occurred_at"],
+        recorded_at=row["recorded_at"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )

@@ -1,0 +1,132 @@
+"""The hash chain: each record's hash covers its content and the previous record's hash, so changing,
+removing or reordering any record breaks every hash after it. No I/O here."""
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    tenant_id: str
+    seq: int
+    event_id: uuid.UUID
+    service: str
+    action: str
+    actor: str
+    resource: str
+    occurred_at: datetime
+    recorded_at: datetime
+    prev_hash: str
+    hash: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChainVerdict:
+    ok: bool
+    records: int
+    first_broken_seq: int | None = None
+    reason: str | None = None
+
+
+def canonical_content(record: AuditRecord) -> bytes:
+    """Everything but the hash itself, as canonical JSON (sorted keys, no spaces, UTC ISO times)."""
+    content = {
+        "tenant_id": record.tenant_id,
+        "seq": record.seq,
+        "event_id": str(record.event_id),
+        "service": record.service,
+        "action": record.action,
+        "actor": record.actor,
+        "resource": record.resource,
+        "details": record.details,
+        "occurred_at": _utc_iso(record.occurred_at),
+        "recorded_at": _utc_iso(record.recorded_at),
+        "prev_hash": record.prev_hash,
+    }
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _utc_iso(moment: datetime) -> str:
+    """The database returns times in UTC; hashing them in UTC makes the hash survive the round trip."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def record_hash(record: AuditRecord) -> str:
+    return hashlib.sha256(canonical_content(record)).hexdigest()
+
+
+def next_record(
+    previous: AuditRecord | None,
+    *,
+    tenant_id: str,
+    event_id: uuid.UUID,
+    service: str,
+    action: str,
+    actor: str,
+    resource: str,
+    details: dict[str, Any],
+    occurred_at: datetime,
+    recorded_at: datetime,
+) -> AuditRecord:
+    """The record that follows `previous` (or starts the chain), with its hash."""
+    unhashed = AuditRecord(
+        tenant_id=tenant_id,
+        seq=1 if previous is None else previous.seq + 1,
+        event_id=event_id,
+        service=service,
+        action=action,
+        actor=actor,
+        resource=resource,
+        details=details,
+        occurred_at=occurred_at,
+        recorded_at=recorded_at,
+        prev_hash=GENESIS_HASH if previous is None else previous.hash,
+        hash="",
+    )
+    return AuditRecord(**{**unhashed.__dict__, "hash": record_hash(unhashed)})
+
+
+class ChainVerifier:
+    """Checks records one at a time in seq order, so a chain of any length verifies in constant memory."""
+
+    def __init__(self) -> None:
+        self._expected_prev, self._expected_seq, self._count = GENESIS_HASH, 1, 0
+        self._broken: ChainVerdict | None = None
+
+    def check(self, record: AuditRecord) -> bool:
+        """False once the chain is broken (at this record or before)."""
+        if self._broken is not None:
+            return False
+        self._count += 1
+        reason = None
+        if record.seq != self._expected_seq:
+            reason = f"expected seq {self._expected_seq}, found {record.seq}"
+        elif record.prev_hash != self._expected_prev:
+            reason = "prev_hash does not match the previous record's hash"
+        elif record_hash(record) != record.hash:
+            reason = "content does not match its hash"
+        if reason is not None:
+            self._broken = ChainVerdict(False, self._count, record.seq, reason)
+            return False
+        self._expected_prev, self._expected_seq = record.hash, self._expected_seq + 1
+        return True
+
+    def verdict(self) -> ChainVerdict:
+        return self._broken or ChainVerdict(True, self._count)
+
+
+def verify_chain(records: Iterable[AuditRecord]) -> ChainVerdict:
+    """Recompute the chain in seq order and name the first record that does not fit."""
+    verifier = ChainVerifier()
+    for record in records:
+        if not verifier.check(record):
+            break
+    return verifier.verdict()

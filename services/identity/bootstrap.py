@@ -1,0 +1,54 @@
+"""Builds identity's adapters from settings; the only place they are constructed."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+from faststream.nats import NatsBroker
+
+from schemas import subjects
+from services.common.auth import TokenVerifier
+from services.common.bus import connect_broker, event_publisher
+from services.common.http import create_app, nats_ready
+from services.common.postgres import connect_postgres
+from services.identity.adapters.postgres import ROLE, SCHEMA, PersonDirectory
+from services.identity.api import router
+from services.identity.config import IdentitySettings
+from services.identity.consumers import register_consumers
+
+SERVICE = "identity"
+STREAMS = (subjects.FACES_STREAM, subjects.IDENTITY_STREAM, subjects.DEADLETTER_STREAM)
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass
+class Identity:
+    settings: IdentitySettings
+    broker: NatsBroker
+    directory: PersonDirectory
+    app: FastAPI
+
+
+@asynccontextmanager
+async def bootstrap(settings: IdentitySettings) -> AsyncIterator[Identity]:
+    pool = await connect_postgres(settings.postgres_dsn, SCHEMA, ROLE, MIGRATIONS, settings.startup_timeout_seconds)
+    try:
+        broker = await connect_broker(
+            settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds
+        )
+        try:
+            directory = PersonDirectory(pool)
+            register_consumers(broker, settings, directory, event_publisher(broker, SERVICE))
+            app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": directory.ping})
+            app.state.directory = directory
+            app.state.token_verifier = TokenVerifier(
+                settings.jwt_public_key, settings.jwt_issuer, settings.jwt_audience
+            )
+            app.include_router(router)
+            yield Identity(settings, broker, directory, app)
+        finally:
+            await broker.stop()
+    finally:
+        await pool.close()

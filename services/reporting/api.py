@@ -1,0 +1,117 @@
+"""Reporting's REST routes for analysts: visitor counts and visits, as JSON or CSV."""
+
+import csv
+import io
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel
+
+from schemas.base import TOKEN_PATTERN
+from services.common.auth import Principal, Role, require_roles
+from services.reporting.adapters.postgres import Granularity, ReportRow, VisitStore
+
+router = APIRouter(prefix="/v1", tags=["reports"])
+Analyst = Annotated[Principal, Depends(require_roles(Role.ANALYST, Role.ADMIN, Role.VIEWER))]
+SiteId = Annotated[str, Query(pattern=TOKEN_PATTERN, description="Site to report on")]
+From = Annotated[datetime | date, Query(alias="from", description="Start: a date (00:00 UTC) or an ISO datetime")]
+To = Annotated[
+    datetime | date, Query(alias="to", description="End: a date (inclusive, whole day) or an exclusive datetime")
+]
+Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
+
+
+class VisitorCounts(BaseModel):
+    period_start: datetime
+    visits: int
+    unique_visitors: int
+    new_visitors: int
+    returning_visitors: int
+    returning_visits: int
+
+
+class VisitorReport(BaseModel):
+    site_id: str
+    granularity: Granularity
+    start: datetime
+    end: datetime
+    totals: VisitorCounts
+    periods: list[VisitorCounts]
+
+
+class VisitOut(BaseModel):
+    visit_id: uuid.UUID
+    person_id: uuid.UUID
+    started_at: datetime
+    last_seen_at: datetime
+    sightings: int
+    is_returning: bool
+
+
+def time_range(start: datetime | date, end: datetime | date) -> tuple[datetime, datetime]:
+    """Dates mean whole UTC days (the end date included); naive datetimes are UTC."""
+    first = start if isinstance(start, datetime) else datetime.combine(start, time.min)
+    last = end if isinstance(end, datetime) else datetime.combine(end, time.min) + timedelta(days=1)
+    first, last = (moment if moment.tzinfo else moment.replace(tzinfo=UTC) for moment in (first, last))
+    if last <= first:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "`to` must be after `from`")
+    if last - first > timedelta(days=400):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "a report covers at most 400 days")
+    return first, last
+
+
+@router.get("/reports/visitors", response_model=VisitorReport)
+async def visitor_report(
+    principal: Analyst,
+    request: Request,
+    site_id: SiteId,
+    start: From,
+    end: To,
+    granularity: Annotated[Granularity, Query()] = "day",
+    format: Format = "json",
+) -> VisitorReport | Response:
+    """Visits, unique, new and returning visitors per period at one site of the caller's tenant."""
+    first, last = time_range(start, end)
+    store: VisitStore = request.app.state.visit_store
+    rows, totals = await store.visitor_report(principal.tenant_id, site_id, first, last, granularity)
+    periods = [_counts(row) for row in rows]
+    if format == "csv":
+        return _csv_response([p.model_dump() for p in periods], f"visitors_{site_id}.csv")
+    return VisitorReport(
+        site_id=site_id, granularity=granularity, start=first, end=last, totals=_counts(totals), periods=periods
+    )
+
+
+@router.get("/visits", response_model=list[VisitOut])
+async def list_visits(
+    principal: Analyst, request: Request, site_id: SiteId, start: From, end: To, format: Format = "json"
+) -> list[VisitOut] | Response:
+    """Every visit that started in the range at one site, oldest first."""
+    first, last = time_range(start, end)
+    store: VisitStore = request.app.state.visit_store
+    visits = [
+        VisitOut(person_id=person_id, **visit.__dict__)
+        for person_id, visit in await store.list_visits(principal.tenant_id, site_id, first, last)
+    ]
+    if format == "csv":
+        return _csv_response([v.model_dump() for v in visits], f"visits_{site_id}.csv")
+    return visits
+
+
+def _counts(row: ReportRow) -> VisitorCounts:
+    return VisitorCounts(**row.__dict__)
+
+
+def _csv_response(rows: list[dict[str, object]], filename: str) -> Response:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

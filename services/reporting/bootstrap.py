@@ -1,0 +1,60 @@
+"""Builds reporting's adapters from settings; the only place they are constructed."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+from faststream.nats import NatsBroker
+
+from schemas import subjects
+from services.common.auth import TokenVerifier
+from services.common.bus import connect_broker, event_publisher
+from services.common.http import create_app, nats_ready
+from services.common.postgres import connect_postgres
+from services.reporting.adapters.postgres import ROLE, SCHEMA, VisitStore
+from services.reporting.api import router
+from services.reporting.config import ReportingSettings
+from services.reporting.consumers import register_consumers
+from services.reporting.domain.visits import VisitRules
+
+SERVICE = "reporting"
+STREAMS = (subjects.FACES_STREAM, subjects.VISITS_STREAM, subjects.DEADLETTER_STREAM)
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass
+class Reporting:
+    settings: ReportingSettings
+    broker: NatsBroker
+    store: VisitStore
+    app: FastAPI
+
+
+@asynccontextmanager
+async def bootstrap(settings: ReportingSettings) -> AsyncIterator[Reporting]:
+    pool = await connect_postgres(settings.postgres_dsn, SCHEMA, ROLE, MIGRATIONS, settings.startup_timeout_seconds)
+    try:
+        broker = await connect_broker(
+            settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds
+        )
+        try:
+            store = VisitStore(pool)
+            rules = VisitRules(
+                gap=timedelta(minutes=settings.visit_gap_minutes),
+                lookback=timedelta(days=settings.returning_lookback_days),
+            )
+            register_consumers(broker, settings, store, rules, event_publisher(broker, SERVICE))
+            app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": store.ping})
+            app.state.visit_store = store
+            app.state.token_verifier = TokenVerifier(
+                settings.jwt_public_key, settings.jwt_issuer, settings.jwt_audience
+            )
+            app.include_router(router)
+            yield Reporting(settings, broker, store, app)
+        finally:
+            await broker.stop()
+    finally:
+        await pool.close()
