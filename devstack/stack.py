@@ -1,0 +1,116 @@
+"""The running system: dev keys, each service's environment, starting the services and waiting until ready."""
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from devstack.infra import S3_ACCESS_KEY, S3_SECRET_KEY, InfraError, ManagedProcess, spawn
+
+SERVICE_NAMES = ("ingest", "matcher", "identity", "reporting", "audit")
+DEFAULT_PORTS = {"ingest": 8001, "matcher": 8002, "identity": 8003, "reporting": 8004, "audit": 8005}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    nats_url: str
+    postgres_dsn: str
+    s3_endpoint: str
+    milvus_uri: str
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    private_pem: str
+    public_pem: str
+
+
+def load_or_create_keys(directory: Path) -> SigningKeys:
+    """An RS256 key pair for dev tokens, kept under `directory` so tokens survive restarts."""
+    private_path, public_path = directory / "jwt-private.pem", directory / "jwt-public.pem"
+    if not private_path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        private_path.chmod(0o600)
+        public_path.write_bytes(
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+    return SigningKeys(private_path.read_text(), public_path.read_text())
+
+
+def service_environment(
+    name: str, endpoints: Endpoints, keys: SigningKeys, port: int, environment: str = "dev"
+) -> dict[str, str]:
+    """The REVISIT_* variables one service reads (see each service's config.py and docs/configuration.md)."""
+    env = {
+        "REVISIT_ENVIRONMENT": environment,
+        "REVISIT_NATS_URL": endpoints.nats_url,
+        "REVISIT_HTTP_HOST": "127.0.0.1",
+        "REVISIT_HTTP_PORT": str(port),
+        "REVISIT_JWT_PUBLIC_KEY": keys.public_pem,
+        "REVISIT_STARTUP_TIMEOUT_SECONDS": "30",
+    }
+    if name == "ingest":
+        env |= {
+            "REVISIT_S3_ENDPOINT_URL": endpoints.s3_endpoint,
+            "REVISIT_S3_ACCESS_KEY": S3_ACCESS_KEY,
+            "REVISIT_S3_SECRET_KEY": S3_SECRET_KEY,
+        }
+    elif name == "matcher":
+        env |= {"REVISIT_MILVUS_URI": endpoints.milvus_uri}
+    else:
+        env |= {"REVISIT_POSTGRES_DSN": endpoints.postgres_dsn}
+    return env
+
+
+def start_services(
+    endpoints: Endpoints, keys: SigningKeys, ports: dict[str, int], log_dir: Path, environment: str = "dev"
+) -> list[ManagedProcess]:
+    """Each service as its own process (`python -m services.<name>`), as in production."""
+    python = sys.executable
+    return [
+        spawn(
+            name,
+            [python, "-m", f"services.{name}"],
+            log_dir,
+            {**service_environment(name, endpoints, keys, ports[name], environment), "PYTHONUNBUFFERED": "1"},
+        )
+        for name in SERVICE_NAMES
+    ]
+
+
+def wait_until_ready(processes: list[ManagedProcess], ports: dict[str, int], timeout: float = 120) -> None:
+    """Poll every service's /readyz; a service that exits is reported with its log's last lines."""
+    deadline = time.monotonic() + timeout
+    pending = {process.name: process for process in processes}
+    while pending and time.monotonic() < deadline:
+        for name, process in list(pending.items()):
+            if process.process.poll() is not None:
+                tail = process.log_path.read_text(errors="replace")[-2000:]
+                raise InfraError(f"service {name} exited with {process.process.returncode}:\n{tail}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{ports[name]}/readyz", timeout=1).status_code == 200:
+                    del pending[name]
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.3)
+    if pending:
+        raise InfraError(
+            f"not ready after {timeout:.0f}s: {', '.join(pending)} (logs in {processes[0].log_path.parent})"
+        )
+
+
+def shared_dir() -> Path:
+    """`../shared` beside the repository (models and face photos for tests and the demo)."""
+    configured = os.environ.get("REVISIT_SHARED_DIR")
+    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "shared"

@@ -1,0 +1,150 @@
+"""Edge settings (environment, CLI) and the YAML file of cameras a store configures."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.base import TOKEN_PATTERN
+
+Token = Annotated[str, Field(pattern=TOKEN_PATTERN)]
+
+
+class ConfigError(ValueError):
+    """The edge is misconfigured; the message says what to set."""
+
+
+class EdgeSettings(BaseSettings):
+    """Read from `REVISIT_EDGE_*` variables (and `REVISIT_NATS_URL`); CLI flags are passed as init values."""
+
+    model_config = SettingsConfigDict(env_prefix="REVISIT_EDGE_", extra="ignore")
+
+    nats_url: str = Field(validation_alias=AliasChoices("nats_url", "REVISIT_EDGE_NATS_URL", "REVISIT_NATS_URL"))
+    model_dir: Path = Field(description="Folder of the model pack: YuNet detector and an embedder")
+    embedder: str = "mobilefacenet_arcface_128"
+    tenant_id: Token | None = None
+    site_id: Token | None = None
+    camera_id: Token | None = None
+
+    detector_input_width: int = Field(640, ge=64, description="Frames are downscaled to this width to detect")
+    min_face_px: int = Field(32, ge=8, description="Smallest face (short side of the box, full-frame px) kept")
+    detection_score_threshold: float = Field(0.7, ge=0, le=1)
+    min_quality: float = Field(0.0, ge=0, le=1, description="Faces below this quality are not published")
+    crop_margin: float = Field(0.2, ge=0, le=1, description="Margin added around the box of the JPEG crop")
+    jpeg_quality: int = Field(90, ge=10, le=100)
+    send_crops: bool = Field(True, description="False is privacy mode: events carry the embedding, no crop")
+
+    fps: float = Field(5.0, gt=0, description="Frames per second sampled from video files and streams")
+    frame_interval_seconds: float = Field(1.0, gt=0, description="Simulated time between images of a folder")
+    track_iou_threshold: float = Field(0.3, gt=0, le=1)
+    track_timeout_seconds: float = Field(1.0, gt=0, description="A track unseen this long has ended")
+    track_emit_interval_seconds: float = Field(10.0, ge=0, description="Also emit long tracks this often; 0: never")
+    embed_batch_size: int = Field(16, ge=1)
+    intra_op_threads: int = Field(1, ge=1)
+
+    outbox_path: Path = Path(".data/edge/outbox.db")
+    outbox_max_events: int = Field(100_000, ge=1)
+    outbox_max_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    outbox_max_age_seconds: float = Field(7 * 86400, gt=0, description="Older events are dropped (stream max age)")
+
+    metrics_port: int = Field(9400, ge=0, le=65535, description="HTTP /metrics and /healthz; 0 disables")
+    startup_timeout_seconds: float = Field(10.0, gt=0)
+    publish_timeout_seconds: float = Field(5.0, gt=0)
+    drain_timeout_seconds: float = Field(30.0, ge=0, description="How long a file source waits for the outbox")
+    log_level: str = "INFO"
+
+
+class CameraConfig(BaseModel):
+    """One camera of the YAML file; unset values come from the settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    camera_id: Token
+    site_id: Token | None = None
+    source: str
+    fps: float | None = Field(None, gt=0)
+    min_face_px: int | None = Field(None, ge=8)
+
+
+class CamerasFile(BaseModel):
+    """`cameras.yaml`: an optional tenant and site shared by the cameras, and the cameras."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: Token | None = None
+    site_id: Token | None = None
+    cameras: list[CameraConfig] = Field(min_length=1)
+
+
+def load_cameras_file(path: Path) -> CamerasFile:
+    """Parse and validate a cameras YAML file; any problem is one ConfigError naming the file."""
+    try:
+        raw: Any = yaml.safe_load(path.read_text())
+        return CamerasFile.model_validate(raw)
+    except (OSError, yaml.YAMLError, ValidationError) as error:
+        raise ConfigError(f"cannot use cameras file {path}: {error}") from error
+
+
+def load_settings(overrides: dict[str, Any]) -> EdgeSettings:
+    """Settings from the environment, with the non-None `overrides` (CLI flags) on top."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return EdgeSettings(**given)
+    except ValidationError as error:
+        missing = [".".join(str(part) for part in item["loc"]) for item in error.errors() if item["type"] == "missing"]
+        hint = f" Missing: {', '.join(missing)} (flags or REVISIT_EDGE_* / REVISIT_NATS_URL)." if missing else ""
+        raise ConfigError(f"invalid edge settings.{hint}\n{error}") from error
+
+
+class Camera(BaseModel):
+    """A fully resolved camera: everything the pipeline of one source needs to know about where it is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: Token
+    site_id: Token
+    camera_id: Token
+    source: str
+    fps: float
+    min_face_px: int
+
+
+def resolve_cameras(settings: EdgeSettings, cameras_file: CamerasFile | None, flags: dict[str, Any]) -> list[Camera]:
+    """The cameras to run: from the YAML file if given, else one camera from flags and settings.
+
+    Precedence is CLI flag > YAML > environment. Flags that name one source (`source`, `camera_id`,
+    `site_id`, `fps`) only make sense when the file has a single camera.
+    """
+    given = {key: value for key, value in flags.items() if value is not None}
+    entries = cameras_file.cameras if cameras_file else [None]
+    if len(entries) > 1 and given.keys() & {"source", "camera_id", "site_id", "fps"}:
+        raise ConfigError("--source/--camera/--site/--fps apply to one camera; the cameras file lists several")
+    tenant = given.get("tenant_id") or (cameras_file and cameras_file.tenant_id) or settings.tenant_id
+    return [_resolve_one(settings, cameras_file, entry, given, tenant) for entry in entries]
+
+
+def _resolve_one(
+    settings: EdgeSettings,
+    cameras_file: CamerasFile | None,
+    entry: CameraConfig | None,
+    given: dict[str, Any],
+    tenant: str | None,
+) -> Camera:
+    site = given.get("site_id") or (entry and entry.site_id) or (cameras_file and cameras_file.site_id)
+    values = {
+        "tenant_id": tenant,
+        "site_id": site or settings.site_id,
+        "camera_id": given.get("camera_id") or (entry and entry.camera_id) or settings.camera_id,
+        "source": given.get("source") or (entry and entry.source),
+        "fps": given.get("fps") or (entry and entry.fps) or settings.fps,
+        "min_face_px": (entry and entry.min_face_px) or settings.min_face_px,
+    }
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        raise ConfigError(f"camera needs {', '.join(missing)}: give --tenant/--site/--camera/--source or --config")
+    try:
+        return Camera.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(f"invalid camera: {error}") from error

@@ -1,0 +1,33 @@
+"""Helpers the tests share (fixtures live in conftest.py)."""
+
+import asyncio
+import uuid
+
+import nats
+import nats.aio.msg
+
+
+async def collect_messages(
+    connection: nats.NATS, subject: str, count: int, timeout: float = 20
+) -> list[nats.aio.msg.Msg]:
+    """Read `count` messages on `subject` from its stream (an ephemeral consumer from the start)."""
+    js = connection.jetstream()
+    subscription = await js.pull_subscribe(subject, durable=None)
+    received: list[nats.aio.msg.Msg] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    try:
+        while len(received) < count and asyncio.get_running_loop().time() < deadline:
+            try:
+                batch = await subscription.fetch(count - len(received), timeout=1)
+            except TimeoutError:
+                continue
+            for message in batch:
+                await message.ack()
+            received.extend(batch)
+    finally:
+        await subscription.unsubscribe()
+    return received
+
+
+def new_tenant() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
