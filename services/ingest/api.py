@@ -32,6 +32,6 @@ async def post_face(event: FaceDetected, principal: Device, request: Request) ->
     try:
         validate_detected(event, subject, settings, datetime.now(UTC))
     except InvalidEvent as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from error
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
     await publish(subject, event)
     return Accepted(event_id=str(event.event_id), subject=subject)

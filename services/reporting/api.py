@@ -56,9 +56,9 @@ def time_range(start: datetime | date, end: datetime | date) -> tuple[datetime, 
     last = end if isinstance(end, datetime) else datetime.combine(end, time.min) + timedelta(days=1)
     first, last = (moment if moment.tzinfo else moment.replace(tzinfo=UTC) for moment in (first, last))
     if last <= first:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "`to` must be after `from`")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "`to` must be after `from`")
     if last - first > timedelta(days=400):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "a report covers at most 400 days")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a report covers at most 400 days")
     return first, last
 
 

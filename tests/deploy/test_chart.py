@@ -5,6 +5,7 @@ import copy
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -30,24 +31,27 @@ KNOWN_METRICS = SERVICE_METRICS | EDGE_METRICS | HISTOGRAM_SERIES
 METRIC_NAME = re.compile(r"\brevisit_[a-z_]+")
 
 
-def load_yaml(path: Path) -> object:
+def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
-def values() -> dict:
-    return load_yaml(CHART / "values.yaml")
+def values() -> dict[str, Any]:
+    loaded: dict[str, Any] = load_yaml(CHART / "values.yaml")
+    return loaded
 
 
-def schema() -> dict:
-    return json.loads((CHART / "values.schema.json").read_text())
+def schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
+    return loaded
 
 
-def service_wiring() -> dict:
+def service_wiring() -> dict[str, Any]:
     """The `revisit.serviceWiring` block of _helpers.tpl, which is plain YAML inside a define."""
     helpers = (CHART / "templates" / "_helpers.tpl").read_text()
     match = re.search(r'define "revisit\.serviceWiring" -\}\}\n(.*?)\{\{- end \}\}', helpers, re.DOTALL)
     assert match, "revisit.serviceWiring not found in _helpers.tpl"
-    return yaml.safe_load(match.group(1))
+    wiring: dict[str, Any] = yaml.safe_load(match.group(1))
+    return wiring
 
 
 def test_chart_metadata_and_no_unvendored_dependencies() -> None:
@@ -94,8 +98,8 @@ def test_schema_refuses_bad_values(path: tuple[str, ...] | str, bad: object) -> 
 
 def test_every_service_has_a_deployment_entry() -> None:
     services = values()["services"]
-    assert {name: svc["port"] for name, svc in services.items()} == SERVICE_PORTS
     assert set(service_wiring()) == set(services), "each service in values needs an entry in revisit.serviceWiring"
+    assert {name: svc["port"] for name, svc in services.items()} == SERVICE_PORTS
     for name, wiring in service_wiring().items():
         assert "nats" in wiring["backends"], name
         assert set(wiring["backends"]) <= set(values()["networkPolicy"]["egress"]), name

@@ -56,7 +56,8 @@ class FaceVectorStore:
         self._uri, self._token, self._prefix = uri, token, prefix
         self._client: MilvusClient | None = None
         self._lock = threading.Lock()
-        self._ready: set[tuple[str, str]] = set()
+        self._dims: dict[str, int] = {}
+        self._partitions: set[tuple[str, str]] = set()
 
     async def connect(self) -> None:
         await self._run(self._connect)
@@ -111,20 +112,22 @@ class FaceVectorStore:
         self._client.list_collections()
 
     def _collection(self, model: str, dim: int, tenant_id: str) -> str:
+        """The model's collection with the tenant's partition, created on first use; checks the dimension."""
         name = collection_name(self._prefix, model)
-        partition = partition_name(tenant_id)
-        if (name, partition) in self._ready:
-            return name
         client = self._milvus
-        if not client.has_collection(name):
-            self._create_collection(name, model, dim)
-        existing_dim = self._collection_dim(name)
-        if existing_dim != dim:
-            raise DimensionMismatch(f"{model} vectors are {existing_dim}-d in {name}, this one is {dim}-d")
-        if not client.has_partition(name, partition):
-            client.create_partition(name, partition)
-        client.load_collection(name)
-        self._ready.add((name, partition))
+        if name not in self._dims:
+            if not client.has_collection(name):
+                self._create_collection(name, model, dim)
+            client.load_collection(name)
+            self._dims[name] = self._collection_dim(name)
+        if self._dims[name] != dim:
+            raise DimensionMismatch(f"{model} vectors are {self._dims[name]}-d in {name}, this one is {dim}-d")
+        partition = partition_name(tenant_id)
+        if (name, partition) not in self._partitions:
+            if not client.has_partition(name, partition):
+                client.create_partition(name, partition)
+                client.load_collection(name)  # Milvus Lite cannot load a single partition
+            self._partitions.add((name, partition))
         return name
 
     def _create_collection(self, name: str, model: str, dim: int) -> None:

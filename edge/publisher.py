@@ -1,0 +1,110 @@
+"""Publishing `FaceDetected` to JetStream, one awaited PubAck per event.
+
+`Nats-Msg-Id` is the event id, so JetStream drops a re-publish inside its duplicate window (the outbox
+replays after a crash between PubAck and delete). The publisher works on raw (subject, id, payload)
+messages so the outbox can store exactly what is sent and replay it byte for byte.
+"""
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+import nats
+from nats.aio.client import Client as NatsClient
+
+from edge.metrics import PUBLISH_SECONDS
+from schemas.faces import FaceDetected
+from schemas.subjects import FACES_DETECTED_STREAM, face_detected
+from services.common.bus import declare_streams
+from services.common.logging import get_logger
+from services.common.startup import DependencyUnavailable
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """An event as it goes on the wire."""
+
+    subject: str
+    event_id: str
+    payload: bytes
+
+
+def to_message(event: FaceDetected) -> OutgoingMessage:
+    subject = face_detected(event.tenant_id, event.site_id, event.camera_id)
+    return OutgoingMessage(subject, str(event.event_id), event.to_json_bytes())
+
+
+class EventSink(Protocol):
+    """Where the pipeline hands its events: the outbox in production, the publisher itself in tests."""
+
+    async def send(self, event: FaceDetected) -> None: ...
+
+
+class JetStreamPublisher:
+    def __init__(self, connection: NatsClient, publish_timeout_seconds: float) -> None:
+        self._connection = connection
+        self._js = connection.jetstream(timeout=publish_timeout_seconds)
+        self._timeout = publish_timeout_seconds
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._connection.is_connected)
+
+    async def publish(self, message: OutgoingMessage) -> bool:
+        """Publish and wait for the PubAck; True if JetStream already had this event id (a duplicate)."""
+        with PUBLISH_SECONDS.time():
+            ack = await self._js.publish(
+                message.subject,
+                message.payload,
+                timeout=self._timeout,
+                headers={"Nats-Msg-Id": message.event_id, "content-type": "application/json"},
+            )
+        return bool(ack.duplicate)
+
+    async def send(self, event: FaceDetected) -> None:
+        await self.publish(to_message(event))
+
+    async def close(self) -> None:
+        await self._connection.drain()
+
+
+async def connect_publisher(url: str, timeout_seconds: float, publish_timeout_seconds: float) -> JetStreamPublisher:
+    """Connect, declare the FACES_DETECTED stream (idempotent), or raise DependencyUnavailable.
+
+    After this first connection nats-py reconnects forever; events wait in the outbox meanwhile.
+    """
+    last_error: list[str] = []
+
+    async def remember_error(error: Exception) -> None:
+        last_error.append(f"{type(error).__name__}: {error}")
+
+    async def on_disconnect() -> None:
+        log.warning("nats_disconnected", url=url)
+
+    async def on_reconnect() -> None:
+        log.info("nats_reconnected", url=url)
+
+    try:
+        connection = await asyncio.wait_for(
+            nats.connect(
+                url,
+                connect_timeout=2,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+                error_cb=remember_error,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
+                name="revisit-edge",
+            ),
+            timeout_seconds,
+        )
+        await asyncio.wait_for(declare_streams(connection, [FACES_DETECTED_STREAM]), timeout_seconds)
+    except (TimeoutError, OSError, nats.errors.Error) as error:
+        reason = last_error[-1] if last_error else f"{type(error).__name__}: {error}"
+        raise DependencyUnavailable(
+            f"NATS JetStream at {url} unreachable after {timeout_seconds:.0f}s ({reason}). "
+            "Check --nats-url / REVISIT_NATS_URL and that nats-server runs with JetStream (-js)."
+        ) from error
+    return JetStreamPublisher(connection, publish_timeout_seconds)

@@ -1,0 +1,71 @@
+"""Moves events from the outbox to JetStream in order, and keeps trying while NATS is away."""
+
+import asyncio
+import time
+
+import nats
+
+from edge.metrics import EVENTS
+from edge.outbox import Outbox
+from edge.publisher import JetStreamPublisher, to_message
+from schemas.faces import FaceDetected
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
+
+BATCH = 64
+RETRY_MAX_SECONDS = 10.0
+
+
+class OutboxRelay:
+    """The pipeline's `EventSink`: `send` stores durably; `run` publishes oldest first, deletes on PubAck."""
+
+    def __init__(self, outbox: Outbox, publisher: JetStreamPublisher) -> None:
+        self._outbox, self._publisher = outbox, publisher
+        self._wake = asyncio.Event()
+        self.published = 0
+        self.duplicates = 0
+        self.last_error: str | None = None
+
+    async def send(self, event: FaceDetected) -> None:
+        self._outbox.put(to_message(event))
+        EVENTS.labels("queued").inc()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Forever: publish what waits (in order), back off while publishing fails, sleep while empty."""
+        delay = 0.5
+        while True:
+            self._outbox.enforce_limits()
+            if self._outbox.depth == 0:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if await self._publish_batch():
+                delay = 0.5
+                continue
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+    async def _publish_batch(self) -> bool:
+        """Publish the oldest messages one by one; False at the first failure (order is kept)."""
+        for row in self._outbox.oldest(BATCH):
+            try:
+                duplicate = await self._publisher.publish(row.message)
+            except (TimeoutError, OSError, nats.errors.Error) as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("publish_failed_will_retry", error=self.last_error, depth=self._outbox.depth)
+                return False
+            self._outbox.delete(row.seq)
+            self.last_error = None
+            self.published += 1
+            self.duplicates += duplicate
+            EVENTS.labels("duplicate" if duplicate else "published").inc()
+        return True
+
+    async def drain(self, timeout_seconds: float) -> int:
+        """Wait until the outbox is empty or the timeout passes; the number of events still waiting."""
+        deadline = time.monotonic() + timeout_seconds
+        while self._outbox.depth and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self._outbox.depth

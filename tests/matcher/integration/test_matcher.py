@@ -1,0 +1,125 @@
+"""Matcher against real NATS JetStream and Milvus Lite."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import nats
+import numpy as np
+import pytest
+
+from schemas import FaceIngested, FaceMatched, subjects
+from schemas.export import EXAMPLES_DIR
+from schemas.ids import new_event_id
+from services.matcher.bootstrap import Matcher, bootstrap
+from services.matcher.config import MatcherSettings
+from tests.support import collect_messages, new_tenant
+
+
+@pytest.fixture(scope="module")
+async def matcher(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Matcher]:
+    settings = MatcherSettings(
+        nats_url=nats_url, milvus_uri=str(tmp_path_factory.mktemp("milvus") / "faces.db"), environment="test"
+    )
+    async with bootstrap(settings) as service:
+        await service.broker.start()
+        yield service
+
+
+def ingested(tenant: str, vector: np.ndarray, model: str = "test-model@1") -> FaceIngested:
+    example = json.loads((EXAMPLES_DIR / "FaceIngested.v1.json").read_text())
+    example |= {
+        "tenant_id": tenant,
+        "event_id": str(new_event_id()),
+        "embedding": [float(x) for x in vector],
+        "embedding_model": model,
+    }
+    return FaceIngested.model_validate(example)
+
+
+async def publish(connection: nats.NATS, events: list[FaceIngested]) -> None:
+    js = connection.jetstream()
+    for event in events:
+        await js.publish(
+            subjects.face_ingested(event.tenant_id, event.site_id),
+            event.to_json_bytes(),
+            headers={"Nats-Msg-Id": str(event.event_id)},
+        )
+
+
+def person_vectors(rng: np.random.Generator, count: int, noise: float = 0.3) -> np.ndarray:
+    base = rng.normal(size=128)
+    return base + noise * rng.normal(size=(count, 128))
+
+
+async def matched_by_source(connection: nats.NATS, tenant: str, count: int) -> dict[uuid.UUID, FaceMatched]:
+    messages = await collect_messages(connection, f"faces.matched.{tenant}.>", count)
+    events = [FaceMatched.model_validate_json(m.data) for m in messages]
+    return {e.source_event_id: e for e in events}
+
+
+async def test_a_burst_of_one_new_face_is_one_person(matcher: Matcher, nats_connection: nats.NATS) -> None:
+    tenant = new_tenant()
+    rng = np.random.default_rng(7)
+    burst = [ingested(tenant, v) for v in person_vectors(rng, 12)]
+    await publish(nats_connection, burst)
+    matches = await matched_by_source(nats_connection, tenant, 12)
+    assert len(matches) == 12
+    assert len({m.person_id for m in matches.values()}) == 1
+    assert sum(m.is_new_person for m in matches.values()) == 1
+
+
+async def test_returning_face_is_the_same_person_and_others_are_not(
+    matcher: Matcher, nats_connection: nats.NATS
+) -> None:
+    tenant = new_tenant()
+    rng = np.random.default_rng(8)
+    alice, bob = person_vectors(rng, 3), person_vectors(rng, 2)
+    first = [ingested(tenant, alice[0]), ingested(tenant, bob[0])]
+    await publish(nats_connection, first)
+    first_matches = await matched_by_source(nats_connection, tenant, 2)
+    later = [ingested(tenant, alice[1]), ingested(tenant, alice[2]), ingested(tenant, bob[1])]
+    await publish(nats_connection, later)
+    matches = await matched_by_source(nats_connection, tenant, 5)
+    alice_id = first_matches[first[0].event_id].person_id
+    bob_id = first_matches[first[1].event_id].person_id
+    assert alice_id != bob_id
+    assert [matches[e.event_id].person_id for e in later] == [alice_id, alice_id, bob_id]
+    assert not any(matches[e.event_id].is_new_person for e in later)
+    assert all((matches[e.event_id].similarity or 0) >= 0.4 for e in later)
+
+
+async def test_tenants_never_share_persons(matcher: Matcher, nats_connection: nats.NATS) -> None:
+    rng = np.random.default_rng(9)
+    face = person_vectors(rng, 2, noise=0.01)
+    tenant_a, tenant_b = new_tenant(), new_tenant()
+    await publish(nats_connection, [ingested(tenant_a, face[0])])
+    [a] = (await matched_by_source(nats_connection, tenant_a, 1)).values()
+    await publish(nats_connection, [ingested(tenant_b, face[1])])
+    [b] = (await matched_by_source(nats_connection, tenant_b, 1)).values()
+    assert a.person_id != b.person_id and b.is_new_person
+
+
+async def test_redelivered_event_gives_the_same_match(matcher: Matcher, nats_connection: nats.NATS) -> None:
+    tenant = new_tenant()
+    event = ingested(tenant, person_vectors(np.random.default_rng(10), 1)[0])
+    first = await matcher_direct(matcher, [event])
+    again = await matcher_direct(matcher, [event])
+    assert first[0].event_id == again[0].event_id and first[0].person_id == again[0].person_id
+
+
+async def matcher_direct(matcher: Matcher, events: list[FaceIngested]) -> list[FaceMatched]:
+    from services.common.bus import event_publisher
+    from services.matcher.handlers import match_faces
+
+    return await match_faces(events, matcher.settings, matcher.store, event_publisher(matcher.broker, "matcher"))
+
+
+async def test_wrong_dimension_for_a_model_is_dead_lettered(matcher: Matcher, nats_connection: nats.NATS) -> None:
+    tenant = new_tenant()
+    rng = np.random.default_rng(11)
+    await publish(nats_connection, [ingested(tenant, rng.normal(size=128), model="dim-model@1")])
+    await matched_by_source(nats_connection, tenant, 1)
+    await publish(nats_connection, [ingested(tenant, rng.normal(size=256), model="dim-model@1")])
+    [dead] = await collect_messages(nats_connection, f"deadletter.matcher.faces.ingested.{tenant}.>", 1)
+    assert "256-d" in dead.headers["Revisit-Reason"]
