@@ -52,9 +52,10 @@ class Track:
 
 @dataclass(frozen=True)
 class TrackUpdate:
-    """The track of each detection (same order as given), and the tracks that ended at this update."""
+    """The track of each detection (same order as given), the tracks it started and those that ended."""
 
     track_ids: list[int]
+    started: list[int]
     ended: list[Track]
 
 
@@ -72,9 +73,11 @@ class IouTracker:
 
     def update(self, boxes: Sequence[Box], now: float) -> TrackUpdate:
         """Associate `boxes` seen at `now` with tracks, start tracks for the rest, end stale tracks."""
+        existing = set(self._tracks)
         assigned = self._match(boxes, now)
         track_ids = [self._assign(box, assigned.get(index), now) for index, box in enumerate(boxes)]
-        return TrackUpdate(track_ids, self._expire(now))
+        started = [track_id for track_id in track_ids if track_id not in existing]
+        return TrackUpdate(track_ids, started, self._expire(now))
 
     def finish(self) -> list[Track]:
         """End every track (the source ended)."""

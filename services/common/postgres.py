@@ -75,10 +75,11 @@ async def connect_postgres(
         finally:
             await connection.close()
 
-        async def act_as_service_role(conn: asyncpg.Connection) -> None:
+        async def act_as_service_role(conn: Connection) -> None:
+            # on every acquire: the pool's RESET ALL on release undoes SET ROLE and search_path
             await conn.execute(f'SET ROLE "{role}"; SET search_path TO "{schema}"')
 
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, init=act_as_service_role)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, setup=act_as_service_role)
         assert pool is not None
         return pool
 

@@ -1,0 +1,167 @@
+"""From frames to `FaceDetected` events: detect, filter, align, score, track, pick the best crop, embed.
+
+`CameraPipeline` is synchronous CPU work (run in a worker thread); `run_camera` feeds it frames and hands
+its events to a sink without blocking the event loop that publishes them.
+"""
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from edge.align import align_face, crop_box, encode_jpeg
+from edge.best_crop import BestCropSelector
+from edge.config import Camera, EdgeSettings
+from edge.detector import Detection, Detector, Image
+from edge.embedder import OnnxEmbedder
+from edge.metrics import DETECT_SECONDS, EMBED_SECONDS, FACES, FRAMES, TRACKS
+from edge.publisher import EventSink
+from edge.quality import face_quality
+from edge.sources import Frame
+from edge.tracker import IouTracker
+from schemas.faces import FaceBox, FaceDetected
+from schemas.ids import new_event_id
+
+
+@dataclass(frozen=True)
+class FaceCandidate:
+    """A detected face that may be published: the frame is kept so the crop is cut only if chosen."""
+
+    detection: Detection
+    aligned: Image
+    quality: float
+    frame: Image
+    captured_at: datetime
+
+
+@dataclass
+class PipelineCounters:
+    frames: int = 0
+    faces: int = 0
+    tracks: int = 0
+    events: int = 0
+
+
+class CameraPipeline:
+    """One camera's processing. With `tracking`, one event per track period; without, one per face."""
+
+    def __init__(
+        self,
+        camera: Camera,
+        settings: EdgeSettings,
+        detector: Detector,
+        embedder: OnnxEmbedder,
+        tracking: bool,
+    ) -> None:
+        self.camera, self._settings = camera, settings
+        self._detector, self._embedder = detector, embedder
+        self._tracker = IouTracker(settings.track_iou_threshold, settings.track_timeout_seconds) if tracking else None
+        self._selector: BestCropSelector[FaceCandidate] = BestCropSelector(settings.track_emit_interval_seconds)
+        self._track_prefix = new_event_id().hex[-12:]  # unique per run: track ids never repeat across restarts
+        self._untracked = 0
+        self.counters = PipelineCounters()
+
+    def process(self, frame: Frame) -> list[FaceDetected]:
+        """The events due after this frame."""
+        started = time.perf_counter()
+        detections = [d for d in self._detector.detect(frame.image) if self._accept(d)]
+        DETECT_SECONDS.observe(time.perf_counter() - started)
+        self._count(frames=1, faces=len(detections))
+        candidates = [self._candidate(d, frame) for d in detections]
+        if self._tracker is None:
+            return self._embed_and_build([(self._new_untracked_id(), c) for c in candidates if self._good(c)])
+        now = frame.captured_at.timestamp()
+        update = self._tracker.update([c.detection.box for c in candidates], now)
+        self._count(tracks=len(update.started))
+        for track_id, candidate in zip(update.track_ids, candidates, strict=True):
+            if self._good(candidate):
+                self._selector.offer(track_id, candidate, now)
+        due = self._selector.take_due([track.track_id for track in update.ended], now)
+        return self._embed_and_build([(self._track_id(track_id), c) for track_id, c in due])
+
+    def finish(self) -> list[FaceDetected]:
+        """The events of the tracks still open when the source ended."""
+        if self._tracker is None:
+            return []
+        self._tracker.finish()
+        return self._embed_and_build([(self._track_id(track_id), c) for track_id, c in self._selector.take_all()])
+
+    def _accept(self, detection: Detection) -> bool:
+        return (
+            detection.score >= self._settings.detection_score_threshold
+            and detection.box.short_side >= self.camera.min_face_px
+        )
+
+    def _good(self, candidate: FaceCandidate) -> bool:
+        return candidate.quality >= self._settings.min_quality
+
+    def _candidate(self, detection: Detection, frame: Frame) -> FaceCandidate:
+        aligned = align_face(frame.image, detection.landmarks)
+        quality = face_quality(detection.box.short_side, aligned, detection.landmarks, detection.score)
+        return FaceCandidate(detection, aligned, quality, frame.image, frame.captured_at)
+
+    def _embed_and_build(self, chosen: list[tuple[str, FaceCandidate]]) -> list[FaceDetected]:
+        if not chosen:
+            return []
+        started = time.perf_counter()
+        vectors = self._embedder.embed([candidate.aligned for _, candidate in chosen])
+        per_face = (time.perf_counter() - started) / len(chosen)
+        for _ in chosen:
+            EMBED_SECONDS.observe(per_face)
+        events = [self._event(track_id, c, [float(v) for v in vector]) for (track_id, c), vector in zip(chosen, vectors)]
+        self._count(events=len(events))
+        return events
+
+    def _event(self, track_id: str, candidate: FaceCandidate, embedding: list[float]) -> FaceDetected:
+        detection, settings = candidate.detection, self._settings
+        crop = None
+        if settings.send_crops:
+            crop = encode_jpeg(crop_box(candidate.frame, detection.box, settings.crop_margin), settings.jpeg_quality)
+        return FaceDetected(
+            tenant_id=self.camera.tenant_id,
+            site_id=self.camera.site_id,
+            camera_id=self.camera.camera_id,
+            captured_at=candidate.captured_at,
+            track_id=track_id,
+            embedding_model=self._embedder.model_id,
+            box=FaceBox(x=detection.box.x, y=detection.box.y, width=detection.box.width, height=detection.box.height),
+            landmarks=list(detection.landmarks),
+            detector_score=detection.score,
+            quality=min(max(candidate.quality, 0.0), 1.0),
+            embedding=embedding,
+            crop_jpeg=crop,
+        )
+
+    def _track_id(self, track_number: int) -> str:
+        return f"{self._track_prefix}-{track_number}"
+
+    def _new_untracked_id(self) -> str:
+        self._untracked += 1
+        self._count(tracks=1)
+        return self._track_id(self._untracked)
+
+    def _count(self, frames: int = 0, faces: int = 0, tracks: int = 0, events: int = 0) -> None:
+        counters, camera = self.counters, self.camera.camera_id
+        counters.frames += frames
+        counters.faces += faces
+        counters.tracks += tracks
+        counters.events += events
+        FRAMES.labels(camera).inc(frames)
+        FACES.labels(camera).inc(faces)
+        TRACKS.labels(camera).inc(tracks)
+
+
+def _next_events(pipeline: CameraPipeline, frames: Iterator[Frame]) -> list[FaceDetected] | None:
+    """Read and process one frame (in a worker thread); None when the source has ended."""
+    frame = next(frames, None)
+    return None if frame is None else pipeline.process(frame)
+
+
+async def run_camera(pipeline: CameraPipeline, frames: Iterator[Frame], sink: EventSink) -> None:
+    """Process a source to its end; decoding and inference run in a thread so publishing goes on."""
+    while (events := await asyncio.to_thread(_next_events, pipeline, frames)) is not None:
+        for event in events:
+            await sink.send(event)
+    for event in await asyncio.to_thread(pipeline.finish):
+        await sink.send(event)

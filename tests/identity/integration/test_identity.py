@@ -1,0 +1,53 @@
+"""Identity against real NATS JetStream and Postgres."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import nats
+import pytest
+
+from schemas import PersonCreated
+from services.identity.bootstrap import Identity, bootstrap
+from services.identity.config import IdentitySettings
+from tests.support import collect_messages, new_tenant
+from tests.support_events import matched, publish_matched
+
+T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+async def identity(nats_url: str, postgres_dsn: str, keys) -> AsyncIterator[Identity]:
+    settings = IdentitySettings(
+        nats_url=nats_url, postgres_dsn=postgres_dsn, jwt_public_key=keys.public_pem, environment="test"
+    )
+    async with bootstrap(settings) as service:
+        await service.broker.start()
+        yield service
+
+
+async def test_each_person_is_created_once(
+    identity: Identity, nats_connection: nats.NATS, make_token: Callable[..., str]
+) -> None:
+    tenant = new_tenant()
+    dana, eve = uuid.uuid4(), uuid.uuid4()
+    first = matched(tenant, dana, T0 + timedelta(minutes=5), is_new=True)
+    events = [first, matched(tenant, dana, T0), matched(tenant, dana, T0 + timedelta(days=1)),
+              matched(tenant, eve, T0, is_new=True)]
+    await publish_matched(nats_connection, events)
+    await publish_matched(nats_connection, [first])  # duplicate
+    created = await collect_messages(nats_connection, f"identity.person_created.{tenant}", 3, timeout=5)
+    assert sorted(str(PersonCreated.model_validate_json(m.data).person_id) for m in created) == sorted([str(dana), str(eve)])
+    transport = httpx.ASGITransport(app=identity.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://identity") as client:
+        for _ in range(50):
+            persons = (await client.get("/v1/persons", headers={"authorization": f"Bearer {make_token(tenant, ['admin'])}"})).json()
+            if any(p["last_seen_at"].startswith("2026-11-03") for p in persons):
+                break
+            await asyncio.sleep(0.2)
+    by_id = {p["person_id"]: p for p in persons}
+    assert by_id[str(dana)]["first_seen_at"].startswith("2026-11-02T10:00")
+    assert by_id[str(dana)]["last_seen_at"].startswith("2026-11-03T10:00")
+    assert set(by_id) == {str(dana), str(eve)}

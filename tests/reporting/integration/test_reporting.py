@@ -1,0 +1,128 @@
+"""Reporting against real NATS JetStream and Postgres: visits from matches, and the analysts' API."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import nats
+import pytest
+
+from schemas import PersonKind, VisitRecord
+from services.reporting.bootstrap import Reporting, bootstrap
+from services.reporting.config import ReportingSettings
+from tests.support import collect_messages, new_tenant
+from tests.support_events import matched, publish_matched
+
+DAY1 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+DAY2 = DAY1 + timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+async def reporting(nats_url: str, postgres_dsn: str, keys) -> AsyncIterator[Reporting]:
+    settings = ReportingSettings(
+        nats_url=nats_url, postgres_dsn=postgres_dsn, jwt_public_key=keys.public_pem, environment="test"
+    )
+    async with bootstrap(settings) as service:
+        await service.broker.start()
+        yield service
+
+
+async def report(reporting: Reporting, token: str, **params: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=reporting.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://reporting") as client:
+        query = {"site_id": "store-1", "from": "2026-11-01", "to": "2026-11-05"} | params
+        return await client.get("/v1/reports/visitors", params=query, headers={"authorization": f"Bearer {token}"})
+
+
+async def wait_for_report(reporting: Reporting, token: str, visits: int, timeout: float = 20) -> dict:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        body = (await report(reporting, token)).json()
+        if body["totals"]["visits"] >= visits or asyncio.get_running_loop().time() > deadline:
+            return body
+        await asyncio.sleep(0.2)
+
+
+async def test_visits_new_and_returning(
+    reporting: Reporting, nats_connection: nats.NATS, make_token: Callable[..., str]
+) -> None:
+    tenant = new_tenant()
+    alice, bob, staff = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    events = [
+        matched(tenant, alice, DAY1, is_new=True),
+        matched(tenant, alice, DAY1 + timedelta(minutes=10)),  # same visit
+        matched(tenant, bob, DAY1 + timedelta(minutes=5), is_new=True),
+        matched(tenant, alice, DAY2),  # alice returns
+        matched(tenant, staff, DAY1, kind=PersonKind.STAFF),  # never a visitor
+    ]
+    await publish_matched(nats_connection, events)
+    await publish_matched(nats_connection, [events[0]])  # a redelivered duplicate changes nothing
+    token = make_token(tenant, ["analyst"])
+    body = await wait_for_report(reporting, token, visits=3)
+    assert body["totals"] == {
+        "period_start": body["totals"]["period_start"],
+        "visits": 3,
+        "unique_visitors": 2,
+        "new_visitors": 2,
+        "returning_visitors": 1,
+        "returning_visits": 1,
+    }
+    days = {p["period_start"][:10]: p for p in body["periods"]}
+    assert days["2026-11-02"]["visits"] == 2 and days["2026-11-02"]["new_visitors"] == 2
+    assert days["2026-11-03"]["returning_visitors"] == 1 and days["2026-11-03"]["new_visitors"] == 0
+    records = await collect_messages(nats_connection, f"visits.{tenant}.>", 3)
+    assert {VisitRecord.model_validate_json(m.data).person_id for m in records} <= {alice, bob}
+
+
+async def test_late_sighting_merges_two_visits(
+    reporting: Reporting, nats_connection: nats.NATS, make_token: Callable[..., str]
+) -> None:
+    tenant = new_tenant()
+    carol = uuid.uuid4()
+    await publish_matched(nats_connection, [matched(tenant, carol, DAY1), matched(tenant, carol, DAY1 + timedelta(minutes=50))])
+    token = make_token(tenant, ["viewer"])
+    assert (await wait_for_report(reporting, token, visits=2))["totals"]["visits"] == 2
+    await publish_matched(nats_connection, [matched(tenant, carol, DAY1 + timedelta(minutes=25))])
+    for _ in range(100):
+        totals = (await report(reporting, token)).json()["totals"]
+        if totals["visits"] == 1:
+            break
+        await asyncio.sleep(0.2)
+    assert totals["visits"] == 1 and totals["returning_visits"] == 0
+
+
+async def test_tenants_see_only_their_own_visits(
+    reporting: Reporting, nats_connection: nats.NATS, make_token: Callable[..., str]
+) -> None:
+    tenant = new_tenant()
+    await publish_matched(nats_connection, [matched(tenant, uuid.uuid4(), DAY1)])
+    assert (await wait_for_report(reporting, make_token(tenant, ["analyst"]), visits=1))["totals"]["visits"] == 1
+    other = (await report(reporting, make_token(new_tenant(), ["analyst"]))).json()
+    assert other["totals"]["visits"] == 0
+
+
+async def test_api_refuses_bad_requests_with_reasons(reporting: Reporting, make_token: Callable[..., str]) -> None:
+    token = make_token(new_tenant(), ["analyst"])
+    transport = httpx.ASGITransport(app=reporting.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://reporting") as client:
+        unauthenticated = await client.get("/v1/reports/visitors", params={"site_id": "s", "from": "2026-11-01", "to": "2026-11-02"})
+        assert unauthenticated.status_code == 401
+    device = await report(reporting, make_token(new_tenant(), ["device"]))
+    assert device.status_code == 403
+    backwards = await report(reporting, token, **{"from": "2026-11-05", "to": "2026-11-01"})
+    assert backwards.status_code == 422 and "after" in backwards.text
+    bad_site = await report(reporting, token, site_id="Not A Site")
+    assert bad_site.status_code == 422
+
+
+async def test_csv_export(reporting: Reporting, nats_connection: nats.NATS, make_token: Callable[..., str]) -> None:
+    tenant = new_tenant()
+    await publish_matched(nats_connection, [matched(tenant, uuid.uuid4(), DAY1)])
+    token = make_token(tenant, ["analyst"])
+    await wait_for_report(reporting, token, visits=1)
+    csv_text = (await report(reporting, token, format="csv")).text
+    header, row = csv_text.strip().splitlines()
+    assert header.startswith("period_start,visits,unique_visitors")
+    assert row.split(",")[1:4] == ["1", "1", "1"]
