@@ -7,6 +7,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edge.models import MODEL_PACK_HINT
 from schemas.base import TOKEN_PATTERN
 
 Token = Annotated[str, Field(pattern=TOKEN_PATTERN)]
@@ -95,6 +96,8 @@ def load_settings(overrides: dict[str, Any]) -> EdgeSettings:
     except ValidationError as error:
         missing = [".".join(str(part) for part in item["loc"]) for item in error.errors() if item["type"] == "missing"]
         hint = f" Missing: {', '.join(missing)} (flags or REVISIT_EDGE_* / REVISIT_NATS_URL)." if missing else ""
+        if "model_dir" in missing:
+            hint += f" Model pack: {MODEL_PACK_HINT}."
         raise ConfigError(f"invalid edge settings.{hint}\n{error}") from error
 
 

@@ -57,7 +57,7 @@ def _zero_leading_one(tensor: onnx.TensorProto) -> None:
 
 def l2_normalise(vectors: NDArray[np.floating]) -> Vectors:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 class OnnxEmbedder:
@@ -91,7 +91,9 @@ class OnnxEmbedder:
         output = self._session.run(None, {self._input: self._blob(faces)})[0]
         vectors = np.asarray(output, dtype=np.float32).reshape(len(faces), -1)
         if vectors.shape[1] != self.spec.dim:
-            raise ModelPackError(f"{self.spec.name} returned {vectors.shape[1]}-d vectors, registry says {self.spec.dim}")
+            raise ModelPackError(
+                f"{self.spec.name} returned {vectors.shape[1]}-d vectors, registry says {self.spec.dim}"
+            )
         return vectors
 
     def _blob(self, faces: Sequence[Image]) -> NDArray[np.float32]:

@@ -80,7 +80,10 @@ class Outbox:
         rows = self._db.execute(
             "SELECT seq, subject, event_id, payload FROM outbox ORDER BY seq LIMIT ?", (limit,)
         ).fetchall()
-        return [OutboxRow(seq, OutgoingMessage(subject, event_id, bytes(payload))) for seq, subject, event_id, payload in rows]
+        return [
+            OutboxRow(seq, OutgoingMessage(subject, event_id, bytes(payload)))
+            for seq, subject, event_id, payload in rows
+        ]
 
     def delete(self, seq: int) -> None:
         """Forget an acknowledged message."""

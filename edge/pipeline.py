@@ -109,7 +109,10 @@ class CameraPipeline:
         per_face = (time.perf_counter() - started) / len(chosen)
         for _ in chosen:
             EMBED_SECONDS.observe(per_face)
-        events = [self._event(track_id, c, [float(v) for v in vector]) for (track_id, c), vector in zip(chosen, vectors)]
+        events = [
+            self._event(track_id, c, [float(v) for v in vector])
+            for (track_id, c), vector in zip(chosen, vectors, strict=True)
+        ]
         self._count(events=len(events))
         return events
 

@@ -76,12 +76,14 @@ async def connect_publisher(url: str, timeout_seconds: float, publish_timeout_se
     After this first connection nats-py reconnects forever; events wait in the outbox meanwhile.
     """
     last_error: list[str] = []
+    client: list[NatsClient] = []
 
     async def remember_error(error: Exception) -> None:
         last_error.append(f"{type(error).__name__}: {error}")
 
     async def on_disconnect() -> None:
-        log.warning("nats_disconnected", url=url)
+        if client and not (client[0].is_draining or client[0].is_closed):  # not our own close
+            log.warning("nats_disconnected", url=url)
 
     async def on_reconnect() -> None:
         log.info("nats_reconnected", url=url)
@@ -100,6 +102,7 @@ async def connect_publisher(url: str, timeout_seconds: float, publish_timeout_se
             ),
             timeout_seconds,
         )
+        client.append(connection)
         await asyncio.wait_for(declare_streams(connection, [FACES_DETECTED_STREAM]), timeout_seconds)
     except (TimeoutError, OSError, nats.errors.Error) as error:
         reason = last_error[-1] if last_error else f"{type(error).__name__}: {error}"

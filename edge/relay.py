@@ -1,7 +1,7 @@
 """Moves events from the outbox to JetStream in order, and keeps trying while NATS is away."""
 
 import asyncio
-import time
+import contextlib
 
 import nats
 
@@ -23,6 +23,7 @@ class OutboxRelay:
     def __init__(self, outbox: Outbox, publisher: JetStreamPublisher) -> None:
         self._outbox, self._publisher = outbox, publisher
         self._wake = asyncio.Event()
+        self._emptied = asyncio.Event()
         self.published = 0
         self.duplicates = 0
         self.last_error: str | None = None
@@ -30,6 +31,7 @@ class OutboxRelay:
     async def send(self, event: FaceDetected) -> None:
         self._outbox.put(to_message(event))
         EVENTS.labels("queued").inc()
+        self._emptied.clear()
         self._wake.set()
 
     async def run(self) -> None:
@@ -38,6 +40,7 @@ class OutboxRelay:
         while True:
             self._outbox.enforce_limits()
             if self._outbox.depth == 0:
+                self._emptied.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -65,7 +68,8 @@ class OutboxRelay:
 
     async def drain(self, timeout_seconds: float) -> int:
         """Wait until the outbox is empty or the timeout passes; the number of events still waiting."""
-        deadline = time.monotonic() + timeout_seconds
-        while self._outbox.depth and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        if self._outbox.depth:
+            self._emptied.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._emptied.wait(), timeout_seconds)
         return self._outbox.depth

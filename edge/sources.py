@@ -61,7 +61,12 @@ def image_folder_frames(folder: Path, clock_start: datetime, interval_seconds: f
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise SourceError(f"cannot decode image {path}")
-        yield Frame(index, clock_start + timedelta(seconds=index * interval_seconds), image, str(path))
+        yield Frame(
+            index,
+            clock_start + timedelta(seconds=index * interval_seconds),
+            np.asarray(image, dtype=np.uint8),
+            str(path),
+        )
 
 
 def _open_capture(source: str) -> cv2.VideoCapture:
@@ -86,7 +91,12 @@ def video_file_frames(path: Path, clock_start: datetime, fps: float) -> Iterator
             if not ok:
                 raise SourceError(f"cannot decode frame {position - 1} of {path}")
             next_sample += 1.0 / fps
-            yield Frame(index, clock_start + timedelta(seconds=seconds), np.asarray(image), f"frame {position - 1}")
+            yield Frame(
+                index,
+                clock_start + timedelta(seconds=seconds),
+                np.asarray(image, dtype=np.uint8),
+                f"frame {position - 1}",
+            )
             index += 1
     finally:
         capture.release()
@@ -105,7 +115,7 @@ def stream_frames(url: str, fps: float) -> Iterator[Frame]:
             if not ok:
                 raise SourceError(f"cannot decode a frame of {url}")
             next_sample = now.timestamp() + 1.0 / fps
-            yield Frame(index, now, np.asarray(image), f"frame {index}")
+            yield Frame(index, now, np.asarray(image, dtype=np.uint8), f"frame {index}")
             index += 1
     finally:
         capture.release()

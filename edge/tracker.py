@@ -37,7 +37,9 @@ class Track:
     def predicted(self, now: float) -> Box:
         """Where the box should be at `now`, moving at the estimated velocity (px/s)."""
         dt = now - self.last_seen
-        return Box(self.box.x + self.velocity[0] * dt, self.box.y + self.velocity[1] * dt, self.box.width, self.box.height)
+        return Box(
+            self.box.x + self.velocity[0] * dt, self.box.y + self.velocity[1] * dt, self.box.width, self.box.height
+        )
 
     def observe(self, box: Box, now: float) -> None:
         dt = now - self.last_seen

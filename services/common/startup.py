@@ -22,7 +22,7 @@ async def wait_for_dependency(name: str, connect: Callable[[], Awaitable[T]], ti
     delay, last_error = 0.2, ""
     while True:
         try:
-            return await connect()
+            return await asyncio.wait_for(connect(), timeout=max(deadline - time.monotonic(), 0.5))
         except Exception as error:  # any failure to connect is retried until the deadline
             last_error = f"{type(error).__name__}: {error}"
         if time.monotonic() + delay > deadline:

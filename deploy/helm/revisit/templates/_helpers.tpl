@@ -11,7 +11,7 @@ matcher:
   jwt: false
 identity:
   backends: [nats, postgres]
-  jwt: false
+  jwt: true
 reporting:
   backends: [nats, postgres]
   jwt: true

@@ -1,0 +1,134 @@
+"""Builds the edge from its settings: the only place models, sources, outbox and NATS are opened.
+
+Order matters for operators: models and sources are checked before NATS is dialled, so a wrong path
+fails in a second with its own message instead of after the NATS timeout.
+"""
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import ThreadingHTTPServer
+
+from edge.config import Camera, EdgeSettings
+from edge.detector import YuNetDetector
+from edge.embedder import OnnxEmbedder
+from edge.metrics import serve_metrics
+from edge.models import YUNET, ResolvedModel, embedder_spec, resolve_model
+from edge.outbox import Outbox, OutboxLimits
+from edge.pipeline import CameraPipeline, run_camera
+from edge.progress import Progress, report_progress
+from edge.publisher import JetStreamPublisher, connect_publisher
+from edge.relay import OutboxRelay
+from edge.sources import Frame, SourceKind, open_source, source_kind
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
+
+EXIT_OK = 0
+EXIT_NOT_DELIVERED = 1
+
+
+@dataclass
+class CameraRun:
+    pipeline: CameraPipeline
+    frames: Iterator[Frame]
+    kind: SourceKind
+
+
+@dataclass
+class Edge:
+    settings: EdgeSettings
+    runs: list[CameraRun]
+    outbox: Outbox
+    publisher: JetStreamPublisher
+    relay: OutboxRelay
+    metrics_server: ThreadingHTTPServer | None = None
+    progress: Progress = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.progress = Progress([run.pipeline for run in self.runs], self.relay, self.outbox)
+
+    async def run(self) -> int:
+        """Run every camera to its end (live streams never end), then wait for the outbox to drain."""
+        relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        progress_task = asyncio.create_task(report_progress(self.progress, sys.stderr), name="progress")
+        cameras = asyncio.create_task(self._run_cameras(), name="cameras")
+        try:
+            done, _ = await asyncio.wait({relay_task, cameras}, return_when=asyncio.FIRST_COMPLETED)
+            if relay_task in done:
+                relay_task.result()  # the relay only ends by raising: surface it
+            await cameras
+            remaining = await self.relay.drain(self.settings.drain_timeout_seconds)
+        finally:
+            for task in (relay_task, progress_task, cameras):
+                task.cancel()
+        print(self.progress.line("done"), file=sys.stderr)
+        if remaining:
+            log.error("outbox_not_drained", remaining=remaining, outbox=str(self.settings.outbox_path))
+            print(
+                f"{remaining} events still in the outbox {self.settings.outbox_path}; sent at next start",
+                file=sys.stderr,
+            )
+            return EXIT_NOT_DELIVERED
+        return EXIT_OK
+
+    async def _run_cameras(self) -> None:
+        await asyncio.gather(*(run_camera(run.pipeline, run.frames, self.relay) for run in self.runs))
+
+    def health(self) -> dict[str, object]:
+        return {
+            "ok": True,
+            "nats_connected": self.publisher.connected,
+            "outbox_depth": self.outbox.depth,
+            "last_publish_error": self.relay.last_error,
+        }
+
+    async def close(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+        await self.publisher.close()
+        self.outbox.close()
+
+
+def load_embedder(settings: EdgeSettings) -> OnnxEmbedder:
+    model = resolve_model(settings.model_dir, embedder_spec(settings.embedder))
+    return OnnxEmbedder(model, settings.intra_op_threads, settings.embed_batch_size)
+
+
+def build_runs(
+    settings: EdgeSettings, cameras: list[Camera], yunet: ResolvedModel, embedder: OnnxEmbedder, clock_start: datetime
+) -> list[CameraRun]:
+    """One pipeline per camera, each with its own detector (OpenCV's detector is not shareable by threads)."""
+    runs = []
+    for camera in cameras:
+        kind = source_kind(camera.source)
+        detector = YuNetDetector(yunet.path, settings.detector_input_width, settings.detection_score_threshold)
+        pipeline = CameraPipeline(camera, settings, detector, embedder, tracking=kind is not SourceKind.IMAGES)
+        frames = open_source(camera.source, clock_start, settings.frame_interval_seconds, camera.fps)
+        runs.append(CameraRun(pipeline, frames, kind))
+    return runs
+
+
+async def bootstrap(settings: EdgeSettings, cameras: list[Camera], clock_start: datetime) -> Edge:
+    """Everything the edge needs, or a typed error (ModelPackError, SourceError, DependencyUnavailable)."""
+    yunet = resolve_model(settings.model_dir, YUNET)
+    embedder = load_embedder(settings)
+    runs = build_runs(settings, cameras, yunet, embedder, clock_start)
+    publisher = await connect_publisher(
+        settings.nats_url, settings.startup_timeout_seconds, settings.publish_timeout_seconds
+    )
+    limits = OutboxLimits(settings.outbox_max_events, settings.outbox_max_bytes, settings.outbox_max_age_seconds)
+    outbox = Outbox(settings.outbox_path, limits)
+    edge = Edge(settings, runs, outbox, publisher, OutboxRelay(outbox, publisher))
+    if settings.metrics_port:
+        edge.metrics_server = serve_metrics("0.0.0.0", settings.metrics_port, edge.health)
+    log.info(
+        "edge_started",
+        cameras=[camera.camera_id for camera in cameras],
+        embedding_model=embedder.model_id,
+        outbox_depth=outbox.depth,
+        metrics_port=settings.metrics_port,
+    )
+    return edge
