@@ -85,7 +85,8 @@ def load_cameras_file(path: Path) -> CamerasFile:
         raw: Any = yaml.safe_load(path.read_text())
         return CamerasFile.model_validate(raw)
     except (OSError, yaml.YAMLError, ValidationError) as error:
-        raise ConfigError(f"cannot use cameras file {path}: {error}") from error
+        detail = describe(error) if isinstance(error, ValidationError) else str(error)
+        raise ConfigError(f"cannot use cameras file {path}: {detail}") from error
 
 
 def load_settings(overrides: dict[str, Any]) -> EdgeSettings:
@@ -94,11 +95,21 @@ def load_settings(overrides: dict[str, Any]) -> EdgeSettings:
     try:
         return EdgeSettings(**given)
     except ValidationError as error:
-        missing = [".".join(str(part) for part in item["loc"]) for item in error.errors() if item["type"] == "missing"]
-        hint = f" Missing: {', '.join(missing)} (flags or REVISIT_EDGE_* / REVISIT_NATS_URL)." if missing else ""
-        if "model_dir" in missing:
-            hint += f" Model pack: {MODEL_PACK_HINT}."
-        raise ConfigError(f"invalid edge settings.{hint}\n{error}") from error
+        raise ConfigError(f"invalid edge settings: {describe(error)}") from error
+
+
+def describe(error: ValidationError) -> str:
+    """One line per pydantic error, naming the setting and, when missing, where it comes from."""
+    problems = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"])
+        if item["type"] != "missing":
+            problems.append(f"{name}: {item['msg']} (got {item.get('input')!r})")
+        elif name == "model_dir":
+            problems.append(f"model_dir is not set: {MODEL_PACK_HINT}")
+        else:
+            problems.append(f"{name} is not set (flag --{name.removesuffix('_id').replace('_', '-')} or env)")
+    return "; ".join(problems)
 
 
 class Camera(BaseModel):
@@ -150,4 +161,4 @@ def _resolve_one(
     try:
         return Camera.model_validate(values)
     except ValidationError as error:
-        raise ConfigError(f"invalid camera: {error}") from error
+        raise ConfigError(f"invalid camera {values['camera_id']}: {describe(error)}") from error

@@ -10,7 +10,11 @@ from schemas.ids import new_event_id
 
 
 def matched(
-    tenant: str, person: uuid.UUID, at: datetime, site: str = "store-1", kind: PersonKind = PersonKind.CUSTOMER,
+    tenant: str,
+    person: uuid.UUID,
+    at: datetime,
+    site: str = "store-1",
+    kind: PersonKind = PersonKind.CUSTOMER,
     is_new: bool = False,
 ) -> FaceMatched:
     return FaceMatched(

@@ -20,7 +20,9 @@ from tests.support import new_tenant
 
 @pytest.fixture(scope="module")
 async def audit(nats_url: str, postgres_dsn: str, keys) -> AsyncIterator[Audit]:
-    settings = AuditSettings(nats_url=nats_url, postgres_dsn=postgres_dsn, jwt_public_key=keys.public_pem, environment="test")
+    settings = AuditSettings(
+        nats_url=nats_url, postgres_dsn=postgres_dsn, jwt_public_key=keys.public_pem, environment="test"
+    )
     async with bootstrap(settings) as service:
         await service.broker.start()
         yield service
@@ -28,7 +30,11 @@ async def audit(nats_url: str, postgres_dsn: str, keys) -> AsyncIterator[Audit]:
 
 def entry(tenant: str, n: int) -> AuditEntryRecorded:
     return AuditEntryRecorded(
-        tenant_id=tenant, service="identity", action="person_merged", actor="user:alice", resource=f"person/{n}",
+        tenant_id=tenant,
+        service="identity",
+        action="person_merged",
+        actor="user:alice",
+        resource=f"person/{n}",
         details={"n": n, "note": "é"},
     )
 
@@ -44,8 +50,11 @@ async def verify(audit: Audit, token: str) -> dict:
 async def publish_entries(connection: nats.NATS, entries: list[AuditEntryRecorded]) -> None:
     js = connection.jetstream()
     for e in entries:
-        await js.publish(subjects.audit_entry(e.service, e.action, e.tenant_id), e.to_json_bytes(),
-                         headers={"Nats-Msg-Id": str(e.event_id)})
+        await js.publish(
+            subjects.audit_entry(e.service, e.action, e.tenant_id),
+            e.to_json_bytes(),
+            headers={"Nats-Msg-Id": str(e.event_id)},
+        )
 
 
 async def test_chain_records_verifies_and_detects_tampering(
@@ -72,9 +81,15 @@ async def test_chain_records_verifies_and_detects_tampering(
 
     cli = subprocess.run(
         [sys.executable, "-m", "services.audit", "verify", "--tenant", tenant],
-        env={**os.environ, "REVISIT_POSTGRES_DSN": postgres_dsn, "REVISIT_NATS_URL": "nats://unused:4222",
-             "REVISIT_JWT_PUBLIC_KEY": "unused"},
-        capture_output=True, text=True, timeout=60,
+        env={
+            **os.environ,
+            "REVISIT_POSTGRES_DSN": postgres_dsn,
+            "REVISIT_NATS_URL": "nats://unused:4222",
+            "REVISIT_JWT_PUBLIC_KEY": "unused",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert cli.returncode == 1 and '"first_broken_seq": 3' in cli.stdout
 
@@ -98,7 +113,9 @@ async def test_service_role_can_only_insert(audit: Audit, postgres_dsn: str) -> 
 async def test_other_roles_cannot_verify(audit: Audit, make_token: Callable[..., str]) -> None:
     transport = httpx.ASGITransport(app=audit.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://audit") as client:
-        response = await client.get("/v1/audit/verify", headers={"authorization": f"Bearer {make_token('acme', ['analyst'])}"})
+        response = await client.get(
+            "/v1/audit/verify", headers={"authorization": f"Bearer {make_token('acme', ['analyst'])}"}
+        )
     assert response.status_code == 403
 
 

@@ -34,16 +34,24 @@ async def test_each_person_is_created_once(
     tenant = new_tenant()
     dana, eve = uuid.uuid4(), uuid.uuid4()
     first = matched(tenant, dana, T0 + timedelta(minutes=5), is_new=True)
-    events = [first, matched(tenant, dana, T0), matched(tenant, dana, T0 + timedelta(days=1)),
-              matched(tenant, eve, T0, is_new=True)]
+    events = [
+        first,
+        matched(tenant, dana, T0),
+        matched(tenant, dana, T0 + timedelta(days=1)),
+        matched(tenant, eve, T0, is_new=True),
+    ]
     await publish_matched(nats_connection, events)
     await publish_matched(nats_connection, [first])  # duplicate
     created = await collect_messages(nats_connection, f"identity.person_created.{tenant}", 3, timeout=5)
-    assert sorted(str(PersonCreated.model_validate_json(m.data).person_id) for m in created) == sorted([str(dana), str(eve)])
+    assert sorted(str(PersonCreated.model_validate_json(m.data).person_id) for m in created) == sorted(
+        [str(dana), str(eve)]
+    )
     transport = httpx.ASGITransport(app=identity.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://identity") as client:
         for _ in range(50):
-            persons = (await client.get("/v1/persons", headers={"authorization": f"Bearer {make_token(tenant, ['admin'])}"})).json()
+            persons = (
+                await client.get("/v1/persons", headers={"authorization": f"Bearer {make_token(tenant, ['admin'])}"})
+            ).json()
             if any(p["last_seen_at"].startswith("2026-11-03") for p in persons):
                 break
             await asyncio.sleep(0.2)

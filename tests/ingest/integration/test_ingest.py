@@ -16,9 +16,7 @@ from tests.support import collect_messages, new_tenant
 
 
 @pytest.fixture(scope="module")
-async def ingest(
-    nats_url: str, s3_endpoint: str, s3_credentials: tuple[str, str], keys
-) -> AsyncIterator[Ingest]:
+async def ingest(nats_url: str, s3_endpoint: str, s3_credentials: tuple[str, str], keys) -> AsyncIterator[Ingest]:
     settings = IngestSettings(
         nats_url=nats_url,
         s3_endpoint_url=s3_endpoint,
@@ -42,8 +40,11 @@ async def test_accepted_face_is_stored_and_republished(ingest: Ingest, nats_conn
     tenant = new_tenant()
     event = detected(tenant)
     js = nats_connection.jetstream()
-    await js.publish(subjects.face_detected(tenant, "store-1", "entrance"), event.to_json_bytes(),
-                     headers={"Nats-Msg-Id": str(event.event_id)})
+    await js.publish(
+        subjects.face_detected(tenant, "store-1", "entrance"),
+        event.to_json_bytes(),
+        headers={"Nats-Msg-Id": str(event.event_id)},
+    )
     [message] = await collect_messages(nats_connection, subjects.face_ingested(tenant, "store-1"), 1)
     ingested = FaceIngested.model_validate_json(message.data)
     assert ingested.source_event_id == event.event_id

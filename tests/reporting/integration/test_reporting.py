@@ -81,7 +81,9 @@ async def test_late_sighting_merges_two_visits(
 ) -> None:
     tenant = new_tenant()
     carol = uuid.uuid4()
-    await publish_matched(nats_connection, [matched(tenant, carol, DAY1), matched(tenant, carol, DAY1 + timedelta(minutes=50))])
+    await publish_matched(
+        nats_connection, [matched(tenant, carol, DAY1), matched(tenant, carol, DAY1 + timedelta(minutes=50))]
+    )
     token = make_token(tenant, ["viewer"])
     assert (await wait_for_report(reporting, token, visits=2))["totals"]["visits"] == 2
     await publish_matched(nats_connection, [matched(tenant, carol, DAY1 + timedelta(minutes=25))])
@@ -107,7 +109,9 @@ async def test_api_refuses_bad_requests_with_reasons(reporting: Reporting, make_
     token = make_token(new_tenant(), ["analyst"])
     transport = httpx.ASGITransport(app=reporting.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://reporting") as client:
-        unauthenticated = await client.get("/v1/reports/visitors", params={"site_id": "s", "from": "2026-11-01", "to": "2026-11-02"})
+        unauthenticated = await client.get(
+            "/v1/reports/visitors", params={"site_id": "s", "from": "2026-11-01", "to": "2026-11-02"}
+        )
         assert unauthenticated.status_code == 401
     device = await report(reporting, make_token(new_tenant(), ["device"]))
     assert device.status_code == 403

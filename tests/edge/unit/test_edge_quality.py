@@ -1,0 +1,51 @@
+"""Quality scoring: each factor moves the score the way a recogniser would want."""
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.quality import combine, face_quality, laplacian_variance, pose_score, sharpness_score, size_score
+
+# The ArcFace template itself: a perfectly frontal face (with YuNet's lower nose, see FRONTAL_NOSE_DROP).
+FRONTAL = [(38.3, 51.7), (73.5, 51.5), (56.0, 75.0), (41.5, 92.4), (70.7, 92.2)]
+
+
+def textured_face() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)
+
+
+def test_size_score_grows_with_face_size_and_saturates():
+    assert size_score(28) == pytest.approx(0.25)
+    assert size_score(56) < size_score(112) == 1.0 == size_score(400)
+
+
+def test_frontal_pose_scores_higher_than_turned_or_tilted():
+    turned = [FRONTAL[0], FRONTAL[1], (70.0, 75.0), FRONTAL[3], FRONTAL[4]]  # nose near the right eye
+    tilted = [FRONTAL[0], FRONTAL[1], (56.0, 60.0), FRONTAL[3], FRONTAL[4]]  # nose up at the eyes
+    assert pose_score(FRONTAL) > 0.9
+    assert pose_score(turned) < 0.5
+    assert pose_score(tilted) < 0.5
+
+
+def test_degenerate_landmarks_have_zero_pose():
+    assert pose_score([(10.0, 10.0)] * 5) == 0.0
+
+
+def test_blur_lowers_sharpness():
+    sharp = textured_face()
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 4)
+    assert sharpness_score(laplacian_variance(blurred)) < sharpness_score(laplacian_variance(sharp))
+    assert sharpness_score(0.0) == 0.0
+
+
+def test_combine_is_zero_when_any_factor_is_zero_and_one_when_all_are_one():
+    assert combine({"size": 1, "sharpness": 1, "pose": 1, "detector": 1}) == pytest.approx(1.0)
+    assert combine({"size": 1, "sharpness": 1, "pose": 0, "detector": 1}) == 0.0
+
+
+def test_face_quality_is_within_bounds_and_follows_detector_score():
+    face = textured_face()
+    high = face_quality(150, face, FRONTAL, 0.95)
+    low = face_quality(150, face, FRONTAL, 0.5)
+    assert 0.0 < low < high <= 1.0
