@@ -5,6 +5,7 @@ fails in a second with its own message instead of after the NATS timeout.
 """
 
 import asyncio
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -75,7 +76,15 @@ class Edge:
         return EXIT_OK
 
     async def _run_cameras(self) -> None:
-        await asyncio.gather(*(run_camera(run.pipeline, run.frames, self.relay) for run in self.runs))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: open tracks are still published
+            loop.add_signal_handler(signal_number, stop.set)
+        try:
+            await asyncio.gather(*(run_camera(run.pipeline, run.frames, self.relay, stop) for run in self.runs))
+        finally:
+            for signal_number in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signal_number)
 
     def health(self) -> dict[str, object]:
         return {

@@ -2,7 +2,7 @@
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
@@ -23,7 +23,7 @@ DETECT_SECONDS = Histogram("revisit_edge_detect_seconds", "Face detection time p
 EMBED_SECONDS = Histogram("revisit_edge_embed_seconds", "Embedding time per face.", buckets=LATENCY_BUCKETS)
 PUBLISH_SECONDS = Histogram("revisit_edge_publish_seconds", "Publish until PubAck.", buckets=LATENCY_BUCKETS)
 
-HealthCheck = Callable[[], dict[str, object]]
+HealthCheck = Callable[[], Mapping[str, object]]
 """Returns the health document; a false `ok` makes `/healthz` answer 503."""
 
 

@@ -161,9 +161,12 @@ def _next_events(pipeline: CameraPipeline, frames: Iterator[Frame]) -> list[Face
     return None if frame is None else pipeline.process(frame)
 
 
-async def run_camera(pipeline: CameraPipeline, frames: Iterator[Frame], sink: EventSink) -> None:
-    """Process a source to its end; decoding and inference run in a thread so publishing goes on."""
-    while (events := await asyncio.to_thread(_next_events, pipeline, frames)) is not None:
+async def run_camera(pipeline: CameraPipeline, frames: Iterator[Frame], sink: EventSink, stop: asyncio.Event) -> None:
+    """Process a source to its end or until `stop`, then publish the open tracks' best crops.
+
+    Decoding and inference run in a worker thread, so the event loop keeps publishing meanwhile.
+    """
+    while not stop.is_set() and (events := await asyncio.to_thread(_next_events, pipeline, frames)) is not None:
         for event in events:
             await sink.send(event)
     for event in await asyncio.to_thread(pipeline.finish):

@@ -10,11 +10,13 @@ from schemas import FaceDetected, FaceIngested, FaceRejected, subjects
 from schemas.base import TOKEN_PATTERN
 from schemas.ids import derive_event_id, new_event_id
 from services.common.bus import EventPublisher
+from services.common.logging import get_logger
 from services.ingest.adapters.s3 import CropStore
 from services.ingest.config import IngestSettings
 from services.ingest.domain import validation
 
 MAX_RAW_EVENT_CHARS = 64 * 1024
+log = get_logger(__name__)
 
 
 def validate_detected(event: FaceDetected, subject: str, settings: IngestSettings, now: datetime) -> None:
@@ -41,6 +43,7 @@ async def ingest_face(
         **event.model_dump(exclude={"event_id", "schema_name", "crop_jpeg", "occurred_at"}),
     )
     await publish(subjects.face_ingested(event.tenant_id, event.site_id), ingested)
+    log.info("face_ingested", crop_key=key, captured_at=event.captured_at.isoformat())
     return ingested
 
 
@@ -55,6 +58,7 @@ async def reject_face(raw: Msg, reason: str, publish: EventPublisher) -> FaceRej
         raw_event=raw.data[:MAX_RAW_EVENT_CHARS].decode("utf-8", errors="replace"),
     )
     await publish(subjects.face_rejected(rejected.tenant_id), rejected)
+    log.warning("face_rejected", reason=rejected.reason[:500], subject=raw.subject)
     return rejected
 
 

@@ -9,9 +9,12 @@ import numpy as np
 from schemas import FaceIngested, FaceMatched, subjects
 from schemas.ids import derive_event_id, new_event_id
 from services.common.bus import EventPublisher, InvalidEvent
+from services.common.logging import get_logger
 from services.matcher.adapters.milvus import DimensionMismatch, FaceVectorStore, StoredVector
 from services.matcher.config import MatcherSettings
 from services.matcher.domain.assignment import Assignment, assign_batch, normalize
+
+log = get_logger(__name__)
 
 
 async def match_faces(
@@ -32,6 +35,7 @@ async def match_faces(
     ordered = [results[i] for i in range(len(events))]
     for match in ordered:
         await publish(subjects.face_matched(match.tenant_id, match.site_id), match)
+    log.info("faces_matched", batch=len(ordered), new_persons=sum(m.is_new_person for m in ordered))
     return ordered
 
 

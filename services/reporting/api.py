@@ -16,9 +16,9 @@ from services.reporting.adapters.postgres import Granularity, ReportRow, VisitSt
 router = APIRouter(prefix="/v1", tags=["reports"])
 Analyst = Annotated[Principal, Depends(require_roles(Role.ANALYST, Role.ADMIN, Role.VIEWER))]
 SiteId = Annotated[str, Query(pattern=TOKEN_PATTERN, description="Site to report on")]
-From = Annotated[datetime | date, Query(alias="from", description="Start: a date (00:00 UTC) or an ISO datetime")]
+From = Annotated[str, Query(alias="from", description="Start: a date YYYY-MM-DD (00:00 UTC) or an ISO datetime")]
 To = Annotated[
-    datetime | date, Query(alias="to", description="End: a date (inclusive, whole day) or an exclusive datetime")
+    str, Query(alias="to", description="End: a date YYYY-MM-DD (whole day, included) or an exclusive datetime")
 ]
 Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
 
@@ -50,11 +50,22 @@ class VisitOut(BaseModel):
     is_returning: bool
 
 
-def time_range(start: datetime | date, end: datetime | date) -> tuple[datetime, datetime]:
-    """Dates mean whole UTC days (the end date included); naive datetimes are UTC."""
-    first = start if isinstance(start, datetime) else datetime.combine(start, time.min)
-    last = end if isinstance(end, datetime) else datetime.combine(end, time.min) + timedelta(days=1)
-    first, last = (moment if moment.tzinfo else moment.replace(tzinfo=UTC) for moment in (first, last))
+def parse_bound(text: str, name: str, is_end: bool) -> datetime:
+    """A date means a whole UTC day (so an end date is included); a datetime is used as given (UTC if naive)."""
+    try:
+        if len(text) == len("YYYY-MM-DD"):
+            day = date.fromisoformat(text)
+            return datetime.combine(day + timedelta(days=1) if is_end else day, time.min, tzinfo=UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"`{name}` is not an ISO date or datetime"
+        ) from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def time_range(start: str, end: str) -> tuple[datetime, datetime]:
+    first, last = parse_bound(start, "from", is_end=False), parse_bound(end, "to", is_end=True)
     if last <= first:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "`to` must be after `from`")
     if last - first > timedelta(days=400):

@@ -3,8 +3,11 @@
 from schemas import FaceMatched, PersonKind, VisitRecord, subjects
 from schemas.ids import derive_event_id
 from services.common.bus import EventPublisher
+from services.common.logging import get_logger
 from services.reporting.adapters.postgres import VisitStore
 from services.reporting.domain.visits import Visit, VisitRules
+
+log = get_logger(__name__)
 
 
 async def record_visit(
@@ -18,6 +21,7 @@ async def record_visit(
     records = [visit_record(event, visit) for visit in changed]
     for record in records:
         await publish(subjects.visit_record(event.tenant_id, event.site_id), record)
+    log.info("sighting_recorded", person_id=str(event.person_id), changed_visits=len(records))
     return records
 
 

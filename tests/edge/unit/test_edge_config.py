@@ -1,5 +1,7 @@
 """Settings and cameras: precedence CLI > YAML > environment, and clear errors."""
 
+from pathlib import Path
+
 import pytest
 
 from edge.config import ConfigError, load_cameras_file, load_settings, resolve_cameras
@@ -73,3 +75,10 @@ def test_camera_without_a_tenant_is_refused(env, monkeypatch):
     monkeypatch.delenv("REVISIT_EDGE_TENANT_ID")
     with pytest.raises(ConfigError, match="tenant_id"):
         resolve_cameras(load_settings({}), None, {**NO_CAMERA_FLAGS, "source": "x", "camera_id": "c"})
+
+
+def test_the_example_cameras_file_is_valid(env):
+    example = Path(__file__).resolve().parents[3] / "edge" / "cameras.example.yaml"
+    cameras = resolve_cameras(load_settings({}), load_cameras_file(example), NO_CAMERA_FLAGS)
+    assert [(camera.camera_id, camera.fps) for camera in cameras] == [("entrance", 5), ("checkout", 3)]
+    assert {camera.tenant_id for camera in cameras} == {"acme"}

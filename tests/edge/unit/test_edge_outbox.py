@@ -53,9 +53,10 @@ def test_messages_survive_kill_9(tmp_path):
     path = tmp_path / "o.db"
     script = f"""
 import os, signal
+from pathlib import Path
 from edge.outbox import Outbox, OutboxLimits
 from edge.publisher import OutgoingMessage
-outbox = Outbox({str(path)!r}, OutboxLimits(1000, 10_000_000, 3600))
+outbox = Outbox(Path({str(path)!r}), OutboxLimits(1000, 10_000_000, 3600))
 for n in range(50):
     outbox.put(OutgoingMessage("faces.detected.t.s.c", f"event-{{n}}", b"x" * 100))
 os.kill(os.getpid(), signal.SIGKILL)

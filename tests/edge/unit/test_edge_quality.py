@@ -10,7 +10,7 @@ from edge.quality import combine, face_quality, laplacian_variance, pose_score, 
 FRONTAL = [(38.3, 51.7), (73.5, 51.5), (56.0, 75.0), (41.5, 92.4), (70.7, 92.2)]
 
 
-def textured_face() -> np.ndarray:
+def textured_face() -> np.ndarray:  # type: ignore[type-arg]
     rng = np.random.default_rng(1)
     return rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)
 
@@ -34,7 +34,7 @@ def test_degenerate_landmarks_have_zero_pose():
 
 def test_blur_lowers_sharpness():
     sharp = textured_face()
-    blurred = cv2.GaussianBlur(sharp, (0, 0), 4)
+    blurred = np.asarray(cv2.GaussianBlur(sharp, (0, 0), 4), dtype=np.uint8)
     assert sharpness_score(laplacian_variance(blurred)) < sharpness_score(laplacian_variance(sharp))
     assert sharpness_score(0.0) == 0.0
 

@@ -44,3 +44,17 @@ def test_late_sighting_bridging_two_visits_merges_them() -> None:
     assert len(before) == 2 and len(after) == 1
     assert after[0].visit_id == before[0].visit_id
     assert changed_visits(before, after) == after
+
+
+def test_report_bounds_dates_are_whole_days_and_datetimes_exact() -> None:
+    import pytest
+    from fastapi import HTTPException
+
+    from services.reporting.api import time_range
+
+    assert time_range("2026-11-02", "2026-11-03") == (T0.replace(hour=0), T0.replace(hour=0) + timedelta(days=2))
+    assert time_range("2026-11-02T10:00:00", "2026-11-02T12:00:00+00:00") == (T0, T0 + timedelta(hours=2))
+    with pytest.raises(HTTPException):
+        time_range("2026-11-03", "2026-11-02")
+    with pytest.raises(HTTPException):
+        time_range("yesterday", "2026-11-02")

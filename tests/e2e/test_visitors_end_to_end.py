@@ -1,0 +1,115 @@
+"""The whole system on real infrastructure: the edge CLI on labelled photos of ../shared/faces, every
+service as its own process, and the visitor counts read from the reporting API.
+
+Day one shows everyone's first photo, day two the second photo of everyone who has one. Broken
+matching fails it: random embeddings would make every photo a new person, a threshold that merges
+everyone would leave one visitor."""
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.demo import build_demo_days
+from devstack.infra import free_port
+from devstack.stack import SERVICE_NAMES, Endpoints, SigningKeys, start_services, wait_until_ready
+
+TENANT, SITE = "e2e", "store-1"
+DAY_ONE = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+DAY_TWO = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def ports() -> dict[str, int]:
+    return {name: free_port() for name in SERVICE_NAMES}
+
+
+@pytest.fixture(scope="module")
+def system(
+    nats_url: str, postgres_dsn: str, s3_endpoint: str, keys: SigningKeys, ports: dict[str, int], run_dir: Path
+) -> Iterator[Endpoints]:
+    endpoints = Endpoints(nats_url, postgres_dsn, s3_endpoint, str(run_dir / "e2e-milvus.db"))
+    processes = start_services(endpoints, keys, ports, run_dir / "e2e-logs", environment="test")
+    try:
+        wait_until_ready(processes, ports)
+        yield endpoints
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def run_edge(source: Path, clock_start: datetime, endpoints: Endpoints, shared: Path, outbox: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "run",
+            "--source",
+            str(source),
+            "--tenant",
+            TENANT,
+            "--site",
+            SITE,
+            "--camera",
+            "entrance",
+            "--model-dir",
+            str(shared / "models"),
+            "--nats-url",
+            endpoints.nats_url,
+            "--clock-start",
+            clock_start.isoformat(),
+            "--outbox",
+            str(outbox),
+            "--metrics-port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def visitor_report(port: int, token: str) -> dict:
+    response = httpx.get(
+        f"http://127.0.0.1:{port}/v1/reports/visitors",
+        params={"site_id": SITE, "from": "2026-11-02", "to": "2026-11-03", "granularity": "day"},
+        headers={"authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_unique_and_returning_visitors_from_real_faces(
+    system: Endpoints, shared: Path, ports: dict[str, int], run_dir: Path, make_token: Callable[..., str]
+) -> None:
+    days = build_demo_days(shared / "faces", run_dir / "e2e-days", DAY_ONE, DAY_TWO)
+    people, returning = len(days[0].people), len(days[1].people)
+    assert people >= 8 and returning >= 5  # the photo set is what the expected numbers rest on
+    for day in days:
+        run_edge(day.folder, day.clock_start, system, shared, run_dir / "e2e-outbox.db")
+
+    token = make_token(TENANT, ["analyst"])
+    expected_visits = people + returning
+    deadline = time.monotonic() + 90
+    report = visitor_report(ports["reporting"], token)
+    while report["totals"]["visits"] < expected_visits and time.monotonic() < deadline:
+        time.sleep(0.5)
+        report = visitor_report(ports["reporting"], token)
+    time.sleep(2)  # anything still in flight would change the counts below
+    report = visitor_report(ports["reporting"], token)
+
+    totals = report["totals"]
+    assert totals["unique_visitors"] == people, report
+    assert totals["returning_visits"] == returning, report
+    assert totals["visits"] == expected_visits
+    by_day = {period["period_start"][:10]: period for period in report["periods"]}
+    assert by_day["2026-11-02"]["new_visitors"] == people and by_day["2026-11-02"]["returning_visitors"] == 0
+    assert by_day["2026-11-03"]["returning_visitors"] == returning and by_day["2026-11-03"]["new_visitors"] == 0
