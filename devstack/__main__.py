@@ -118,7 +118,8 @@ def main() -> None:
     command.add_argument("--source", default=os.environ.get("SOURCE") or None, help="video, image folder or RTSP URL")
     command.add_argument("--data", type=Path, default=Path(".dev"), help="where state persists between runs")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as cleanly on SIGTERM as on Ctrl-C
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (background)
+        signal.signal(stop_signal, signal.default_int_handler)
     try:
         up(args.source, args.data.resolve())
     except KeyboardInterrupt:

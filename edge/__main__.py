@@ -1,4 +1,4 @@
-"""`python -m edge run ...` / `revisit-edge run ...`: the edge CLI.
+"""`python -m edge run ...` / `revisit-edge run ...`: the edge CLI (and `enrol-staff`).
 
 Exit codes: 0 the sources ended and every event was acknowledged; 1 events are left in the outbox (they
 are sent at the next start); 2 the edge cannot start (settings, model pack, source or NATS), one line why.
@@ -12,9 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge.bootstrap import bootstrap
+import nats
+
+from edge.bootstrap import bootstrap, build_detector, load_embedder
 from edge.config import ConfigError, load_cameras_file, load_settings, resolve_cameras
-from edge.models import ModelPackError
+from edge.enrol import EnrolmentError, embed_photos, enrol_staff
+from edge.models import YUNET, ModelPackError, resolve_model
 from edge.sources import SourceError
 from services.common.logging import configure_logging
 from services.common.startup import DependencyUnavailable
@@ -63,13 +66,23 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, help="/metrics and /healthz port; 0 disables")
     run.add_argument("--drain-timeout", type=float, dest="drain_timeout_seconds")
     run.add_argument("--log-level")
+    run.add_argument("--staff-threshold", type=float, help="cosine similarity at which a face is staff (0.45)")
+
+    enrol = commands.add_parser("enrol-staff", help="embed a staff member's photos into the tenant's staff gallery")
+    enrol.add_argument("--tenant", dest="tenant_id", required=True)
+    enrol.add_argument("--staff-id", required=True, help="the store's id of the staff member (a token: a-z 0-9 _ -)")
+    enrol.add_argument("--photo", type=Path, action="append", required=True, help="a photo of them; repeat for more")
+    enrol.add_argument("--display-name")
+    enrol.add_argument("--model-dir", type=Path, help="model pack folder (REVISIT_EDGE_MODEL_DIR)")
+    enrol.add_argument("--embedder", help="embedder of the registry: the one the edges of the store use")
+    enrol.add_argument("--nats-url", help="NATS server (REVISIT_NATS_URL)")
     return root
 
 
 SETTING_FLAGS = (
     "model_dir", "embedder", "nats_url", "tenant_id", "site_id", "camera_id", "frame_interval_seconds", "fps",
     "min_face_px", "detection_score_threshold", "detector_input_width", "track_emit_interval_seconds",
-    "send_crops", "outbox_path", "metrics_port", "drain_timeout_seconds", "log_level",
+    "send_crops", "outbox_path", "metrics_port", "drain_timeout_seconds", "log_level", "staff_threshold",
 )  # fmt: skip
 CAMERA_FLAGS = ("source", "tenant_id", "site_id", "camera_id", "fps")
 
@@ -87,11 +100,35 @@ async def run(args: argparse.Namespace) -> int:
         await edge.close()
 
 
+async def enrol(args: argparse.Namespace) -> int:
+    """Embed the photos with the edge's own models and write the staff member's gallery entry."""
+    settings = load_settings({"model_dir": args.model_dir, "embedder": args.embedder, "nats_url": args.nats_url})
+    detector = build_detector(settings, resolve_model(settings.model_dir, YUNET))
+    embedder = load_embedder(settings)
+    vectors = embed_photos(detector, embedder, args.photo)
+    try:
+        entry, revision = await enrol_staff(
+            settings.nats_url,
+            args.tenant_id,
+            args.staff_id,
+            vectors,
+            embedder.model_id,
+            args.display_name,
+            settings.startup_timeout_seconds,
+        )
+    except (TimeoutError, OSError, nats.errors.Error) as error:
+        raise DependencyUnavailable(f"cannot write the staff gallery at {settings.nats_url}: {error}") from error
+    print(f"enrolled {entry.tenant_id}.{entry.staff_id}: {len(vectors)} vectors of {entry.embedding_model}, "
+          f"revision {revision}")  # fmt: skip
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    command = enrol if args.command == "enrol-staff" else run
     try:
-        sys.exit(asyncio.run(run(args)))
-    except (ConfigError, ModelPackError, SourceError, DependencyUnavailable) as error:
+        sys.exit(asyncio.run(command(args)))
+    except (ConfigError, ModelPackError, SourceError, DependencyUnavailable, EnrolmentError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(EXIT_CANNOT_START)
     except KeyboardInterrupt:

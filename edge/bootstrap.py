@@ -23,6 +23,7 @@ from edge.progress import Progress, report_progress
 from edge.publisher import JetStreamPublisher, connect_publisher
 from edge.relay import OutboxRelay
 from edge.sources import Frame, SourceKind, open_source, source_kind
+from edge.staff import StaffGallery, StaffGalleryWatcher, watch_staff_gallery
 from services.common.logging import get_logger
 
 log = get_logger(__name__)
@@ -45,6 +46,7 @@ class Edge:
     outbox: Outbox
     publisher: JetStreamPublisher
     relay: OutboxRelay
+    staff_watchers: list[StaffGalleryWatcher] = field(default_factory=list)
     metrics_server: ThreadingHTTPServer | None = None
     progress: Progress = field(init=False)
 
@@ -55,15 +57,16 @@ class Edge:
         """Run every camera to its end (live streams never end), then wait for the outbox to drain."""
         relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
         progress_task = asyncio.create_task(report_progress(self.progress, sys.stderr), name="progress")
+        watches = [asyncio.create_task(watcher.run(), name="staff-gallery") for watcher in self.staff_watchers]
         cameras = asyncio.create_task(self._run_cameras(), name="cameras")
         try:
-            done, _ = await asyncio.wait({relay_task, cameras}, return_when=asyncio.FIRST_COMPLETED)
-            if relay_task in done:
-                relay_task.result()  # the relay only ends by raising: surface it
+            done, _ = await asyncio.wait({relay_task, cameras, *watches}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {cameras}:
+                task.result()  # the relay and the watches only end by raising: surface it
             await cameras
             remaining = await self.relay.drain(self.settings.drain_timeout_seconds)
         finally:
-            for task in (relay_task, progress_task, cameras):
+            for task in (relay_task, progress_task, cameras, *watches):
                 task.cancel()
         print(self.progress.line("done"), file=sys.stderr)
         if remaining:
@@ -97,6 +100,8 @@ class Edge:
     async def close(self) -> None:
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
+        for watcher in self.staff_watchers:
+            await watcher.stop()
         await self.publisher.close()
         self.outbox.close()
 
@@ -106,6 +111,10 @@ def load_embedder(settings: EdgeSettings) -> OnnxEmbedder:
     return OnnxEmbedder(model, settings.intra_op_threads, settings.embed_batch_size)
 
 
+def build_detector(settings: EdgeSettings, yunet: ResolvedModel) -> YuNetDetector:
+    return YuNetDetector(yunet.path, settings.detector_input_width, settings.detection_score_threshold)
+
+
 def build_runs(
     settings: EdgeSettings, cameras: list[Camera], yunet: ResolvedModel, embedder: OnnxEmbedder, clock_start: datetime
 ) -> list[CameraRun]:
@@ -113,8 +122,9 @@ def build_runs(
     runs = []
     for camera in cameras:
         kind = source_kind(camera.source)
-        detector = YuNetDetector(yunet.path, settings.detector_input_width, settings.detection_score_threshold)
-        pipeline = CameraPipeline(camera, settings, detector, embedder, tracking=kind is not SourceKind.IMAGES)
+        pipeline = CameraPipeline(
+            camera, settings, build_detector(settings, yunet), embedder, tracking=kind is not SourceKind.IMAGES
+        )
         frames = open_source(camera.source, clock_start, settings.frame_interval_seconds, camera.fps)
         runs.append(CameraRun(pipeline, frames, kind))
     return runs
@@ -129,8 +139,15 @@ async def bootstrap(settings: EdgeSettings, cameras: list[Camera], clock_start: 
         settings.nats_url, settings.startup_timeout_seconds, settings.publish_timeout_seconds
     )
     limits = OutboxLimits(settings.outbox_max_events, settings.outbox_max_bytes, settings.outbox_max_age_seconds)
+    watchers = [
+        await watch_staff_gallery(publisher.connection, tenant, settings.startup_timeout_seconds)
+        for tenant in sorted({camera.tenant_id for camera in cameras})
+    ]
+    galleries: dict[str, StaffGallery] = {watcher.gallery.tenant_id: watcher.gallery for watcher in watchers}
+    for run in runs:
+        run.pipeline.use_staff_gallery(galleries[run.pipeline.camera.tenant_id])
     outbox = Outbox(settings.outbox_path, limits)
-    edge = Edge(settings, runs, outbox, publisher, OutboxRelay(outbox, publisher))
+    edge = Edge(settings, runs, outbox, publisher, OutboxRelay(outbox, publisher), watchers)
     if settings.metrics_port:
         edge.metrics_server = serve_metrics("0.0.0.0", settings.metrics_port, edge.health)
     log.info(
@@ -138,6 +155,7 @@ async def bootstrap(settings: EdgeSettings, cameras: list[Camera], clock_start: 
         cameras=[camera.camera_id for camera in cameras],
         embedding_model=embedder.model_id,
         outbox_depth=outbox.depth,
+        staff={tenant: len(gallery) for tenant, gallery in galleries.items()},
         metrics_port=settings.metrics_port,
     )
     return edge

@@ -36,6 +36,14 @@ class EdgeSettings(BaseSettings):
     crop_margin: float = Field(0.2, ge=0, le=1, description="Margin added around the box of the JPEG crop")
     jpeg_quality: int = Field(90, ge=10, le=100)
     send_crops: bool = Field(True, description="False is privacy mode: events carry the embedding, no crop")
+    staff_threshold: float = Field(
+        0.45,
+        ge=-1,
+        le=1,
+        description="A face at least this cosine-similar to a staff vector is not published. Measured with the "
+        "MobileFaceNet test embedder: same person >= 0.54, different people <= 0.27 (PROVENANCE, docs/BENCHMARKS.md); "
+        "0.45 sits above the matcher's 0.40 because a face dropped here is lost for good",
+    )
 
     fps: float = Field(5.0, gt=0, description="Frames per second sampled from video files and streams")
     frame_interval_seconds: float = Field(1.0, gt=0, description="Simulated time between images of a folder")

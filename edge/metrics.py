@@ -17,6 +17,9 @@ EVENTS = Counter(
     "FaceDetected events, by outcome: queued (in the outbox), published (PubAck), duplicate (PubAck, dropped).",
     ["outcome"],
 )
+STAFF_FILTERED = Counter(
+    "revisit_edge_staff_filtered_total", "Faces not published because they match the staff gallery.", ["camera"]
+)
 OUTBOX_DEPTH = Gauge("revisit_edge_outbox_depth", "Events waiting in the outbox for a PubAck.")
 OUTBOX_DROPPED = Counter("revisit_edge_outbox_dropped_total", "Events dropped by the outbox bounds.", ["reason"])
 DETECT_SECONDS = Histogram("revisit_edge_detect_seconds", "Face detection time per frame.", buckets=LATENCY_BUCKETS)

@@ -14,11 +14,12 @@ from edge.align import align_face, crop_box, encode_jpeg
 from edge.best_crop import BestCropSelector
 from edge.config import Camera, EdgeSettings
 from edge.detector import Detection, Detector, Image
-from edge.embedder import OnnxEmbedder
-from edge.metrics import DETECT_SECONDS, EMBED_SECONDS, FACES, FRAMES, TRACKS
+from edge.embedder import OnnxEmbedder, Vectors
+from edge.metrics import DETECT_SECONDS, EMBED_SECONDS, FACES, FRAMES, STAFF_FILTERED, TRACKS
 from edge.publisher import EventSink
 from edge.quality import face_quality
 from edge.sources import Frame
+from edge.staff import StaffGallery
 from edge.tracker import IouTracker
 from schemas.faces import FaceBox, FaceDetected
 from schemas.ids import new_event_id
@@ -41,6 +42,7 @@ class PipelineCounters:
     faces: int = 0
     tracks: int = 0
     events: int = 0
+    staff_filtered: int = 0
 
 
 class CameraPipeline:
@@ -53,14 +55,19 @@ class CameraPipeline:
         detector: Detector,
         embedder: OnnxEmbedder,
         tracking: bool,
+        staff: StaffGallery | None = None,
     ) -> None:
+        """`staff` None publishes every face (no gallery: tests and benchmarks of the bare path)."""
         self.camera, self._settings = camera, settings
-        self._detector, self._embedder = detector, embedder
+        self._detector, self._embedder, self._staff = detector, embedder, staff
         self._tracker = IouTracker(settings.track_iou_threshold, settings.track_timeout_seconds) if tracking else None
         self._selector: BestCropSelector[FaceCandidate] = BestCropSelector(settings.track_emit_interval_seconds)
         self._track_prefix = new_event_id().hex[-12:]  # unique per run: track ids never repeat across restarts
         self._untracked = 0
         self.counters = PipelineCounters()
+
+    def use_staff_gallery(self, staff: StaffGallery) -> None:
+        self._staff = staff
 
     def process(self, frame: Frame) -> list[FaceDetected]:
         """The events due after this frame."""
@@ -109,12 +116,20 @@ class CameraPipeline:
         per_face = (time.perf_counter() - started) / len(chosen)
         for _ in chosen:
             EMBED_SECONDS.observe(per_face)
+        staff = self._is_staff(vectors)
         events = [
             self._event(track_id, c, [float(v) for v in vector])
-            for (track_id, c), vector in zip(chosen, vectors, strict=True)
+            for (track_id, c), vector, is_staff in zip(chosen, vectors, staff, strict=True)
+            if not is_staff
         ]
-        self._count(events=len(events))
+        self._count(events=len(events), staff_filtered=len(chosen) - len(events))
         return events
+
+    def _is_staff(self, vectors: Vectors) -> list[bool]:
+        if self._staff is None or len(self._staff) == 0:
+            return [False] * len(vectors)
+        similarities = self._staff.similarities(vectors, self._embedder.model_id)
+        return [bool(value >= self._settings.staff_threshold) for value in similarities]
 
     def _event(self, track_id: str, candidate: FaceCandidate, embedding: list[float]) -> FaceDetected:
         detection, settings = candidate.detection, self._settings
@@ -144,12 +159,16 @@ class CameraPipeline:
         self._count(tracks=1)
         return self._track_id(self._untracked)
 
-    def _count(self, frames: int = 0, faces: int = 0, tracks: int = 0, events: int = 0) -> None:
+    def _count(
+        self, frames: int = 0, faces: int = 0, tracks: int = 0, events: int = 0, staff_filtered: int = 0
+    ) -> None:
         counters, camera = self.counters, self.camera.camera_id
         counters.frames += frames
         counters.faces += faces
         counters.tracks += tracks
         counters.events += events
+        counters.staff_filtered += staff_filtered
+        STAFF_FILTERED.labels(camera).inc(staff_filtered)
         FRAMES.labels(camera).inc(frames)
         FACES.labels(camera).inc(faces)
         TRACKS.labels(camera).inc(tracks)

@@ -23,8 +23,9 @@ class Progress:
         faces = sum(p.counters.faces for p in self.pipelines)
         tracks = sum(p.counters.tracks for p in self.pipelines)
         events = sum(p.counters.events for p in self.pipelines)
+        staff = sum(p.counters.staff_filtered for p in self.pipelines)
         return (
-            f"[edge {state}] frames={frames} faces={faces} tracks={tracks} events={events} "
+            f"[edge {state}] frames={frames} faces={faces} tracks={tracks} events={events} staff={staff} "
             f"published={self.relay.published} duplicates={self.relay.duplicates} outbox={self.outbox.depth} "
             f"dropped={sum(self.outbox.dropped.values())}"
         )

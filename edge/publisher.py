@@ -49,6 +49,10 @@ class JetStreamPublisher:
         self._timeout = publish_timeout_seconds
 
     @property
+    def connection(self) -> NatsClient:
+        return self._connection
+
+    @property
     def connected(self) -> bool:
         return bool(self._connection.is_connected)
 

@@ -11,6 +11,7 @@ from schemas.faces import (
     PersonKind,
 )
 from schemas.identity import PersonCreated
+from schemas.staff import StaffGalleryEntry
 from schemas.visits import VisitRecord
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "FaceRejected",
     "PersonCreated",
     "PersonKind",
+    "StaffGalleryEntry",
     "VisitRecord",
 ]

@@ -1,4 +1,4 @@
-"""Export every event model's JSON Schema to `schemas/json/`: `python -m schemas.export [--check]`.
+"""Export every event (and KV value) model's JSON Schema to `schemas/json/`: `python -m schemas.export [--check]`.
 
 The exported files are the contract non-Python consumers read; a test fails when they drift.
 """
@@ -16,6 +16,7 @@ from schemas import (
     FaceMatched,
     FaceRejected,
     PersonCreated,
+    StaffGalleryEntry,
     VisitRecord,
 )
 
@@ -28,6 +29,9 @@ EVENT_MODELS: tuple[type[BaseModel], ...] = (
     PersonCreated,
     AuditEntryRecorded,
 )
+KV_MODELS: tuple[type[BaseModel], ...] = (StaffGalleryEntry,)
+"""Values of NATS KV buckets: versioned contracts too, but not events on a stream."""
+EXPORTED_MODELS = EVENT_MODELS + KV_MODELS
 SCHEMA_DIR = Path(__file__).parent / "json"
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 
@@ -52,7 +56,7 @@ def main(argv: list[str]) -> int:
     check = "--check" in argv
     stale = []
     SCHEMA_DIR.mkdir(exist_ok=True)
-    for model in EVENT_MODELS:
+    for model in EXPORTED_MODELS:
         path, text = schema_file(model), render_schema(model)
         if check:
             if not path.exists() or path.read_text() != text:

@@ -47,6 +47,14 @@ def dead_letter(service: str, subject: str) -> str:
     return f"deadletter.{service}.{subject}"
 
 
+STAFF_GALLERY_BUCKET = "staff_gallery"
+"""NATS KV bucket of staff galleries: identity writes, edges watch `<tenant>.*`."""
+
+
+def staff_gallery_key(tenant: str, staff_id: str) -> str:
+    return f"{tenant}.{staff_id}"
+
+
 def tenant_of_detected(subject: str) -> str | None:
     """The tenant token of a `faces.detected.<tenant>.<site>.<camera>` subject, if it has that shape."""
     parts = subject.split(".")

@@ -89,7 +89,7 @@ async def visitor_report(
     rows, totals = await store.visitor_report(principal.tenant_id, site_id, first, last, granularity)
     periods = [_counts(row) for row in rows]
     if format == "csv":
-        return _csv_response([p.model_dump() for p in periods], f"visitors_{site_id}.csv")
+        return _csv_response([p.model_dump(mode="json") for p in periods], f"visitors_{site_id}.csv")
     return VisitorReport(
         site_id=site_id, granularity=granularity, start=first, end=last, totals=_counts(totals), periods=periods
     )
@@ -107,7 +107,7 @@ async def list_visits(
         for person_id, visit in await store.list_visits(principal.tenant_id, site_id, first, last)
     ]
     if format == "csv":
-        return _csv_response([v.model_dump() for v in visits], f"visits_{site_id}.csv")
+        return _csv_response([v.model_dump(mode="json") for v in visits], f"visits_{site_id}.csv")
     return visits
 
 

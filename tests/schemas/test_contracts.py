@@ -9,16 +9,16 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from schemas import FaceDetected
-from schemas.export import EVENT_MODELS, EXAMPLES_DIR, render_schema, schema_file, schema_name
+from schemas.export import EXPORTED_MODELS, EXAMPLES_DIR, render_schema, schema_file, schema_name
 from schemas.ids import derive_event_id, new_event_id
 
 
-@pytest.mark.parametrize("model", EVENT_MODELS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("model", EXPORTED_MODELS, ids=lambda m: m.__name__)
 def test_exported_schema_matches_model(model: type[BaseModel]) -> None:
     assert schema_file(model).read_text() == render_schema(model), "run `python -m schemas.export`"
 
 
-@pytest.mark.parametrize("model", EVENT_MODELS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("model", EXPORTED_MODELS, ids=lambda m: m.__name__)
 def test_example_is_valid_for_model_and_json_schema(model: type[BaseModel]) -> None:
     example_path = EXAMPLES_DIR / f"{schema_name(model)}.json"
     example = json.loads(example_path.read_text())
@@ -28,8 +28,8 @@ def test_example_is_valid_for_model_and_json_schema(model: type[BaseModel]) -> N
 
 
 def test_every_schema_file_has_a_model() -> None:
-    exported = {path.name for path in schema_file(EVENT_MODELS[0]).parent.glob("*.json")}
-    assert exported == {f"{schema_name(model)}.json" for model in EVENT_MODELS}
+    exported = {path.name for path in schema_file(EXPORTED_MODELS[0]).parent.glob("*.json")}
+    assert exported == {f"{schema_name(model)}.json" for model in EXPORTED_MODELS}
 
 
 def test_json_schema_rejects_what_the_model_rejects() -> None:
@@ -58,4 +58,4 @@ def test_derived_event_ids_are_deterministic_uuid7_with_the_source_time() -> Non
 
 
 def test_examples_folder_is_not_empty() -> None:
-    assert len(list(Path(EXAMPLES_DIR).glob("*.json"))) == len(EVENT_MODELS)
+    assert len(list(Path(EXAMPLES_DIR).glob("*.json"))) == len(EXPORTED_MODELS)

@@ -1,0 +1,160 @@
+"""The staff filter: faces close to the tenant's staff gallery are not published.
+
+Staff walk past the cameras all day; counting them would swamp the visitor figures, and publishing
+their faces would store employees' biometrics for nothing. Identity (or `python -m edge enrol-staff`)
+writes one `StaffGalleryEntry` per staff member into the NATS KV bucket `staff_gallery`, key
+`<tenant>.<staff_id>`. The edge loads `<tenant>.*` at start and keeps a KV watch open, so an enrolment or
+a removal applies within a second while it runs. The matcher still marks staff on the server, for the
+faces this filter misses.
+"""
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Mapping
+
+import nats
+import nats.js.api
+import numpy as np
+from nats.aio.client import Client as NatsClient
+from nats.js.errors import BucketNotFoundError
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from numpy.typing import NDArray
+from pydantic import ValidationError
+
+from edge.embedder import Vectors, l2_normalise
+from schemas.staff import StaffGalleryEntry
+from schemas.subjects import STAFF_GALLERY_BUCKET, staff_gallery_key
+from services.common.logging import get_logger
+from services.common.startup import DependencyUnavailable
+
+log = get_logger(__name__)
+
+
+def max_similarities(vectors: Vectors, gallery: Vectors) -> NDArray[np.float32]:
+    """For each L2-normalised row of `vectors`, its highest cosine similarity to a row of `gallery`."""
+    if len(gallery) == 0 or len(vectors) == 0:
+        return np.full(len(vectors), -1.0, dtype=np.float32)
+    return np.asarray((vectors @ gallery.T).max(axis=1), dtype=np.float32)
+
+
+class StaffGallery:
+    """The staff vectors of one tenant, by embedding model.
+
+    Written by the KV watcher on the event loop, read by the camera pipelines in worker threads: each
+    change builds new matrices and swaps one reference, so a reader never sees half an update.
+    """
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._entries: dict[str, StaffGalleryEntry] = {}
+        self._by_model: Mapping[str, Vectors] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, staff_id: object) -> bool:
+        return staff_id in self._entries
+
+    def put(self, entry: StaffGalleryEntry) -> None:
+        if entry.tenant_id != self.tenant_id:
+            raise ValueError(f"entry of tenant {entry.tenant_id} offered to the gallery of {self.tenant_id}")
+        with self._lock:
+            self._entries[entry.staff_id] = entry
+            self._rebuild()
+
+    def remove(self, staff_id: str) -> None:
+        with self._lock:
+            if self._entries.pop(staff_id, None) is not None:
+                self._rebuild()
+
+    def _rebuild(self) -> None:
+        rows: dict[str, list[list[float]]] = {}
+        for entry in self._entries.values():
+            rows.setdefault(entry.embedding_model, []).extend(entry.embeddings)
+        self._by_model = {model: l2_normalise(np.asarray(vectors, dtype=np.float32)) for model, vectors in rows.items()}
+
+    def similarities(self, vectors: Vectors, embedding_model: str) -> NDArray[np.float32]:
+        """Each vector's best similarity to a staff vector of the same model (-1 when there is none)."""
+        gallery = self._by_model.get(embedding_model)
+        if gallery is None or gallery.shape[1] != vectors.shape[1]:
+            return np.full(len(vectors), -1.0, dtype=np.float32)
+        return max_similarities(vectors, gallery)
+
+
+async def open_staff_bucket(connection: NatsClient) -> KeyValue:
+    """The staff gallery bucket, created if this is the first edge or service to use it."""
+    js = connection.jetstream()
+    try:
+        return await js.key_value(STAFF_GALLERY_BUCKET)
+    except BucketNotFoundError:
+        config = nats.js.api.KeyValueConfig(
+            bucket=STAFF_GALLERY_BUCKET, history=1, storage=nats.js.api.StorageType.FILE
+        )
+        return await js.create_key_value(config=config)
+
+
+class StaffGalleryWatcher:
+    """Keeps a `StaffGallery` equal to the tenant's keys of the bucket, for as long as `run` runs."""
+
+    def __init__(self, bucket: KeyValue, gallery: StaffGallery) -> None:
+        self.gallery = gallery
+        self._bucket = bucket
+        self._watcher: KeyValue.KeyWatcher | None = None
+
+    async def load(self, timeout_seconds: float) -> None:
+        """Start the watch and apply the current entries (the watch marks their end with a None)."""
+        self._watcher = await self._bucket.watch(f"{self.gallery.tenant_id}.*")
+        while (entry := await self._watcher.updates(timeout_seconds)) is not None:  # type: ignore[no-untyped-call]
+            self._apply(entry)
+        log.info("staff_gallery_loaded", tenant=self.gallery.tenant_id, staff=len(self.gallery))
+
+    async def run(self) -> None:
+        """Apply changes as they come, until cancelled or stopped."""
+        if self._watcher is None:
+            raise RuntimeError("load() the staff gallery before running its watch")
+        async for entry in self._watcher:
+            if entry is not None:
+                self._apply(entry)
+
+    def _apply(self, entry: KeyValue.Entry) -> None:
+        staff_id = entry.key.removeprefix(f"{self.gallery.tenant_id}.")
+        if entry.operation in (KV_DEL, KV_PURGE):
+            self.gallery.remove(staff_id)
+            log.info("staff_removed", tenant=self.gallery.tenant_id, staff_id=staff_id)
+            return
+        try:
+            value = StaffGalleryEntry.model_validate_json(entry.value or b"")
+            if staff_gallery_key(value.tenant_id, value.staff_id) != entry.key:
+                raise ValueError(f"key {entry.key} holds the entry of {value.tenant_id}.{value.staff_id}")
+            self.gallery.put(value)
+        except (ValidationError, ValueError) as error:  # a bad entry must not stop the edge: say which and why
+            log.error("staff_entry_refused", key=entry.key, revision=entry.revision, error=str(error)[:500])
+            return
+        log.info("staff_enrolled", tenant=self.gallery.tenant_id, staff_id=staff_id, vectors=len(value.embeddings))
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._watcher.stop()  # type: ignore[no-untyped-call]
+
+
+async def watch_staff_gallery(connection: NatsClient, tenant_id: str, timeout_seconds: float) -> StaffGalleryWatcher:
+    """A loaded watcher of the tenant's staff gallery, or DependencyUnavailable."""
+    try:
+        bucket = await asyncio.wait_for(open_staff_bucket(connection), timeout_seconds)
+        watcher = StaffGalleryWatcher(bucket, StaffGallery(tenant_id))
+        await watcher.load(timeout_seconds)
+    except (TimeoutError, nats.errors.Error) as error:
+        raise DependencyUnavailable(
+            f"cannot load the staff gallery of {tenant_id} from NATS KV bucket {STAFF_GALLERY_BUCKET}: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    return watcher
+
+
+async def put_staff_entry(connection: NatsClient, entry: StaffGalleryEntry) -> int:
+    """Write (or replace) a staff member's entry; the KV revision."""
+    bucket = await open_staff_bucket(connection)
+    return await bucket.put(staff_gallery_key(entry.tenant_id, entry.staff_id), entry.to_json_bytes())

@@ -1,0 +1,114 @@
+"""A staff member enrolled while the edge runs stops being published; removed, they are published again."""
+
+import asyncio
+import os
+import queue
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import cv2
+import nats
+import numpy as np
+import pytest
+from prometheus_client import REGISTRY
+
+from edge.bootstrap import bootstrap
+from edge.config import Camera
+from edge.sources import Frame
+from edge.staff import open_staff_bucket
+from schemas.faces import FaceDetected
+from schemas.subjects import staff_gallery_key
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def paced(frames: "queue.Queue[Frame | None]") -> Iterator[Frame]:
+    """A camera the test drives: each frame when the test puts it, the end at None (or 60 s of silence)."""
+    while (frame := frames.get(timeout=60)) is not None:
+        yield frame
+
+
+async def wait_until(condition, timeout: float = 15) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)
+
+
+def enrol_cli(nats_url: str, tenant: str, models: Path, photos: list[Path]) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("REVISIT_EDGE_", "REVISIT_NATS"))}
+    photo_flags = [flag for photo in photos for flag in ("--photo", str(photo))]
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "enrol-staff", "--tenant", tenant, "--staff-id", "obama",
+         *photo_flags, "--model-dir", str(models), "--nats-url", nats_url],
+        cwd=REPO, env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"enrolled {tenant}.obama: 2 vectors of mobilefacenet_arcface_128@" in result.stdout
+
+
+@pytest.mark.asyncio
+async def test_staff_enrolled_while_running_is_filtered_live(nats_url, edge_settings, faces_dir, clock_start, tmp_path):
+    tenant, camera_id = f"staff-{uuid.uuid4().hex[:8]}", f"door-{uuid.uuid4().hex[:6]}"
+    settings = edge_settings.model_copy(update={"nats_url": nats_url, "outbox_path": tmp_path / "outbox.db"})
+    camera = Camera(
+        tenant_id=tenant, site_id="s1", camera_id=camera_id, source=str(faces_dir / "biden"), fps=5, min_face_px=32
+    )
+    photos = {
+        name: np.asarray(cv2.imread(str(faces_dir / name.split("_")[0] / f"{name}.jpg")), dtype=np.uint8)
+        for name in ("obama_3", "obama_4", "biden_1", "biden_2")
+    }
+    person_of_frame: list[str] = []
+    frames: queue.Queue[Frame | None] = queue.Queue()
+
+    def show(*names: str) -> None:
+        for name in names:
+            index = len(person_of_frame)
+            person_of_frame.append(name.split("_")[0])
+            frames.put(Frame(index, clock_start + timedelta(seconds=index), photos[name], name))
+
+    edge = await bootstrap(settings, [camera], clock_start)
+    edge.runs[0].frames = paced(frames)  # the image folder's pipeline (no tracking), fed by the test
+    gallery, pipeline = edge.staff_watchers[0].gallery, edge.runs[0].pipeline
+    filtered_before = REGISTRY.get_sample_value("revisit_edge_staff_filtered_total", {"camera": camera_id}) or 0
+    running = asyncio.create_task(edge.run())
+    connection = await nats.connect(nats_url)
+    try:
+        show("obama_3", "biden_1", "obama_4", "biden_2")
+        await wait_until(lambda: pipeline.counters.frames == 4)
+        enrol_cli(nats_url, tenant, Path(settings.model_dir), [faces_dir / "obama" / "obama_1.jpg",
+                                                                faces_dir / "obama" / "obama_2.jpg"])  # fmt: skip
+        await wait_until(lambda: "obama" in gallery)
+
+        show("obama_3", "biden_1", "obama_4", "biden_2")
+        await wait_until(lambda: pipeline.counters.frames == 8)
+        await (await open_staff_bucket(connection)).delete(staff_gallery_key(tenant, "obama"))
+        await wait_until(lambda: "obama" not in gallery)
+
+        show("obama_3", "biden_1")
+        frames.put(None)
+        assert await asyncio.wait_for(running, 60) == 0
+    finally:
+        frames.put(None)
+        await edge.close()
+
+    subscription = await connection.jetstream().subscribe(f"faces.detected.{tenant}.>", ordered_consumer=True)
+    published: list[FaceDetected] = []
+    while True:
+        try:
+            published.append(FaceDetected.model_validate_json((await subscription.next_msg(timeout=1.0)).data))
+        except nats.errors.TimeoutError:
+            break
+    await connection.close()
+
+    frame_persons = [person_of_frame[round((e.captured_at - clock_start).total_seconds())] for e in published]
+    by_phase = [sorted(frame_persons[:4]), sorted(frame_persons[4:6]), sorted(frame_persons[6:])]
+    assert by_phase == [["biden", "biden", "obama", "obama"], ["biden", "biden"], ["biden", "obama"]]
+    assert [round((e.captured_at - clock_start).total_seconds()) for e in published][4:6] == [5, 7]
+    assert pipeline.counters.staff_filtered == 2
+    filtered_after = REGISTRY.get_sample_value("revisit_edge_staff_filtered_total", {"camera": camera_id})
+    assert filtered_after == filtered_before + 2
