@@ -32,6 +32,7 @@ lint: install
 	$(VENV)/bin/mypy schemas services edge devstack bench
 	$(PY) -m schemas.export --check
 	$(PY) -m devstack.asyncapi --check
+	$(PY) -m devstack.configdoc --check
 
 format: install
 	$(VENV)/bin/ruff format .

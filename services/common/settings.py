@@ -2,6 +2,7 @@
 
 from enum import StrEnum
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,11 +17,14 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="REVISIT_", extra="ignore")
 
-    environment: Environment = Environment.PRODUCTION
-    log_level: str = "INFO"
-    nats_url: str
-    http_host: str = "0.0.0.0"
-    http_port: int = 8000
-    startup_timeout_seconds: float = 30.0
-    max_deliveries: int = 5
-    """A message that failed this many times goes to the dead-letter subject."""
+    environment: Environment = Field(Environment.PRODUCTION, description="dev, test or production")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    nats_url: str = Field(description="NATS server with JetStream, e.g. nats://nats:4222")
+    http_host: str = Field("0.0.0.0", description="Address of /healthz, /readyz, /metrics and the REST API")
+    http_port: int = Field(8000, description="Port of the same")
+    startup_timeout_seconds: float = Field(
+        30.0, gt=0, description="How long to wait for dependencies at start before exiting with a message"
+    )
+    max_deliveries: int = Field(
+        5, ge=1, description="A message that failed this many times goes to deadletter.<service>.<subject>"
+    )

@@ -6,8 +6,8 @@ from services.common.settings import ServiceSettings
 
 
 class IdentitySettings(ServiceSettings):
-    http_port: int = 8003
+    http_port: int = Field(8003, description="Port of /healthz, /readyz, /metrics and the REST API")
     postgres_dsn: str = Field(description="postgresql://user:pass@host:5432/db; the user owns schema identity")
-    jwt_public_key: str
-    jwt_issuer: str = "revisit"
-    jwt_audience: str = "revisit"
+    jwt_public_key: str = Field(description="PEM of the RS256 key that signs user tokens")
+    jwt_issuer: str = Field("revisit", description="Expected `iss` of tokens")
+    jwt_audience: str = Field("revisit", description="Expected `aud` of tokens")

@@ -6,17 +6,17 @@ from services.common.settings import ServiceSettings
 
 
 class MatcherSettings(ServiceSettings):
-    http_port: int = 8002
+    http_port: int = Field(8002, description="Port of /healthz, /readyz, /metrics and the REST API")
     milvus_uri: str = Field(description="A Milvus server (http://milvus:19530) or a Milvus Lite file path")
-    milvus_token: str = ""
-    collection_prefix: str = "faces"
+    milvus_token: str = Field("", description="Milvus token (user:password) for a server; empty for Milvus Lite")
+    collection_prefix: str = Field("faces", description="Collections are <prefix>_<embedding model>")
     match_threshold: float = Field(
         0.40,
         ge=0,
         le=1,
         description="Cosine similarity at or above which a face is an existing person (see docs/matching.md)",
     )
-    max_vectors_per_person: int = Field(5, ge=1)
+    max_vectors_per_person: int = Field(5, ge=1, description="Vectors kept per person (bounded, diverse set)")
     duplicate_vector_similarity: float = Field(0.92, description="A sighting this close to a kept vector adds nothing")
-    batch_size: int = Field(64, ge=1)
-    batch_wait_ms: int = Field(20, ge=0)
+    batch_size: int = Field(64, ge=1, description="Events searched in one Milvus call at most")
+    batch_wait_ms: int = Field(20, ge=0, description="How long a batch waits to fill")
