@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 
@@ -41,7 +42,8 @@ def render() -> str:
         version="1.0.0",
         description="Subjects each Revisit service consumes and publishes. Payload schemas: schemas/json/.",
     )
-    return specification.to_specification().to_yaml()
+    # sorted keys: FastStream's own order follows registration internals and is not stable across runs
+    return yaml.safe_dump(specification.to_specification().to_jsonable(), sort_keys=True, allow_unicode=True)
 
 
 def main(argv: list[str]) -> int:

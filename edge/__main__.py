@@ -14,10 +14,10 @@ from typing import Any
 
 import nats
 
-from edge.bootstrap import bootstrap, build_detector, load_embedder
+from edge.bootstrap import bootstrap, build_detector, load_embedder, resolve_detector_model
 from edge.config import ConfigError, load_cameras_file, load_settings, resolve_cameras
 from edge.enrol import EnrolmentError, embed_photos, enrol_staff
-from edge.models import YUNET, ModelPackError, resolve_model
+from edge.models import ModelPackError
 from edge.sources import SourceError
 from services.common.logging import configure_logging
 from services.common.startup import DependencyUnavailable
@@ -48,6 +48,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--fps", type=float, help="frames per second sampled from video and streams")
     run.add_argument("--min-face-px", type=int, help="smallest face kept, short side in pixels")
     run.add_argument("--score-threshold", type=float, dest="detection_score_threshold")
+    run.add_argument("--detector", choices=["yunet_ort", "yunet", "scrfd"], help="face detector (yunet_ort)")
     run.add_argument("--detector-width", type=int, dest="detector_input_width")
     run.add_argument(
         "--emit-interval",
@@ -76,12 +77,13 @@ def parser() -> argparse.ArgumentParser:
     enrol.add_argument("--model-dir", type=Path, help="model pack folder (REVISIT_EDGE_MODEL_DIR)")
     enrol.add_argument("--embedder", help="embedder of the registry: the one the edges of the store use")
     enrol.add_argument("--nats-url", help="NATS server (REVISIT_NATS_URL)")
+    enrol.add_argument("--detector", choices=["yunet_ort", "yunet", "scrfd"])
     return root
 
 
 SETTING_FLAGS = (
-    "model_dir", "embedder", "nats_url", "tenant_id", "site_id", "camera_id", "frame_interval_seconds", "fps",
-    "min_face_px", "detection_score_threshold", "detector_input_width", "track_emit_interval_seconds",
+    "model_dir", "embedder", "detector", "nats_url", "tenant_id", "site_id", "camera_id", "frame_interval_seconds",
+    "fps", "min_face_px", "detection_score_threshold", "detector_input_width", "track_emit_interval_seconds",
     "send_crops", "outbox_path", "metrics_port", "drain_timeout_seconds", "log_level", "staff_threshold",
 )  # fmt: skip
 CAMERA_FLAGS = ("source", "tenant_id", "site_id", "camera_id", "fps")
@@ -102,8 +104,9 @@ async def run(args: argparse.Namespace) -> int:
 
 async def enrol(args: argparse.Namespace) -> int:
     """Embed the photos with the edge's own models and write the staff member's gallery entry."""
-    settings = load_settings({"model_dir": args.model_dir, "embedder": args.embedder, "nats_url": args.nats_url})
-    detector = build_detector(settings, resolve_model(settings.model_dir, YUNET))
+    flags = ("model_dir", "embedder", "nats_url", "detector")
+    settings = load_settings({name: getattr(args, name) for name in flags})
+    detector = build_detector(settings, resolve_detector_model(settings))
     embedder = load_embedder(settings)
     vectors = embed_photos(detector, embedder, args.photo)
     try:

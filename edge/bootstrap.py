@@ -13,16 +13,16 @@ from datetime import datetime
 from http.server import ThreadingHTTPServer
 
 from edge.config import Camera, EdgeSettings
-from edge.detector import YuNetDetector
+from edge.detector import Detector, DetectorKind, OrtYuNetDetector, ScrfdDetector, YuNetDetector
 from edge.embedder import OnnxEmbedder
 from edge.metrics import serve_metrics
-from edge.models import YUNET, ResolvedModel, embedder_spec, resolve_model
+from edge.models import SCRFD, YUNET, ResolvedModel, embedder_spec, resolve_model
 from edge.outbox import Outbox, OutboxLimits
 from edge.pipeline import CameraPipeline, run_camera
 from edge.progress import Progress, report_progress
 from edge.publisher import JetStreamPublisher, connect_publisher
 from edge.relay import OutboxRelay
-from edge.sources import Frame, SourceKind, open_source, source_kind
+from edge.sources import Frame, SourceKind, StreamOptions, open_source, source_kind
 from edge.staff import StaffGallery, StaffGalleryWatcher, watch_staff_gallery
 from services.common.logging import get_logger
 
@@ -111,30 +111,57 @@ def load_embedder(settings: EdgeSettings) -> OnnxEmbedder:
     return OnnxEmbedder(model, settings.intra_op_threads, settings.embed_batch_size)
 
 
-def build_detector(settings: EdgeSettings, yunet: ResolvedModel) -> YuNetDetector:
-    return YuNetDetector(yunet.path, settings.detector_input_width, settings.detection_score_threshold)
+def resolve_detector_model(settings: EdgeSettings) -> ResolvedModel:
+    return resolve_model(settings.model_dir, SCRFD if settings.detector is DetectorKind.SCRFD else YUNET)
+
+
+def build_detector(settings: EdgeSettings, model: ResolvedModel) -> Detector:
+    """A new detector of the configured kind (one per camera: OpenCV's mutates itself on every frame size)."""
+    width, threshold = settings.detector_input_width, settings.detection_score_threshold
+    if settings.detector is DetectorKind.YUNET:
+        return YuNetDetector(model.path, width, threshold)
+    if settings.detector is DetectorKind.YUNET_ORT:
+        return OrtYuNetDetector(model.path, width, threshold, settings.intra_op_threads)
+    return ScrfdDetector(model.path, width, threshold, settings.intra_op_threads)
+
+
+def stream_options(settings: EdgeSettings, camera: Camera) -> StreamOptions:
+    return StreamOptions(
+        camera_id=camera.camera_id,
+        fps=camera.fps,
+        reconnect_max_seconds=settings.stream_reconnect_max_seconds,
+        frozen_seconds=settings.stream_frozen_seconds,
+        black_seconds=settings.stream_black_seconds,
+        black_luma=settings.stream_black_luma,
+    )
 
 
 def build_runs(
-    settings: EdgeSettings, cameras: list[Camera], yunet: ResolvedModel, embedder: OnnxEmbedder, clock_start: datetime
+    settings: EdgeSettings,
+    cameras: list[Camera],
+    detector_model: ResolvedModel,
+    embedder: OnnxEmbedder,
+    clock_start: datetime,
 ) -> list[CameraRun]:
     """One pipeline per camera, each with its own detector (OpenCV's detector is not shareable by threads)."""
     runs = []
     for camera in cameras:
         kind = source_kind(camera.source)
         pipeline = CameraPipeline(
-            camera, settings, build_detector(settings, yunet), embedder, tracking=kind is not SourceKind.IMAGES
+            camera, settings, build_detector(settings, detector_model), embedder, tracking=kind is not SourceKind.IMAGES
         )
-        frames = open_source(camera.source, clock_start, settings.frame_interval_seconds, camera.fps)
+        frames = open_source(
+            camera.source, clock_start, settings.frame_interval_seconds, stream_options(settings, camera)
+        )
         runs.append(CameraRun(pipeline, frames, kind))
     return runs
 
 
 async def bootstrap(settings: EdgeSettings, cameras: list[Camera], clock_start: datetime) -> Edge:
     """Everything the edge needs, or a typed error (ModelPackError, SourceError, DependencyUnavailable)."""
-    yunet = resolve_model(settings.model_dir, YUNET)
+    detector_model = resolve_detector_model(settings)
     embedder = load_embedder(settings)
-    runs = build_runs(settings, cameras, yunet, embedder, clock_start)
+    runs = build_runs(settings, cameras, detector_model, embedder, clock_start)
     publisher = await connect_publisher(
         settings.nats_url, settings.startup_timeout_seconds, settings.publish_timeout_seconds
     )
@@ -153,6 +180,7 @@ async def bootstrap(settings: EdgeSettings, cameras: list[Camera], clock_start: 
     log.info(
         "edge_started",
         cameras=[camera.camera_id for camera in cameras],
+        detector=f"{settings.detector.value} ({detector_model.model_id})",
         embedding_model=embedder.model_id,
         outbox_depth=outbox.depth,
         staff={tenant: len(gallery) for tenant, gallery in galleries.items()},

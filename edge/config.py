@@ -7,6 +7,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edge.detector import DetectorKind
 from edge.models import MODEL_PACK_HINT
 from schemas.base import TOKEN_PATTERN
 
@@ -24,45 +25,55 @@ class EdgeSettings(BaseSettings):
 
     nats_url: str = Field(validation_alias=AliasChoices("nats_url", "REVISIT_EDGE_NATS_URL", "REVISIT_NATS_URL"))
     model_dir: Path = Field(description="Folder of the model pack: YuNet detector and an embedder")
-    embedder: str = "mobilefacenet_arcface_128"
-    tenant_id: Token | None = None
-    site_id: Token | None = None
-    camera_id: Token | None = None
+    embedder: str = Field("mobilefacenet_arcface_128", description="Embedder of the model registry (edge/models.py)")
+    tenant_id: Token | None = Field(None, description="Tenant of the cameras (or in the cameras YAML)")
+    site_id: Token | None = Field(None, description="Site of the cameras (or in the cameras YAML)")
+    camera_id: Token | None = Field(None, description="Camera id of a single --source")
 
+    detector: DetectorKind = Field(
+        DetectorKind.YUNET_ORT,
+        description="yunet_ort (same faces as yunet, faster), yunet (through OpenCV) or scrfd (needs its file)",
+    )
     detector_input_width: int = Field(640, ge=64, description="Frames are downscaled to this width to detect")
     min_face_px: int = Field(32, ge=8, description="Smallest face (short side of the box, full-frame px) kept")
-    detection_score_threshold: float = Field(0.7, ge=0, le=1)
+    detection_score_threshold: float = Field(
+        0.7, ge=0, le=1, description="Detector score under which a face is ignored"
+    )
     min_quality: float = Field(0.0, ge=0, le=1, description="Faces below this quality are not published")
     crop_margin: float = Field(0.2, ge=0, le=1, description="Margin added around the box of the JPEG crop")
-    jpeg_quality: int = Field(90, ge=10, le=100)
+    jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of the crops events carry")
     send_crops: bool = Field(True, description="False is privacy mode: events carry the embedding, no crop")
     staff_threshold: float = Field(
         0.45,
         ge=-1,
         le=1,
-        description="A face at least this cosine-similar to a staff vector is not published. Measured with the "
-        "MobileFaceNet test embedder: same person >= 0.54, different people <= 0.27 (PROVENANCE, docs/BENCHMARKS.md); "
-        "0.45 sits above the matcher's 0.40 because a face dropped here is lost for good",
+        description="A face at least this cosine-similar to a staff vector is not published. Measured on the "
+        "shared photos with the test embedder: same person >= 0.51, different people <= 0.26 (docs/BENCHMARKS.md); "
+        "above the matcher's 0.40 because a face dropped here is lost for good",
     )
 
     fps: float = Field(5.0, gt=0, description="Frames per second sampled from video files and streams")
     frame_interval_seconds: float = Field(1.0, gt=0, description="Simulated time between images of a folder")
-    track_iou_threshold: float = Field(0.3, gt=0, le=1)
+    stream_reconnect_max_seconds: float = Field(30.0, gt=0, description="Longest wait between reconnections")
+    stream_frozen_seconds: float = Field(10.0, gt=0, description="Same picture this long: the stream is frozen")
+    stream_black_seconds: float = Field(10.0, gt=0, description="Dark this long: the stream is black")
+    stream_black_luma: float = Field(16.0, ge=0, le=255, description="Mean luminance (0-255) under which it is dark")
+    track_iou_threshold: float = Field(0.3, gt=0, le=1, description="Box overlap that continues a track")
     track_timeout_seconds: float = Field(1.0, gt=0, description="A track unseen this long has ended")
     track_emit_interval_seconds: float = Field(10.0, ge=0, description="Also emit long tracks this often; 0: never")
-    embed_batch_size: int = Field(8, ge=1, description="Measured: batches of 2-8 are fastest per face")
-    intra_op_threads: int = Field(1, ge=1)
+    embed_batch_size: int = Field(8, ge=1, description="Faces per embedder call (per-face cost is flat: BENCHMARKS)")
+    intra_op_threads: int = Field(1, ge=1, description="onnxruntime threads per model: 1 leaves cores to cameras")
 
-    outbox_path: Path = Path(".data/edge/outbox.db")
-    outbox_max_events: int = Field(100_000, ge=1)
-    outbox_max_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    outbox_path: Path = Field(Path(".data/edge/outbox.db"), description="SQLite file of events not yet acknowledged")
+    outbox_max_events: int = Field(100_000, ge=1, description="Beyond this many waiting events the oldest are dropped")
+    outbox_max_bytes: int = Field(512 * 1024 * 1024, ge=1024, description="Beyond this size the oldest are dropped")
     outbox_max_age_seconds: float = Field(7 * 86400, gt=0, description="Older events are dropped (stream max age)")
 
     metrics_port: int = Field(9400, ge=0, le=65535, description="HTTP /metrics and /healthz; 0 disables")
-    startup_timeout_seconds: float = Field(10.0, gt=0)
-    publish_timeout_seconds: float = Field(5.0, gt=0)
+    startup_timeout_seconds: float = Field(10.0, gt=0, description="Wait for NATS at start, then exit 2")
+    publish_timeout_seconds: float = Field(5.0, gt=0, description="Wait for a PubAck, then retry from the outbox")
     drain_timeout_seconds: float = Field(30.0, ge=0, description="How long a file source waits for the outbox")
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
 
 class CameraConfig(BaseModel):

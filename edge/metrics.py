@@ -20,6 +20,12 @@ EVENTS = Counter(
 STAFF_FILTERED = Counter(
     "revisit_edge_staff_filtered_total", "Faces not published because they match the staff gallery.", ["camera"]
 )
+STREAM_UP = Gauge(
+    "revisit_edge_stream_up", "1 while the live stream delivers frames, 0 while reconnecting.", ["camera"]
+)
+STREAM_FROZEN = Gauge("revisit_edge_stream_frozen", "1 while the stream repeats the same picture.", ["camera"])
+STREAM_BLACK = Gauge("revisit_edge_stream_black", "1 while the stream is dark (mean luminance low).", ["camera"])
+STREAM_RECONNECTS = Counter("revisit_edge_stream_reconnects_total", "Reconnections to a live stream.", ["camera"])
 OUTBOX_DEPTH = Gauge("revisit_edge_outbox_depth", "Events waiting in the outbox for a PubAck.")
 OUTBOX_DROPPED = Counter("revisit_edge_outbox_dropped_total", "Events dropped by the outbox bounds.", ["reason"])
 DETECT_SECONDS = Histogram("revisit_edge_detect_seconds", "Face detection time per frame.", buckets=LATENCY_BUCKETS)

@@ -48,6 +48,11 @@ YUNET = ModelFile(
     "yunet", "face_detection_yunet.onnx", "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
 )
 
+SCRFD = ModelFile(
+    "scrfd_2.5g_bnkps", "scrfd_2.5g_bnkps.onnx", "bc24bb349491481c3ca793cf89306723162c280cb284c5a5e49df3760bf5c2ce"
+)
+"""Optional (`detector = scrfd`); InsightFace's pretrained models are for non-commercial research use."""
+
 EMBEDDERS: dict[str, EmbedderSpec] = {
     spec.name: spec
     for spec in (

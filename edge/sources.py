@@ -2,19 +2,28 @@
 
 Timestamps: an image folder is a simulated camera (`clock_start + index * frame_interval`), a video file
 is placed at `clock_start` (its frames at `clock_start + position in the video`), a live stream uses the
-wall clock. A fixed `clock_start` lets end-to-end tests replay visits on different days.
+wall clock. A fixed `clock_start` lets end-to-end tests replay visits on different days. A live stream
+never ends: it is reopened with backoff when it drops, and watched for frozen or black pictures.
 """
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from edge.detector import Image
+from edge.metrics import STREAM_BLACK, STREAM_FROZEN, STREAM_RECONNECTS, STREAM_UP
+from edge.stream_health import StreamCondition, StreamMonitor, frame_stats, thumbnail
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -69,7 +78,22 @@ def image_folder_frames(folder: Path, clock_start: datetime, interval_seconds: f
         )
 
 
-def _open_capture(source: str) -> cv2.VideoCapture:
+class Capture(Protocol):
+    """What the sources use of `cv2.VideoCapture`."""
+
+    def grab(self) -> bool: ...
+
+    def retrieve(self) -> tuple[bool, Any]: ...
+
+    def release(self) -> None: ...
+
+    def get(self, prop_id: int) -> float: ...
+
+
+Opener = Callable[[str], Capture]
+
+
+def open_capture(source: str) -> Capture:
     capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG)
     if not capture.isOpened():
         raise SourceError(f"cannot open {source} with OpenCV's FFmpeg backend")
@@ -78,7 +102,7 @@ def _open_capture(source: str) -> cv2.VideoCapture:
 
 def video_file_frames(path: Path, clock_start: datetime, fps: float) -> Iterator[Frame]:
     """Frames sampled at about `fps` (never more than the file's own rate), stamped by video position."""
-    capture = _open_capture(str(path))
+    capture = open_capture(str(path))
     native_fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
     next_sample, position, index = 0.0, 0, 0
     try:
@@ -102,30 +126,98 @@ def video_file_frames(path: Path, clock_start: datetime, fps: float) -> Iterator
         capture.release()
 
 
-def stream_frames(url: str, fps: float) -> Iterator[Frame]:
-    """Live frames at about `fps`, stamped with the wall clock; every frame is grabbed so none go stale."""
-    capture = _open_capture(url)
-    next_sample, index = 0.0, 0
-    try:
-        while capture.grab():
-            now = datetime.now(UTC)
-            if now.timestamp() < next_sample:
-                continue
-            ok, image = capture.retrieve()
-            if not ok:
-                raise SourceError(f"cannot decode a frame of {url}")
-            next_sample = now.timestamp() + 1.0 / fps
-            yield Frame(index, now, np.asarray(image, dtype=np.uint8), f"frame {index}")
-            index += 1
-    finally:
-        capture.release()
-    raise SourceError(f"stream {url} ended or broke")
+@dataclass(frozen=True)
+class StreamOptions:
+    """How a live stream is watched and reconnected (from the edge settings)."""
+
+    camera_id: str
+    fps: float
+    reconnect_initial_seconds: float = 0.5
+    reconnect_max_seconds: float = 30.0
+    frozen_seconds: float = 10.0
+    black_seconds: float = 10.0
+    black_luma: float = 16.0
 
 
-def open_source(source: str, clock_start: datetime, frame_interval_seconds: float, fps: float) -> Iterator[Frame]:
+def backoff_delays(initial: float, maximum: float) -> Iterator[float]:
+    """0.5, 1, 2, 4 ... seconds, capped: a camera rebooting is back in a minute, a dead one is not hammered."""
+    delay = initial
+    while True:
+        yield delay
+        delay = min(delay * 2, maximum)
+
+
+def stream_frames(
+    url: str, options: StreamOptions, opener: Opener = open_capture, sleep: Callable[[float], None] = time.sleep
+) -> Iterator[Frame]:
+    """Live frames at about `fps`, stamped with the wall clock, for ever.
+
+    Every frame is grabbed (so none go stale) and only the sampled ones decoded. When the stream cannot be
+    opened or stops, it is reopened after an exponential backoff that resets once frames flow again.
+    Frozen and black pictures are logged and exposed as gauges; their frames are still processed.
+    """
+    camera = options.camera_id
+    monitor = StreamMonitor(options.frozen_seconds, options.black_seconds, options.black_luma)
+    condition = StreamCondition(frozen=False, black=False)
+    delays = backoff_delays(options.reconnect_initial_seconds, options.reconnect_max_seconds)
+    index, attempt = 0, 0
+    while True:
+        try:
+            capture = opener(url)
+        except SourceError as error:
+            delay = next(delays)
+            log.warning("stream_unavailable_retrying", camera=camera, error=str(error), retry_in_seconds=delay)
+            STREAM_UP.labels(camera).set(0)
+            sleep(delay)
+            continue
+        if attempt:
+            STREAM_RECONNECTS.labels(camera).inc()
+        attempt += 1
+        STREAM_UP.labels(camera).set(1)
+        monitor.reset()
+        previous: NDArray[np.uint8] | None = None
+        next_sample = 0.0
+        try:
+            while capture.grab():
+                now = datetime.now(UTC)
+                if now.timestamp() < next_sample:
+                    continue
+                ok, image = capture.retrieve()
+                if not ok:
+                    break
+                next_sample = now.timestamp() + 1.0 / options.fps
+                frame_image = np.asarray(image, dtype=np.uint8)
+                small = thumbnail(frame_image)
+                condition = _report(camera, condition, monitor.observe(frame_stats(small, previous), now.timestamp()))
+                previous = small
+                delays = backoff_delays(options.reconnect_initial_seconds, options.reconnect_max_seconds)
+                yield Frame(index, now, frame_image, f"frame {index}")
+                index += 1
+        finally:
+            capture.release()
+        delay = next(delays)
+        log.warning("stream_dropped_reconnecting", camera=camera, url=url, retry_in_seconds=delay)
+        STREAM_UP.labels(camera).set(0)
+        sleep(delay)
+
+
+def _report(camera: str, before: StreamCondition, now: StreamCondition) -> StreamCondition:
+    """Set the gauges; log each change of condition once, not every frame."""
+    STREAM_FROZEN.labels(camera).set(int(now.frozen))
+    STREAM_BLACK.labels(camera).set(int(now.black))
+    if now.frozen != before.frozen:
+        (log.warning if now.frozen else log.info)("stream_frozen" if now.frozen else "stream_unfrozen", camera=camera)
+    if now.black != before.black:
+        (log.warning if now.black else log.info)("stream_black" if now.black else "stream_lit", camera=camera)
+    return now
+
+
+def open_source(
+    source: str, clock_start: datetime, frame_interval_seconds: float, options: StreamOptions
+) -> Iterator[Frame]:
     kind = source_kind(source)
     if kind is SourceKind.IMAGES:
         return image_folder_frames(Path(source), clock_start, frame_interval_seconds)
     if kind is SourceKind.VIDEO:
-        return video_file_frames(Path(source), clock_start, fps)
-    return stream_frames(source, fps)
+        return video_file_frames(Path(source), clock_start, options.fps)
+    return stream_frames(source, options)

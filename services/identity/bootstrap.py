@@ -14,12 +14,14 @@ from services.common.bus import connect_broker, event_publisher
 from services.common.http import create_app, nats_ready
 from services.common.postgres import connect_postgres
 from services.identity.adapters.postgres import ROLE, SCHEMA, PersonDirectory
+from services.identity.adapters.staff_gallery import StaffGalleryStore
 from services.identity.api import router
 from services.identity.config import IdentitySettings
 from services.identity.consumers import register_consumers
+from services.identity.staff import router as staff_router
 
 SERVICE = "identity"
-STREAMS = (subjects.FACES_STREAM, subjects.IDENTITY_STREAM, subjects.DEADLETTER_STREAM)
+STREAMS = (subjects.FACES_STREAM, subjects.IDENTITY_STREAM, subjects.AUDIT_STREAM, subjects.DEADLETTER_STREAM)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -40,13 +42,17 @@ async def bootstrap(settings: IdentitySettings) -> AsyncIterator[Identity]:
         )
         try:
             directory = PersonDirectory(pool)
-            register_consumers(broker, settings, directory, event_publisher(broker, SERVICE))
+            publish = event_publisher(broker, SERVICE)
+            register_consumers(broker, settings, directory, publish)
             app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": directory.ping})
             app.state.directory = directory
             app.state.token_verifier = TokenVerifier(
                 settings.jwt_public_key, settings.jwt_issuer, settings.jwt_audience
             )
+            app.state.staff_gallery = await StaffGalleryStore.open(broker.connection)
+            app.state.publish = publish
             app.include_router(router)
+            app.include_router(staff_router)
             yield Identity(settings, broker, directory, app)
         finally:
             await broker.stop()

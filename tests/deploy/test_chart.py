@@ -22,7 +22,7 @@ SERVICE_METRICS = {"revisit_messages_consumed_total", "revisit_handler_seconds",
 EDGE_METRICS = {
     "revisit_edge_frames_total",
     "revisit_edge_faces_total",
-    "revisit_edge_events_published_total",
+    "revisit_edge_events_total",
     "revisit_edge_outbox_depth",
     "revisit_edge_outbox_dropped_total",
 }

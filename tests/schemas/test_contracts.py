@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from schemas import FaceDetected
-from schemas.export import EXPORTED_MODELS, EXAMPLES_DIR, render_schema, schema_file, schema_name
+from schemas.export import EXAMPLES_DIR, EXPORTED_MODELS, render_schema, schema_file, schema_name
 from schemas.ids import derive_event_id, new_event_id
 
 

@@ -5,11 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.bootstrap import load_embedder
+from edge.bootstrap import build_detector, load_embedder, resolve_detector_model
 from edge.config import Camera, EdgeSettings
-from edge.detector import YuNetDetector
 from edge.embedder import OnnxEmbedder
-from edge.models import YUNET, resolve_model
 from edge.pipeline import CameraPipeline
 
 CLOCK_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -46,8 +44,7 @@ def make_pipeline(edge_settings, embedder):
 
     def make(tracking: bool, settings: EdgeSettings = edge_settings, source: str = "unused") -> CameraPipeline:
         camera = Camera(tenant_id="t-test", site_id="s-test", camera_id="cam", source=source, fps=5.0, min_face_px=32)
-        yunet = resolve_model(settings.model_dir, YUNET)
-        detector = YuNetDetector(yunet.path, settings.detector_input_width, settings.detection_score_threshold)
+        detector = build_detector(settings, resolve_detector_model(settings))
         return CameraPipeline(camera, settings, detector, embedder, tracking=tracking)
 
     return make

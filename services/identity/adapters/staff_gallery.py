@@ -1,0 +1,47 @@
+"""The staff gallery in NATS KV (bucket `staff_gallery`, key `<tenant>.<staff_id>`): identity owns it,
+edges watch their tenant's keys and drop faces that match."""
+
+import nats.js.api
+from nats.aio.client import Client as NatsClient
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from schemas.staff import StaffGalleryEntry
+from schemas.subjects import STAFF_GALLERY_BUCKET, staff_gallery_key
+
+
+class StaffGalleryStore:
+    """Writes and deletes staff entries; the latest value of a key is the state (history 1)."""
+
+    def __init__(self, bucket: KeyValue) -> None:
+        self._bucket = bucket
+
+    @classmethod
+    async def open(cls, connection: NatsClient) -> "StaffGalleryStore":
+        """Open the bucket, creating it on first use (edges create it the same way if they start first)."""
+        js = connection.jetstream()
+        try:
+            return cls(await js.key_value(STAFF_GALLERY_BUCKET))
+        except BucketNotFoundError:
+            config = nats.js.api.KeyValueConfig(
+                bucket=STAFF_GALLERY_BUCKET, history=1, storage=nats.js.api.StorageType.FILE
+            )
+            return cls(await js.create_key_value(config=config))
+
+    async def put(self, entry: StaffGalleryEntry) -> int:
+        """Write or replace the entry; its KV revision."""
+        return await self._bucket.put(staff_gallery_key(entry.tenant_id, entry.staff_id), entry.to_json_bytes())
+
+    async def get(self, tenant_id: str, staff_id: str) -> StaffGalleryEntry | None:
+        try:
+            found = await self._bucket.get(staff_gallery_key(tenant_id, staff_id))
+        except KeyNotFoundError:  # also a deleted key
+            return None
+        return StaffGalleryEntry.model_validate_json(found.value or b"")
+
+    async def delete(self, tenant_id: str, staff_id: str) -> bool:
+        """Delete the entry; False if there was none. Watching edges stop filtering that person."""
+        if await self.get(tenant_id, staff_id) is None:
+            return False
+        await self._bucket.delete(staff_gallery_key(tenant_id, staff_id))
+        return True
