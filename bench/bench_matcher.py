@@ -64,6 +64,8 @@ async def direct(folder: Path) -> list[list[object]]:
         persons = unit(rng.normal(size=(KNOWN_PERSONS, DIM)))
         ids = await populate(store, persons)
         vectors, truth = workload(rng, persons)
+        keep = rng.permutation(len(vectors))[: min(len(vectors), 64 * batch)]  # one at a time is slow: fewer events
+        vectors, truth = vectors[keep], truth[keep]
         events = [ingested(v) for v in vectors]
 
         async def collect(subject: str, event: Event) -> None:
@@ -110,13 +112,17 @@ async def through_jetstream(folder: Path) -> str:
             subscription = await js.pull_subscribe(subjects.face_matched(TENANT, "s1"), durable=None)
             started = time.perf_counter()
             await matcher.broker.start()
-            received = 0
-            while received < len(events) and time.perf_counter() - started < 300:
+            matched_ids: set[str] = set()
+            while len(matched_ids) < len(events) and time.perf_counter() - started < 300:
                 try:
-                    received += len(await subscription.fetch(256, timeout=1))
+                    messages = await subscription.fetch(256, timeout=1)
                 except TimeoutError:
                     continue
+                for message in messages:
+                    await message.ack()
+                    matched_ids.add(FaceMatched.model_validate_json(message.data).source_event_id.hex)
             seconds = time.perf_counter() - started
+            received = len(matched_ids)
         rate = received / seconds
         return (
             f"{received} events through JetStream (consumer, batcher up to {settings.batch_size}): {rate:.0f} events/s"
@@ -130,9 +136,12 @@ async def run() -> None:
         rows = await direct(Path(folder))
         stream_line = await through_jetstream(Path(folder))
     body = (
-        f"Milvus Lite, {KNOWN_PERSONS:,} persons already stored ({DIM}-d), {EVENTS:,} events: half returning "
-        "persons (noisy copies, cosine ≈ 0.9), half new faces. Each batch is one search call.\n\n"
-        + table(["batch size", "events/s", "ms per event", "assigned correctly"], rows)
+        f"Milvus Lite, {KNOWN_PERSONS:,} persons already stored ({DIM}-d); events are half returning persons "
+        "(noisy copies, cosine ≈ 0.9), half new random faces. A batch costs four Milvus calls (idempotency lookup, "
+        "one search, vector counts, insert), about 150 ms each on Milvus Lite whatever the batch size, so "
+        "throughput grows with the batch. The few errors are new random faces whose nearest of the 10,000 "
+        "persons lies above the threshold by chance (128-d random vectors: max of 10,000 cosines ≈ 0.35-0.45).\n\n"
+        + table(["batch size", "events", "events/s", "ms per event", "assigned correctly"], rows)
         + f"\n\n{stream_line}.\n"
     )
     write_section("matcher", "Matcher: batched search on Milvus Lite", body)

@@ -1,4 +1,5 @@
-"""Frames with their capture time, from an image folder, a video file or a live RTSP/HTTP stream.
+"""Frames with their capture time, from an image folder, a video file, a live RTSP/HTTP stream or a local
+webcam (`webcam:0`, the camera's device index).
 
 Timestamps: an image folder is a simulated camera (`clock_start + index * frame_interval`), a video file
 is placed at `clock_start` (its frames at `clock_start + position in the video`), a live stream uses the
@@ -27,6 +28,7 @@ log = get_logger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+WEBCAM_PREFIX = "webcam:"
 
 
 class SourceKind(StrEnum):
@@ -49,14 +51,15 @@ class Frame:
 
 
 def source_kind(source: str) -> SourceKind:
-    if source.lower().startswith(STREAM_SCHEMES):
+    """A webcam is a live stream like any other: same reconnect, frozen and black detection."""
+    if source.lower().startswith(STREAM_SCHEMES) or webcam_index(source) is not None:
         return SourceKind.STREAM
     path = Path(source)
     if path.is_dir():
         return SourceKind.IMAGES
     if path.is_file():
         return SourceKind.VIDEO
-    raise SourceError(f"source {source} is neither an image folder, a video file nor an rtsp/http URL")
+    raise SourceError(f"source {source} is neither an image folder, a video file, an rtsp/http URL nor webcam:N")
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -93,10 +96,21 @@ class Capture(Protocol):
 Opener = Callable[[str], Capture]
 
 
+def webcam_index(source: str) -> int | None:
+    """`webcam:N` names local camera N; anything else is not a webcam."""
+    if source.startswith(WEBCAM_PREFIX) and source[len(WEBCAM_PREFIX) :].isdigit():
+        return int(source[len(WEBCAM_PREFIX) :])
+    return None
+
+
 def open_capture(source: str) -> Capture:
-    capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG)
+    """Streams and files through OpenCV's FFmpeg backend; a webcam through the platform's camera API
+    (V4L2 on Linux, AVFoundation on macOS), which FFmpeg cannot open by device index."""
+    index = webcam_index(source)
+    capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG) if index is None else cv2.VideoCapture(index)
     if not capture.isOpened():
-        raise SourceError(f"cannot open {source} with OpenCV's FFmpeg backend")
+        backend = "FFmpeg backend" if index is None else "camera API (is the device present and permitted?)"
+        raise SourceError(f"cannot open {source} with OpenCV's {backend}")
     return capture
 
 

@@ -40,14 +40,18 @@ class MatchBatcher:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._pending = self._pending, []
-        if batch:
-            task = asyncio.create_task(self._flush(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        task = asyncio.create_task(self._flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _flush(self, batch: list[tuple[FaceIngested, asyncio.Future[FaceMatched]]]) -> None:
+    async def _flush(self) -> None:
         async with self._lock:
+            # taken only once the previous batch is done, so everything that arrived meanwhile is one batch
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            if self._pending and self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self._max_wait, self._start_flush)
+            if not batch:
+                return
             try:
                 results = await self._match([event for event, _ in batch])
             except Exception:

@@ -33,3 +33,19 @@ def test_tracking_publishes_far_fewer_events_than_frames_with_faces(faces_dir, m
     assert len(events) <= counters.faces / 4
     assert len({event.track_id for event in events}) == len(events) == counters.tracks
     assert all(clock_start <= event.captured_at <= clock_start + timedelta(seconds=10) for event in events)
+
+
+def test_people_crossing_the_frame_make_about_one_event_each(make_pipeline, edge_settings, clock_start, tmp_path):
+    """N people walk across a 720p scene (partly overlapping in time): about N events, not one per frame."""
+    from devstack.scenes import face_crops, write_video
+    from edge.bootstrap import build_detector, resolve_detector_model
+
+    crops = face_crops(build_detector(edge_settings, resolve_detector_model(edge_settings)))
+    video = tmp_path / "walkers.mp4"
+    people = write_video(video, crops, (1280, 720), fps=15, seconds=20)
+    pipeline = make_pipeline(tracking=True, source=str(video))
+    events = [e for frame in video_file_frames(video, clock_start, fps=5.0) for e in pipeline.process(frame)]
+    events += pipeline.finish()
+    print(f"{people} people, {pipeline.counters.faces} detections, {len(events)} events")
+    assert pipeline.counters.faces >= 10 * people
+    assert people <= len(events) <= people + 2

@@ -97,3 +97,15 @@ def test_a_stream_that_fails_to_open_and_then_drops_is_reopened_with_backoff():
 
 def test_backoff_doubles_up_to_the_cap():
     assert list(itertools.islice(backoff_delays(0.5, 4), 6)) == [0.5, 1, 2, 4, 4, 4]
+
+
+def test_webcam_sources_are_live_streams_and_a_missing_device_is_a_clear_error() -> None:
+    import pytest
+
+    from edge.sources import SourceError, SourceKind, open_capture, source_kind, webcam_index
+
+    assert webcam_index("webcam:0") == 0 and webcam_index("webcam:12") == 12
+    assert webcam_index("webcam:x") is None and webcam_index("rtsp://cam/1") is None
+    assert source_kind("webcam:0") is SourceKind.STREAM
+    with pytest.raises(SourceError, match="camera API"):
+        open_capture("webcam:97")  # no such device on any test machine
