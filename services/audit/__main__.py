@@ -8,16 +8,9 @@ import sys
 from services.audit.bootstrap import SERVICE, bootstrap, connect_audit_log
 from services.audit.config import AuditSettings
 from services.audit.handlers import verify_tenant_chain
-from services.common.http import serve
+from services.common.http import serve_service
 from services.common.logging import configure_logging
 from services.common.startup import run_service
-
-
-async def serve_audit() -> None:
-    settings = AuditSettings()  # type: ignore[call-arg]  # fields come from the environment
-    configure_logging(SERVICE, settings.log_level)
-    async with bootstrap(settings) as audit:
-        await serve(audit.app, settings.http_host, settings.http_port, audit.broker)
 
 
 async def verify(tenant_id: str) -> None:
@@ -43,7 +36,7 @@ def main() -> None:
     if args.command == "verify":
         run_service(lambda: verify(args.tenant))
     else:
-        run_service(serve_audit)
+        run_service(lambda: serve_service(SERVICE, AuditSettings, bootstrap))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from services.audit.adapters.postgres import ROLE, SCHEMA, AuditLog
 from services.audit.api import router
 from services.audit.config import AuditSettings
 from services.audit.consumers import register_consumers
-from services.common.auth import TokenVerifier
 from services.common.bus import connect_broker
 from services.common.http import create_app, nats_ready
 from services.common.postgres import connect_postgres
@@ -46,12 +45,8 @@ async def bootstrap(settings: AuditSettings) -> AsyncIterator[Audit]:
         )
         try:
             register_consumers(broker, settings, log)
-            app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": log.ping})
+            app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": log.ping}, settings, (router,))
             app.state.audit_log = log
-            app.state.token_verifier = TokenVerifier(
-                settings.jwt_public_key, settings.jwt_issuer, settings.jwt_audience
-            )
-            app.include_router(router)
             yield Audit(settings, broker, log, app)
         finally:
             await broker.stop()

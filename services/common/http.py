@@ -1,14 +1,18 @@
 """Every service's HTTP face: `/healthz`, `/readyz`, `/metrics`, and the loop that serves it beside the broker."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, TypeVar
 
 import uvicorn
-from fastapi import FastAPI, Response, status
+from fastapi import APIRouter, FastAPI, Response, status
 from faststream.nats import NatsBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.common.logging import get_logger
+from services.common.auth import TokenVerifier
+from services.common.logging import configure_logging, get_logger
+from services.common.settings import RestServiceSettings, ServiceSettings
 
 ReadinessCheck = Callable[[], Awaitable[object]]
 """Raises (or times out) when a dependency is not usable."""
@@ -16,8 +20,18 @@ ReadinessCheck = Callable[[], Awaitable[object]]
 log = get_logger(__name__)
 
 
-def create_app(service: str, readiness: Mapping[str, ReadinessCheck], title: str | None = None) -> FastAPI:
-    app = FastAPI(title=title or f"Revisit {service}", version="1.0.0")
+def create_app(
+    service: str,
+    readiness: Mapping[str, ReadinessCheck],
+    settings: RestServiceSettings | None = None,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """The ops routes every service has, plus `routers` behind the JWT verifier built from `settings`."""
+    app = FastAPI(title=f"Revisit {service}", version="1.0.0")
+    if settings is not None:
+        app.state.token_verifier = TokenVerifier(settings.jwt_public_key, settings.jwt_issuer, settings.jwt_audience)
+    for router in routers:
+        app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
@@ -65,3 +79,23 @@ async def serve(app: FastAPI, host: str, port: int, broker: NatsBroker | None) -
     finally:
         if broker is not None:
             await broker.stop()
+
+
+class RunningService(Protocol):
+    app: FastAPI
+    broker: NatsBroker
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+async def serve_service(
+    service: str,
+    settings_type: type[SettingsT],
+    bootstrap: Callable[[SettingsT], AbstractAsyncContextManager[RunningService]],
+) -> None:
+    """What every `python -m services.<name>` does: settings from the environment, logs, bootstrap, serve."""
+    settings = settings_type()
+    configure_logging(service, settings.log_level)
+    async with bootstrap(settings) as running:
+        await serve(running.app, settings.http_host, settings.http_port, running.broker)

@@ -28,3 +28,11 @@ class ServiceSettings(BaseSettings):
     max_deliveries: int = Field(
         5, ge=1, description="A message that failed this many times goes to deadletter.<service>.<subject>"
     )
+
+
+class RestServiceSettings(ServiceSettings):
+    """A service with REST routes behind JWT (RS256) verification."""
+
+    jwt_public_key: str = Field(description="PEM of the RS256 key that signs user and device tokens")
+    jwt_issuer: str = Field("revisit", description="Expected `iss` of tokens")
+    jwt_audience: str = Field("revisit", description="Expected `aud` of tokens")

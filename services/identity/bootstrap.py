@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
 from schemas import subjects
-from services.common.auth import TokenVerifier
 from services.common.bus import connect_broker, event_publisher
 from services.common.http import create_app, nats_ready
 from services.common.postgres import connect_postgres
@@ -44,15 +43,12 @@ async def bootstrap(settings: IdentitySettings) -> AsyncIterator[Identity]:
             directory = PersonDirectory(pool)
             publish = event_publisher(broker, SERVICE)
             register_consumers(broker, settings, directory, publish)
-            app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": directory.ping})
-            app.state.directory = directory
-            app.state.token_verifier = TokenVerifier(
-                settings.jwt_public_key, settings.jwt_issuer, settings.jwt_audience
+            app = create_app(
+                SERVICE, {"nats": nats_ready(broker), "postgres": directory.ping}, settings, (router, staff_router)
             )
+            app.state.directory = directory
             app.state.staff_gallery = await StaffGalleryStore.open(broker.connection)
             app.state.publish = publish
-            app.include_router(router)
-            app.include_router(staff_router)
             yield Identity(settings, broker, directory, app)
         finally:
             await broker.stop()

@@ -9,7 +9,6 @@ from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
 
 from schemas import subjects
-from services.common.auth import TokenVerifier
 from services.common.bus import connect_broker, event_publisher
 from services.common.http import create_app, nats_ready
 from services.common.startup import wait_for_dependency
@@ -54,13 +53,9 @@ async def bootstrap(settings: IngestSettings) -> AsyncIterator[Ingest]:
             )
             publish = event_publisher(broker, SERVICE)
             register_consumers(broker, settings, crops, publish)
-            app = create_app(SERVICE, {"nats": nats_ready(broker), "s3": crops.ensure_bucket})
+            app = create_app(SERVICE, {"nats": nats_ready(broker), "s3": crops.ensure_bucket}, settings, (router,))
             app.state.settings = settings
             app.state.publish = publish
-            app.state.token_verifier = TokenVerifier(
-                settings.jwt_public_key, settings.jwt_issuer, settings.jwt_audience
-            )
-            app.include_router(router)
             yield Ingest(settings, broker, crops, app)
     finally:
         await broker.stop()

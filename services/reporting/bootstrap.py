@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
 from schemas import subjects
-from services.common.auth import TokenVerifier
 from services.common.bus import connect_broker, event_publisher
 from services.common.http import create_app, nats_ready
 from services.common.postgres import connect_postgres
@@ -47,12 +46,8 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[Reporting]:
                 lookback=timedelta(days=settings.returning_lookback_days),
             )
             register_consumers(broker, settings, store, rules, event_publisher(broker, SERVICE))
-            app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": store.ping})
+            app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": store.ping}, settings, (router,))
             app.state.visit_store = store
-            app.state.token_verifier = TokenVerifier(
-                settings.jwt_public_key, settings.jwt_issuer, settings.jwt_audience
-            )
-            app.include_router(router)
             yield Reporting(settings, broker, store, app)
         finally:
             await broker.stop()
