@@ -14,10 +14,9 @@ import threading
 from collections.abc import Mapping
 
 import nats
-import nats.js.api
+import nats.errors
 import numpy as np
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from numpy.typing import NDArray
 from pydantic import ValidationError
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 from edge.embedder import Vectors, l2_normalise
 from schemas.staff import StaffGalleryEntry
 from schemas.subjects import STAFF_GALLERY_BUCKET, staff_gallery_key
+from services.common.bus import open_staff_gallery
 from services.common.logging import get_logger
 from services.common.startup import DependencyUnavailable
 
@@ -83,18 +83,6 @@ class StaffGallery:
         return max_similarities(vectors, gallery)
 
 
-async def open_staff_bucket(connection: NatsClient) -> KeyValue:
-    """The staff gallery bucket, created if this is the first edge or service to use it."""
-    js = connection.jetstream()
-    try:
-        return await js.key_value(STAFF_GALLERY_BUCKET)
-    except BucketNotFoundError:
-        config = nats.js.api.KeyValueConfig(
-            bucket=STAFF_GALLERY_BUCKET, history=1, storage=nats.js.api.StorageType.FILE
-        )
-        return await js.create_key_value(config=config)
-
-
 class StaffGalleryWatcher:
     """Keeps a `StaffGallery` equal to the tenant's keys of the bucket, for as long as `run` runs."""
 
@@ -143,7 +131,7 @@ class StaffGalleryWatcher:
 async def watch_staff_gallery(connection: NatsClient, tenant_id: str, timeout_seconds: float) -> StaffGalleryWatcher:
     """A loaded watcher of the tenant's staff gallery, or DependencyUnavailable."""
     try:
-        bucket = await asyncio.wait_for(open_staff_bucket(connection), timeout_seconds)
+        bucket = await asyncio.wait_for(open_staff_gallery(connection), timeout_seconds)
         watcher = StaffGalleryWatcher(bucket, StaffGallery(tenant_id))
         await watcher.load(timeout_seconds)
     except (TimeoutError, nats.errors.Error) as error:
@@ -156,5 +144,5 @@ async def watch_staff_gallery(connection: NatsClient, tenant_id: str, timeout_se
 
 async def put_staff_entry(connection: NatsClient, entry: StaffGalleryEntry) -> int:
     """Write (or replace) a staff member's entry; the KV revision."""
-    bucket = await open_staff_bucket(connection)
+    bucket = await open_staff_gallery(connection)
     return await bucket.put(staff_gallery_key(entry.tenant_id, entry.staff_id), entry.to_json_bytes())

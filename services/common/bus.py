@@ -19,7 +19,8 @@ from faststream.message import StreamMessage
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, BucketNotFoundError
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from schemas import subjects
@@ -63,13 +64,15 @@ async def declare_streams(connection: NatsClient, specs: Sequence[StreamSpec]) -
             await js.update_stream(config)
 
 
-def durable_pull(stream: StreamSpec, durable: str, subject: str, max_deliveries: int) -> dict[str, Any]:
+def durable_pull(
+    stream: StreamSpec, durable: str, subject: str, max_deliveries: int, fetch_batch: int = 32
+) -> dict[str, Any]:
     """Subscriber options for a durable pull consumer with manual acks and bounded redeliveries."""
     return {
         "subject": subject,
         "stream": JStream(stream.name, declare=False),
         "durable": durable,
-        "pull_sub": PullSub(batch_size=32, timeout=1.0),
+        "pull_sub": PullSub(batch_size=fetch_batch, timeout=1.0),
         "ack_policy": AckPolicy.MANUAL,
         "config": ConsumerConfig(
             ack_wait=ACK_WAIT_SECONDS,
@@ -217,3 +220,15 @@ def event_publisher(broker: NatsBroker, service: str) -> EventPublisher:
 def document_publication(broker: NatsBroker, subject: str, model: type[Event], description: str) -> None:
     """Declare what a service publishes, so the generated AsyncAPI document shows it with its schema."""
     broker.publisher(subject, schema=model, title=f"{subject}:{model.__name__}", description=description)
+
+
+async def open_staff_gallery(connection: NatsClient) -> KeyValue:
+    """The staff gallery KV bucket (identity writes it, edges watch it), created by whichever starts first."""
+    js = connection.jetstream()
+    try:
+        return await js.key_value(subjects.STAFF_GALLERY_BUCKET)
+    except BucketNotFoundError:
+        config = nats.js.api.KeyValueConfig(
+            bucket=subjects.STAFF_GALLERY_BUCKET, history=1, storage=nats.js.api.StorageType.FILE
+        )
+        return await js.create_key_value(config=config)

@@ -69,7 +69,9 @@ class MatchBatcher:
 
 
 def register_consumers(broker: NatsBroker, settings: MatcherSettings, batcher: MatchBatcher) -> None:
-    options = durable_pull(subjects.FACES_STREAM, DURABLE, subjects.FACES_INGESTED_ALL, settings.max_deliveries)
+    options = durable_pull(
+        subjects.FACES_STREAM, DURABLE, subjects.FACES_INGESTED_ALL, settings.max_deliveries, settings.batch_size
+    )
 
     @broker.subscriber(
         **options,

@@ -1,13 +1,13 @@
 """The staff gallery in NATS KV (bucket `staff_gallery`, key `<tenant>.<staff_id>`): identity owns it,
 edges watch their tenant's keys and drop faces that match."""
 
-import nats.js.api
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from schemas.staff import StaffGalleryEntry
-from schemas.subjects import STAFF_GALLERY_BUCKET, staff_gallery_key
+from schemas.subjects import staff_gallery_key
+from services.common.bus import open_staff_gallery
 
 
 class StaffGalleryStore:
@@ -18,15 +18,7 @@ class StaffGalleryStore:
 
     @classmethod
     async def open(cls, connection: NatsClient) -> "StaffGalleryStore":
-        """Open the bucket, creating it on first use (edges create it the same way if they start first)."""
-        js = connection.jetstream()
-        try:
-            return cls(await js.key_value(STAFF_GALLERY_BUCKET))
-        except BucketNotFoundError:
-            config = nats.js.api.KeyValueConfig(
-                bucket=STAFF_GALLERY_BUCKET, history=1, storage=nats.js.api.StorageType.FILE
-            )
-            return cls(await js.create_key_value(config=config))
+        return cls(await open_staff_gallery(connection))
 
     async def put(self, entry: StaffGalleryEntry) -> int:
         """Write or replace the entry; its KV revision."""

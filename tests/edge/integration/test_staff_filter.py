@@ -19,9 +19,9 @@ from prometheus_client import REGISTRY
 from edge.bootstrap import bootstrap
 from edge.config import Camera
 from edge.sources import Frame
-from edge.staff import open_staff_bucket
 from schemas.faces import FaceDetected
 from schemas.subjects import staff_gallery_key
+from services.common.bus import open_staff_gallery
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -86,7 +86,7 @@ async def test_staff_enrolled_while_running_is_filtered_live(nats_url, edge_sett
 
         show("obama_3", "biden_1", "obama_4", "biden_2")
         await wait_until(lambda: pipeline.counters.frames == 8)
-        await (await open_staff_bucket(connection)).delete(staff_gallery_key(tenant, "obama"))
+        await (await open_staff_gallery(connection)).delete(staff_gallery_key(tenant, "obama"))
         await wait_until(lambda: "obama" not in gallery)
 
         show("obama_3", "biden_1")
