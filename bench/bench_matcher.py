@@ -80,14 +80,8 @@ async def direct(folder: Path) -> list[list[object]]:
         correct = sum(
             (r.person_id == ids[t]) if t >= 0 else r.is_new_person for r, t in zip(results, truth, strict=True)
         )
-        rows.append(
-            [
-                batch,
-                f"{len(events) / seconds:.0f}",
-                f"{1000 * seconds / len(events):.1f}",
-                f"{correct / len(events):.1%}",
-            ]
-        )
+        rate, per_event, accuracy = len(events) / seconds, 1000 * seconds / len(events), correct / len(events)
+        rows.append([batch, len(events), f"{rate:.0f}", f"{per_event:.1f}", f"{accuracy:.1%}"])
         await store.close()
     return rows
 
