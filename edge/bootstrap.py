@@ -7,6 +7,7 @@ fails in a second with its own message instead of after the NATS timeout.
 import asyncio
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +38,7 @@ class CameraRun:
     pipeline: CameraPipeline
     frames: Iterator[Frame]
     kind: SourceKind
+    stopping: threading.Event
 
 
 @dataclass
@@ -81,8 +83,14 @@ class Edge:
     async def _run_cameras(self) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def stop_cameras() -> None:
+            stop.set()
+            for run in self.runs:
+                run.stopping.set()  # ends a live stream's reconnect wait in its frame thread
+
         for signal_number in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: open tracks are still published
-            loop.add_signal_handler(signal_number, stop.set)
+            loop.add_signal_handler(signal_number, stop_cameras)
         try:
             await asyncio.gather(*(run_camera(run.pipeline, run.frames, self.relay, stop) for run in self.runs))
         finally:
@@ -125,8 +133,9 @@ def build_detector(settings: EdgeSettings, model: ResolvedModel) -> Detector:
     return ScrfdDetector(model.path, width, threshold, settings.intra_op_threads)
 
 
-def stream_options(settings: EdgeSettings, camera: Camera) -> StreamOptions:
+def stream_options(settings: EdgeSettings, camera: Camera, stopping: threading.Event) -> StreamOptions:
     return StreamOptions(
+        stopping=stopping,
         camera_id=camera.camera_id,
         fps=camera.fps,
         reconnect_max_seconds=settings.stream_reconnect_max_seconds,
@@ -144,16 +153,16 @@ def build_runs(
     clock_start: datetime,
 ) -> list[CameraRun]:
     """One pipeline per camera, each with its own detector (OpenCV's detector is not shareable by threads)."""
-    runs = []
+    runs, stopping = [], threading.Event()
     for camera in cameras:
         kind = source_kind(camera.source)
         pipeline = CameraPipeline(
             camera, settings, build_detector(settings, detector_model), embedder, tracking=kind is not SourceKind.IMAGES
         )
         frames = open_source(
-            camera.source, clock_start, settings.frame_interval_seconds, stream_options(settings, camera)
+            camera.source, clock_start, settings.frame_interval_seconds, stream_options(settings, camera, stopping)
         )
-        runs.append(CameraRun(pipeline, frames, kind))
+        runs.append(CameraRun(pipeline, frames, kind, stopping))
     return runs
 
 

@@ -7,9 +7,9 @@ wall clock. A fixed `clock_start` lets end-to-end tests replay visits on differe
 never ends: it is reopened with backoff when it drops, and watched for frozen or black pictures.
 """
 
-import time
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -151,6 +151,8 @@ class StreamOptions:
     frozen_seconds: float = 10.0
     black_seconds: float = 10.0
     black_luma: float = 16.0
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set when the edge stops: a reconnect wait ends at once instead of running its course."""
 
 
 def backoff_delays(initial: float, maximum: float) -> Iterator[float]:
@@ -162,14 +164,16 @@ def backoff_delays(initial: float, maximum: float) -> Iterator[float]:
 
 
 def stream_frames(
-    url: str, options: StreamOptions, opener: Opener = open_capture, sleep: Callable[[float], None] = time.sleep
+    url: str, options: StreamOptions, opener: Opener = open_capture, wait: Callable[[float], bool] | None = None
 ) -> Iterator[Frame]:
     """Live frames at about `fps`, stamped with the wall clock, for ever.
 
     Every frame is grabbed (so none go stale) and only the sampled ones decoded. When the stream cannot be
     opened or stops, it is reopened after an exponential backoff that resets once frames flow again.
     Frozen and black pictures are logged and exposed as gauges; their frames are still processed.
+    `wait(seconds)` returns True when the edge is stopping (default: `options.stopping.wait`), which ends the stream.
     """
+    wait = wait or options.stopping.wait
     camera = options.camera_id
     monitor = StreamMonitor(options.frozen_seconds, options.black_seconds, options.black_luma)
     condition = StreamCondition(frozen=False, black=False)
@@ -182,7 +186,8 @@ def stream_frames(
             delay = next(delays)
             log.warning("stream_unavailable_retrying", camera=camera, error=str(error), retry_in_seconds=delay)
             STREAM_UP.labels(camera).set(0)
-            sleep(delay)
+            if wait(delay):
+                return
             continue
         if attempt:
             STREAM_RECONNECTS.labels(camera).inc()
@@ -212,7 +217,8 @@ def stream_frames(
         delay = next(delays)
         log.warning("stream_dropped_reconnecting", camera=camera, url=url, retry_in_seconds=delay)
         STREAM_UP.labels(camera).set(0)
-        sleep(delay)
+        if wait(delay):
+            return
 
 
 def _report(camera: str, before: StreamCondition, now: StreamCondition) -> StreamCondition:

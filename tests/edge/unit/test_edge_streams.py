@@ -109,3 +109,19 @@ def test_webcam_sources_are_live_streams_and_a_missing_device_is_a_clear_error()
     assert source_kind("webcam:0") is SourceKind.STREAM
     with pytest.raises(SourceError, match="camera API"):
         open_capture("webcam:97")  # no such device on any test machine
+
+
+def test_stopping_ends_a_reconnect_wait_at_once() -> None:
+    import threading
+    import time as clock
+
+    from edge.sources import SourceError, StreamOptions, stream_frames
+
+    def unreachable(url: str):
+        raise SourceError(f"cannot open {url}")
+
+    options = StreamOptions(camera_id="cam", fps=5.0, reconnect_initial_seconds=30.0)
+    threading.Timer(0.2, options.stopping.set).start()
+    started = clock.monotonic()
+    assert list(stream_frames("rtsp://gone", options, unreachable)) == []
+    assert clock.monotonic() - started < 5
