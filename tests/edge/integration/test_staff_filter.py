@@ -112,3 +112,39 @@ async def test_staff_enrolled_while_running_is_filtered_live(nats_url, edge_sett
     assert pipeline.counters.staff_filtered == 2
     filtered_after = REGISTRY.get_sample_value("revisit_edge_staff_filtered_total", {"camera": camera_id})
     assert filtered_after == filtered_before + 2
+
+
+async def test_gallery_watch_catches_up_after_a_nats_restart(tmp_path) -> None:
+    """A staff member enrolled while the edge's NATS was restarted still reaches its gallery."""
+    import asyncio
+
+    import nats
+
+    from devstack.infra import free_port, start_nats
+    from edge.staff import watch_staff_gallery
+    from schemas.staff import staff_entry
+
+    port = free_port()
+    url, server = start_nats(tmp_path / "nats", tmp_path / "logs", port)
+    edge_connection = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    watcher = await watch_staff_gallery(edge_connection, "acme", 5)
+    watch = asyncio.create_task(watcher.run())
+    try:
+        server.stop()
+        await asyncio.sleep(1)
+        url, server = start_nats(tmp_path / "nats", tmp_path / "logs", port)
+        admin = await nats.connect(url)
+        await (await open_staff_gallery(admin)).put(
+            "acme.bob", staff_entry("acme", "bob", "model@1", [[0.1] * 128]).to_json_bytes()
+        )
+        await admin.close()
+        for _ in range(60):
+            if len(watcher.gallery):
+                break
+            await asyncio.sleep(0.5)
+        assert len(watcher.gallery) == 1, "the watch did not resume after the restart"
+    finally:
+        watch.cancel()
+        await watcher.stop()
+        await edge_connection.close()
+        server.stop()
