@@ -84,7 +84,11 @@ async def connect_postgres(
         return pool
 
     return await wait_for_dependency(
-        "Postgres", connect, timeout_seconds, hint="Check REVISIT_POSTGRES_DSN and that the server accepts connections."
+        "Postgres",
+        connect,
+        timeout_seconds,
+        hint="Check REVISIT_POSTGRES_DSN, that the server accepts connections, and that its user may create"
+        " the schema and the service role (docs/operations.md).",
     )
 
 

@@ -26,7 +26,9 @@ async def wait_for_dependency(name: str, connect: Callable[[], Awaitable[T]], ti
         except Exception as error:  # any failure to connect is retried until the deadline
             last_error = f"{type(error).__name__}: {error}"
         if time.monotonic() + delay > deadline:
-            raise DependencyUnavailable(f"{name} unreachable after {timeout_seconds:.0f}s ({last_error}). {hint}")
+            raise DependencyUnavailable(
+                f"{name} unreachable or refusing after {timeout_seconds:.0f}s ({last_error}). {hint}"
+            )
         log.info("waiting_for_dependency", dependency=name, error=last_error)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)
