@@ -29,7 +29,7 @@ dev: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy schemas services edge devstack bench
+	$(VENV)/bin/mypy schemas services edge devstack bench tests
 	$(PY) -m schemas.export --check
 	$(PY) -m devstack.asyncapi --check
 	$(PY) -m devstack.configdoc --check

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import nats
 import numpy as np
 
 from bench.report import table, write_section
@@ -15,6 +16,7 @@ from devstack.infra import free_port, start_nats
 from schemas import FaceIngested, FaceMatched, PersonKind, subjects
 from schemas.base import Event
 from services.matcher.adapters.milvus import FaceVectorStore, StoredVector
+from services.matcher.adapters.person_lock import PersonCreationLease
 from services.matcher.bootstrap import bootstrap
 from services.matcher.config import MatcherSettings
 from services.matcher.handlers import match_faces
@@ -55,7 +57,7 @@ def workload(rng: np.random.Generator, persons: np.ndarray) -> tuple[np.ndarray,
     return np.vstack([returning, new]), np.concatenate([chosen, -np.ones(len(new), dtype=int)])
 
 
-async def direct(folder: Path) -> list[list[object]]:
+async def direct(folder: Path, lease: PersonCreationLease) -> list[list[object]]:
     rows: list[list[object]] = []
     for batch in (1, 16, 64):
         store = FaceVectorStore(str(folder / f"direct{batch}.db"), "", "faces")
@@ -75,7 +77,7 @@ async def direct(folder: Path) -> list[list[object]]:
         started = time.perf_counter()
         results: list[FaceMatched] = []
         for start in range(0, len(events), batch):
-            results += await match_faces(events[start : start + batch], settings, store, collect)
+            results += await match_faces(events[start : start + batch], settings, store, lease, collect)
         seconds = time.perf_counter() - started
         correct = sum(
             (r.person_id == ids[t]) if t >= 0 else r.is_new_person for r, t in zip(results, truth, strict=True)
@@ -86,49 +88,50 @@ async def direct(folder: Path) -> list[list[object]]:
     return rows
 
 
-async def through_jetstream(folder: Path) -> str:
-    url, nats_process = start_nats(folder / "nats", folder / "logs", free_port())
-    try:
-        settings = MatcherSettings(nats_url=url, milvus_uri=str(folder / "stream.db"))
-        async with bootstrap(settings) as matcher:
-            rng = np.random.default_rng(7)
-            persons = unit(rng.normal(size=(KNOWN_PERSONS, DIM)))
-            await populate(matcher.store, persons)
-            vectors, _ = workload(rng, persons)
-            events = [ingested(v) for v in vectors]
-            js = matcher.broker.connection.jetstream()
-            for event in events:
-                await js.publish(
-                    subjects.face_ingested(TENANT, "s1"),
-                    event.to_json_bytes(),
-                    headers={"Nats-Msg-Id": str(event.event_id)},
-                )
-            subscription = await js.pull_subscribe(subjects.face_matched(TENANT, "s1"), durable=None)
-            started = time.perf_counter()
-            await matcher.broker.start()
-            matched_ids: set[str] = set()
-            while len(matched_ids) < len(events) and time.perf_counter() - started < 300:
-                try:
-                    messages = await subscription.fetch(256, timeout=1)
-                except TimeoutError:
-                    continue
-                for message in messages:
-                    await message.ack()
-                    matched_ids.add(FaceMatched.model_validate_json(message.data).source_event_id.hex)
-            seconds = time.perf_counter() - started
-            received = len(matched_ids)
-        rate = received / seconds
-        return (
-            f"{received} events through JetStream (consumer, batcher up to {settings.batch_size}): {rate:.0f} events/s"
-        )
-    finally:
-        nats_process.stop()
+async def through_jetstream(folder: Path, url: str) -> str:
+    settings = MatcherSettings(nats_url=url, milvus_uri=str(folder / "stream.db"))
+    async with bootstrap(settings) as matcher:
+        rng = np.random.default_rng(7)
+        persons = unit(rng.normal(size=(KNOWN_PERSONS, DIM)))
+        await populate(matcher.store, persons)
+        vectors, _ = workload(rng, persons)
+        events = [ingested(v) for v in vectors]
+        js = matcher.broker.connection.jetstream()
+        for event in events:
+            await js.publish(
+                subjects.face_ingested(TENANT, "s1"),
+                event.to_json_bytes(),
+                headers={"Nats-Msg-Id": str(event.event_id)},
+            )
+        subscription = await js.pull_subscribe(subjects.face_matched(TENANT, "s1"), durable=None)
+        started = time.perf_counter()
+        await matcher.broker.start()
+        matched_ids: set[str] = set()
+        while len(matched_ids) < len(events) and time.perf_counter() - started < 300:
+            try:
+                messages = await subscription.fetch(256, timeout=1)
+            except TimeoutError:
+                continue
+            for message in messages:
+                await message.ack()
+                matched_ids.add(FaceMatched.model_validate_json(message.data).source_event_id.hex)
+        seconds = time.perf_counter() - started
+        received = len(matched_ids)
+    rate = received / seconds
+    return f"{received} events through JetStream (consumer, batcher up to {settings.batch_size}): {rate:.0f} events/s"
 
 
 async def run() -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        rows = await direct(Path(folder))
-        stream_line = await through_jetstream(Path(folder))
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        url, nats_process = start_nats(folder / "nats", folder / "logs", free_port())
+        try:
+            connection = await nats.connect(url)
+            rows = await direct(folder, await PersonCreationLease.open(connection, 30))
+            await connection.close()
+            stream_line = await through_jetstream(folder, url)
+        finally:
+            nats_process.stop()
     body = (
         f"Milvus Lite, {KNOWN_PERSONS:,} persons already stored ({DIM}-d); events are half returning persons "
         "(noisy copies, cosine ≈ 0.9), half new random faces. A batch costs four Milvus calls (idempotency lookup, "

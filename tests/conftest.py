@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
 
 from devstack.infra import S3_ACCESS_KEY, S3_SECRET_KEY, free_port, start_nats, start_postgres, start_s3
@@ -117,7 +118,7 @@ def milvus_uri(tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-async def nats_connection(nats_url: str) -> AsyncIterator[nats.NATS]:
+async def nats_connection(nats_url: str) -> AsyncIterator[NatsClient]:
     connection = await nats.connect(nats_url)
     yield connection
     await connection.close()

@@ -5,10 +5,11 @@ import uuid
 
 import nats
 import nats.aio.msg
+from nats.aio.client import Client as NatsClient
 
 
 async def collect_messages(
-    connection: nats.NATS, subject: str, count: int, timeout: float = 20
+    connection: NatsClient, subject: str, count: int, timeout: float = 20
 ) -> list[nats.aio.msg.Msg]:
     """Read `count` messages on `subject` from its stream (an ephemeral consumer from the start)."""
     js = connection.jetstream()

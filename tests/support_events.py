@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-import nats
+from nats.aio.client import Client as NatsClient
 
 from schemas import FaceMatched, PersonKind, subjects
 from schemas.ids import new_event_id
@@ -31,7 +31,7 @@ def matched(
     )
 
 
-async def publish_matched(connection: nats.NATS, events: list[FaceMatched]) -> None:
+async def publish_matched(connection: NatsClient, events: list[FaceMatched]) -> None:
     js = connection.jetstream()
     for event in events:
         await js.publish(

@@ -12,6 +12,7 @@ from services.common.bus import connect_broker, event_publisher
 from services.common.http import create_app, nats_ready
 from services.common.startup import wait_for_dependency
 from services.matcher.adapters.milvus import FaceVectorStore
+from services.matcher.adapters.person_lock import PersonCreationLease
 from services.matcher.config import MatcherSettings
 from services.matcher.consumers import MatchBatcher, register_consumers
 from services.matcher.handlers import match_faces
@@ -43,8 +44,10 @@ async def bootstrap(settings: MatcherSettings) -> AsyncIterator[Matcher]:
         )
         publish = event_publisher(broker, SERVICE)
 
+        lease = await PersonCreationLease.open(broker.connection, settings.lease_ttl_seconds)
+
         async def match(events: Sequence[FaceIngested]) -> list[FaceMatched]:
-            return await match_faces(events, settings, store, publish)
+            return await match_faces(events, settings, store, lease, publish)
 
         batcher = MatchBatcher(match, settings.batch_size, settings.batch_wait_ms / 1000)
         register_consumers(broker, settings, batcher)

@@ -22,4 +22,7 @@ class MatcherSettings(ServiceSettings):
     max_vectors_per_person: int = Field(5, ge=1, description="Vectors kept per person (bounded, diverse set)")
     duplicate_vector_similarity: float = Field(0.92, description="A sighting this close to a kept vector adds nothing")
     batch_size: int = Field(64, ge=1, description="Events searched in one Milvus call at most")
+    lease_ttl_seconds: float = Field(
+        30.0, gt=0, description="Longest a replica may hold a tenant's person-creation lease (a dead one's expires)"
+    )
     batch_wait_ms: int = Field(20, ge=0, description="How long a batch waits to fill")

@@ -11,6 +11,7 @@ from schemas.ids import derive_event_id, new_event_id
 from services.common.bus import EventPublisher, InvalidEvent
 from services.common.logging import get_logger
 from services.matcher.adapters.milvus import DimensionMismatch, FaceVectorStore, StoredVector
+from services.matcher.adapters.person_lock import PersonCreationLease
 from services.matcher.config import MatcherSettings
 from services.matcher.domain.assignment import Assignment, assign_batch, normalize
 
@@ -18,7 +19,11 @@ log = get_logger(__name__)
 
 
 async def match_faces(
-    events: Sequence[FaceIngested], settings: MatcherSettings, store: FaceVectorStore, publish: EventPublisher
+    events: Sequence[FaceIngested],
+    settings: MatcherSettings,
+    store: FaceVectorStore,
+    lease: PersonCreationLease,
+    publish: EventPublisher,
 ) -> list[FaceMatched]:
     """Match `events` (any mix of tenants and models) with one search per tenant and model; results in input order."""
     groups: dict[tuple[str, str, int], list[int]] = defaultdict(list)
@@ -28,7 +33,8 @@ async def match_faces(
     for (tenant_id, model, dim), indexes in groups.items():
         group = [events[i] for i in indexes]
         try:
-            matched = await _match_group(tenant_id, model, dim, group, settings, store)
+            async with lease.hold(tenant_id, model):  # no other replica creates persons of this tenant meanwhile
+                matched = await _match_group(tenant_id, model, dim, group, settings, store)
         except DimensionMismatch as error:
             raise InvalidEvent(str(error)) from error
         results.update(zip(indexes, matched, strict=True))

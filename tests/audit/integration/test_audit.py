@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import httpx
-import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 
 from schemas import AuditEntryRecorded, subjects
 from services.audit.bootstrap import Audit, bootstrap
@@ -47,7 +47,7 @@ async def verify(audit: Audit, token: str) -> dict:
     return response.json()
 
 
-async def publish_entries(connection: nats.NATS, entries: list[AuditEntryRecorded]) -> None:
+async def publish_entries(connection: NatsClient, entries: list[AuditEntryRecorded]) -> None:
     js = connection.jetstream()
     for e in entries:
         await js.publish(
@@ -58,7 +58,7 @@ async def publish_entries(connection: nats.NATS, entries: list[AuditEntryRecorde
 
 
 async def test_chain_records_verifies_and_detects_tampering(
-    audit: Audit, nats_connection: nats.NATS, postgres_dsn: str, make_token: Callable[..., str]
+    audit: Audit, nats_connection: NatsClient, postgres_dsn: str, make_token: Callable[..., str]
 ) -> None:
     tenant = new_tenant()
     entries = [entry(tenant, n) for n in range(5)]
@@ -119,7 +119,7 @@ async def test_other_roles_cannot_verify(audit: Audit, make_token: Callable[...,
     assert response.status_code == 403
 
 
-async def test_rls_hides_other_tenants_rows(audit: Audit, nats_connection: nats.NATS, postgres_dsn: str) -> None:
+async def test_rls_hides_other_tenants_rows(audit: Audit, nats_connection: NatsClient, postgres_dsn: str) -> None:
     tenant = new_tenant()
     await publish_entries(nats_connection, [entry(tenant, 1)])
     connection = await asyncpg.connect(postgres_dsn)

@@ -14,7 +14,7 @@ from edge.tracker import iou
 
 @pytest.fixture(scope="module")
 def photos(faces_dir: Path) -> list[tuple[str, np.ndarray]]:
-    return [(path.name, cv2.imread(str(path))) for path in image_files(faces_dir)]
+    return [(path.name, np.asarray(cv2.imread(str(path)))) for path in image_files(faces_dir)]
 
 
 def detector(settings, kind: DetectorKind):
@@ -29,7 +29,7 @@ def test_yunet_on_onnxruntime_finds_the_same_faces_as_opencv(edge_settings, phot
         expected, found = opencv.detect(image), ort.detect(image)
         assert len(found) == len(expected), name
         for face in expected:
-            twin = max(found, key=lambda other, face=face: iou(face.box, other.box))
+            twin = max(found, key=lambda other: iou(face.box, other.box))
             assert iou(face.box, twin.box) > 0.9, name
             assert np.allclose(face.landmarks, twin.landmarks, atol=1.0), name
             assert twin.score == pytest.approx(face.score, abs=1e-3), name

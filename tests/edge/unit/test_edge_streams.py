@@ -48,7 +48,7 @@ def test_frame_stats_of_real_pixels():
     assert frame_stats(small, None).change is None
     assert frame_stats(small, small).change == 0.0
     assert frame_stats(thumbnail(np.zeros_like(scene)), small).luma == 0.0
-    assert frame_stats(thumbnail(255 - scene), small).change > 100
+    assert (frame_stats(thumbnail(255 - scene), small).change or 0) > 100
 
 
 class FakeCapture:
@@ -86,7 +86,12 @@ def test_a_stream_that_fails_to_open_and_then_drops_is_reopened_with_backoff():
         return capture
 
     options = StreamOptions(camera_id="cam-reconnect", fps=1e9, reconnect_initial_seconds=0.5)
-    frames = list(itertools.islice(stream_frames("rtsp://cam", options, opener, delays.append), 5))
+
+    def record_wait(delay: float) -> bool:
+        delays.append(delay)
+        return False  # not stopping
+
+    frames = list(itertools.islice(stream_frames("rtsp://cam", options, opener, record_wait), 5))
     assert [frame.index for frame in frames] == [0, 1, 2, 3, 4]
     # two failed opens (0.5, 1), a drop after frames flowed (backoff reset: 0.5), one failed open (1)
     assert delays == [0.5, 1.0, 0.5, 1.0]

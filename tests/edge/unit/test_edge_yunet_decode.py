@@ -9,7 +9,7 @@ from edge.detector import decode_yunet, non_maximum_suppression, pad_to_stride
 
 
 def heads(width: int, height: int) -> dict[str, np.ndarray]:
-    outputs = {}
+    outputs: dict[str, np.ndarray] = {}
     for stride in (8, 16, 32):
         anchors = (width // stride) * (height // stride)
         outputs |= {

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 
 from schemas import PersonCreated
 from services.identity.bootstrap import Identity, bootstrap
@@ -29,7 +29,7 @@ async def identity(nats_url: str, postgres_dsn: str, keys) -> AsyncIterator[Iden
 
 
 async def test_each_person_is_created_once(
-    identity: Identity, nats_connection: nats.NATS, make_token: Callable[..., str]
+    identity: Identity, nats_connection: NatsClient, make_token: Callable[..., str]
 ) -> None:
     tenant = new_tenant()
     dana, eve = uuid.uuid4(), uuid.uuid4()

@@ -3,9 +3,9 @@
 from collections.abc import AsyncIterator, Callable
 
 import httpx
-import nats
 import pytest
 from fastapi import FastAPI
+from nats.aio.client import Client as NatsClient
 
 from schemas import AuditEntryRecorded, subjects
 from schemas.base import Event
@@ -19,7 +19,7 @@ MODEL = "mobilefacenet_arcface_128@e72a5710"
 
 
 @pytest.fixture
-async def client(nats_connection: nats.NATS, keys) -> AsyncIterator[httpx.AsyncClient]:
+async def client(nats_connection: NatsClient, keys) -> AsyncIterator[httpx.AsyncClient]:
     """The staff router as identity's bootstrap wires it: a store, a publisher and the token verifier."""
     await declare_streams(nats_connection, [subjects.AUDIT_STREAM])
     js = nats_connection.jetstream()
@@ -37,7 +37,7 @@ async def client(nats_connection: nats.NATS, keys) -> AsyncIterator[httpx.AsyncC
 
 
 async def test_admin_enrols_and_removes_staff_and_each_change_is_audited(
-    client: httpx.AsyncClient, nats_connection: nats.NATS, make_token: Callable[..., str]
+    client: httpx.AsyncClient, nats_connection: NatsClient, make_token: Callable[..., str]
 ) -> None:
     tenant = new_tenant()
     admin = {"authorization": f"Bearer {make_token(tenant, ['admin'])}"}

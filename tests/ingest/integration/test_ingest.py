@@ -4,8 +4,8 @@ import json
 from collections.abc import AsyncIterator, Callable
 
 import httpx
-import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 
 from schemas import FaceDetected, FaceIngested, FaceRejected, subjects
 from schemas.export import EXAMPLES_DIR
@@ -36,7 +36,7 @@ def detected(tenant: str, **changes: object) -> FaceDetected:
     return FaceDetected.model_validate(example)
 
 
-async def test_accepted_face_is_stored_and_republished(ingest: Ingest, nats_connection: nats.NATS) -> None:
+async def test_accepted_face_is_stored_and_republished(ingest: Ingest, nats_connection: NatsClient) -> None:
     tenant = new_tenant()
     event = detected(tenant)
     js = nats_connection.jetstream()
@@ -53,7 +53,7 @@ async def test_accepted_face_is_stored_and_republished(ingest: Ingest, nats_conn
     assert await ingest.crops.get_crop(ingested.crop_key) == event.crop_jpeg
 
 
-async def test_invalid_events_are_rejected_with_a_reason(nats_connection: nats.NATS, ingest: Ingest) -> None:
+async def test_invalid_events_are_rejected_with_a_reason(nats_connection: NatsClient, ingest: Ingest) -> None:
     tenant = new_tenant()
     js = nats_connection.jetstream()
     subject = subjects.face_detected(tenant, "store-1", "entrance")
@@ -69,7 +69,7 @@ async def test_invalid_events_are_rejected_with_a_reason(nats_connection: nats.N
 
 
 async def test_http_ingest_needs_a_device_token_of_the_tenant(
-    ingest: Ingest, make_token: Callable[..., str], nats_connection: nats.NATS
+    ingest: Ingest, make_token: Callable[..., str], nats_connection: NatsClient
 ) -> None:
     tenant = new_tenant()
     event = detected(tenant)

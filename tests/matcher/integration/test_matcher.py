@@ -4,9 +4,9 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 
-import nats
 import numpy as np
 import pytest
+from nats.aio.client import Client as NatsClient
 
 from schemas import FaceIngested, FaceMatched, subjects
 from schemas.export import EXAMPLES_DIR
@@ -37,7 +37,7 @@ def ingested(tenant: str, vector: np.ndarray, model: str = "test-model@1") -> Fa
     return FaceIngested.model_validate(example)
 
 
-async def publish(connection: nats.NATS, events: list[FaceIngested]) -> None:
+async def publish(connection: NatsClient, events: list[FaceIngested]) -> None:
     js = connection.jetstream()
     for event in events:
         await js.publish(
@@ -52,13 +52,13 @@ def person_vectors(rng: np.random.Generator, count: int, noise: float = 0.3) -> 
     return base + noise * rng.normal(size=(count, 128))
 
 
-async def matched_by_source(connection: nats.NATS, tenant: str, count: int) -> dict[uuid.UUID, FaceMatched]:
+async def matched_by_source(connection: NatsClient, tenant: str, count: int) -> dict[uuid.UUID, FaceMatched]:
     messages = await collect_messages(connection, f"faces.matched.{tenant}.>", count)
     events = [FaceMatched.model_validate_json(m.data) for m in messages]
     return {e.source_event_id: e for e in events}
 
 
-async def test_a_burst_of_one_new_face_is_one_person(matcher: Matcher, nats_connection: nats.NATS) -> None:
+async def test_a_burst_of_one_new_face_is_one_person(matcher: Matcher, nats_connection: NatsClient) -> None:
     tenant = new_tenant()
     rng = np.random.default_rng(7)
     burst = [ingested(tenant, v) for v in person_vectors(rng, 12)]
@@ -70,7 +70,7 @@ async def test_a_burst_of_one_new_face_is_one_person(matcher: Matcher, nats_conn
 
 
 async def test_returning_face_is_the_same_person_and_others_are_not(
-    matcher: Matcher, nats_connection: nats.NATS
+    matcher: Matcher, nats_connection: NatsClient
 ) -> None:
     tenant = new_tenant()
     rng = np.random.default_rng(8)
@@ -89,7 +89,7 @@ async def test_returning_face_is_the_same_person_and_others_are_not(
     assert all((matches[e.event_id].similarity or 0) >= 0.4 for e in later)
 
 
-async def test_tenants_never_share_persons(matcher: Matcher, nats_connection: nats.NATS) -> None:
+async def test_tenants_never_share_persons(matcher: Matcher, nats_connection: NatsClient) -> None:
     rng = np.random.default_rng(9)
     face = person_vectors(rng, 2, noise=0.01)
     tenant_a, tenant_b = new_tenant(), new_tenant()
@@ -100,7 +100,7 @@ async def test_tenants_never_share_persons(matcher: Matcher, nats_connection: na
     assert a.person_id != b.person_id and b.is_new_person
 
 
-async def test_redelivered_event_gives_the_same_match(matcher: Matcher, nats_connection: nats.NATS) -> None:
+async def test_redelivered_event_gives_the_same_match(matcher: Matcher, nats_connection: NatsClient) -> None:
     tenant = new_tenant()
     event = ingested(tenant, person_vectors(np.random.default_rng(10), 1)[0])
     first = await matcher_direct(matcher, [event])
@@ -110,16 +110,50 @@ async def test_redelivered_event_gives_the_same_match(matcher: Matcher, nats_con
 
 async def matcher_direct(matcher: Matcher, events: list[FaceIngested]) -> list[FaceMatched]:
     from services.common.bus import event_publisher
+    from services.matcher.adapters.person_lock import PersonCreationLease
     from services.matcher.handlers import match_faces
 
-    return await match_faces(events, matcher.settings, matcher.store, event_publisher(matcher.broker, "matcher"))
+    lease = await PersonCreationLease.open(matcher.broker.connection, 30)
+    return await match_faces(events, matcher.settings, matcher.store, lease, event_publisher(matcher.broker, "matcher"))
 
 
-async def test_wrong_dimension_for_a_model_is_dead_lettered(matcher: Matcher, nats_connection: nats.NATS) -> None:
+async def test_wrong_dimension_for_a_model_is_dead_lettered(matcher: Matcher, nats_connection: NatsClient) -> None:
     tenant = new_tenant()
     rng = np.random.default_rng(11)
     await publish(nats_connection, [ingested(tenant, rng.normal(size=128), model="dim-model@1")])
     await matched_by_source(nats_connection, tenant, 1)
     await publish(nats_connection, [ingested(tenant, rng.normal(size=256), model="dim-model@1")])
     [dead] = await collect_messages(nats_connection, f"deadletter.matcher.faces.ingested.{tenant}.>", 1)
-    assert "256-d" in dead.headers["Revisit-Reason"]
+    assert "256-d" in (dead.headers or {})["Revisit-Reason"]
+
+
+async def test_replicas_matching_the_same_new_face_at_once_create_one_person(
+    matcher: Matcher, nats_connection: NatsClient
+) -> None:
+    """Four matcher replicas (own Milvus clients, one store) get the same new face at the same moment: the
+    person-creation lease makes each search after the previous one's insert, so they agree on one person."""
+    import asyncio
+
+    from services.common.bus import event_publisher
+    from services.matcher.adapters.milvus import FaceVectorStore
+    from services.matcher.adapters.person_lock import PersonCreationLease
+    from services.matcher.handlers import match_faces
+
+    tenant = new_tenant()
+    await matcher_direct(matcher, [ingested(tenant, person_vectors(np.random.default_rng(13), 1)[0])])  # warm up
+    burst = [ingested(tenant, v) for v in person_vectors(np.random.default_rng(12), 4, noise=0.2)]
+    publish = event_publisher(matcher.broker, "matcher")
+    replicas = []
+    for _ in burst:
+        store = FaceVectorStore(matcher.settings.milvus_uri, "", matcher.settings.collection_prefix)
+        await store.connect()
+        replicas.append((store, await PersonCreationLease.open(nats_connection, 30)))
+    results = await asyncio.gather(
+        *(
+            match_faces([event], matcher.settings, store, lease, publish)
+            for event, (store, lease) in zip(burst, replicas, strict=True)
+        )
+    )
+    matches = [result for [result] in results]
+    assert len({m.person_id for m in matches}) == 1
+    assert sum(m.is_new_person for m in matches) == 1

@@ -1,4 +1,5 @@
 import uuid
+from collections.abc import Callable
 
 import numpy as np
 
@@ -8,7 +9,7 @@ from services.matcher.domain.assignment import Candidate, assign_batch, normaliz
 THRESHOLD = 0.4
 
 
-def ids() -> "callable":
+def ids() -> Callable[[], uuid.UUID]:
     return lambda: uuid.uuid4()
 
 

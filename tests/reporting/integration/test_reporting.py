@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 
 from schemas import PersonKind, VisitRecord
 from services.reporting.bootstrap import Reporting, bootstrap
@@ -46,7 +46,7 @@ async def wait_for_report(reporting: Reporting, token: str, visits: int, timeout
 
 
 async def test_visits_new_and_returning(
-    reporting: Reporting, nats_connection: nats.NATS, make_token: Callable[..., str]
+    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str]
 ) -> None:
     tenant = new_tenant()
     alice, bob, staff = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -77,7 +77,7 @@ async def test_visits_new_and_returning(
 
 
 async def test_late_sighting_merges_two_visits(
-    reporting: Reporting, nats_connection: nats.NATS, make_token: Callable[..., str]
+    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str]
 ) -> None:
     tenant = new_tenant()
     carol = uuid.uuid4()
@@ -96,7 +96,7 @@ async def test_late_sighting_merges_two_visits(
 
 
 async def test_tenants_see_only_their_own_visits(
-    reporting: Reporting, nats_connection: nats.NATS, make_token: Callable[..., str]
+    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str]
 ) -> None:
     tenant = new_tenant()
     await publish_matched(nats_connection, [matched(tenant, uuid.uuid4(), DAY1)])
@@ -121,7 +121,7 @@ async def test_api_refuses_bad_requests_with_reasons(reporting: Reporting, make_
     assert bad_site.status_code == 422
 
 
-async def test_csv_export(reporting: Reporting, nats_connection: nats.NATS, make_token: Callable[..., str]) -> None:
+async def test_csv_export(reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str]) -> None:
     tenant = new_tenant()
     await publish_matched(nats_connection, [matched(tenant, uuid.uuid4(), DAY1)])
     token = make_token(tenant, ["analyst"])
