@@ -9,6 +9,7 @@ import yaml
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 
+from devstack.generated import write_or_check
 from services.audit.config import AuditSettings
 from services.audit.consumers import register_consumers as register_audit
 from services.identity.config import IdentitySettings
@@ -47,14 +48,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not DOCUMENT.exists() or DOCUMENT.read_text() != text:
-            print("docs/asyncapi.yaml is stale: run `make asyncapi`")
-            return 1
-        return 0
-    DOCUMENT.write_text(text)
-    return 0
+    return write_or_check(DOCUMENT, render(), argv, "make asyncapi")
 
 
 if __name__ == "__main__":

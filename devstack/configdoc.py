@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
+from devstack.generated import write_or_check
 from edge.config import EdgeSettings
 from services.audit.config import AuditSettings
 from services.identity.config import IdentitySettings
@@ -54,14 +55,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not DOCUMENT.exists() or DOCUMENT.read_text() != text:
-            print("docs/configuration.md is stale: run `python -m devstack.configdoc`")
-            return 1
-        return 0
-    DOCUMENT.write_text(text)
-    return 0
+    return write_or_check(DOCUMENT, render(), argv, "python -m devstack.configdoc")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from services.audit.adapters.postgres import ROLE, SCHEMA, AuditLog
 from services.audit.api import router
 from services.audit.config import AuditSettings
 from services.audit.consumers import register_consumers
-from services.common.bus import connect_broker
+from services.common.connections import postgres_and_broker
 from services.common.http import create_app, nats_ready
 from services.common.postgres import connect_postgres
 
@@ -38,17 +38,9 @@ async def connect_audit_log(settings: AuditSettings) -> tuple[asyncpg.Pool, Audi
 
 @asynccontextmanager
 async def bootstrap(settings: AuditSettings) -> AsyncIterator[Audit]:
-    pool, log = await connect_audit_log(settings)
-    try:
-        broker = await connect_broker(
-            settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds
-        )
-        try:
-            register_consumers(broker, settings, log)
-            app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": log.ping}, settings, (router,))
-            app.state.audit_log = log
-            yield Audit(settings, broker, log, app)
-        finally:
-            await broker.stop()
-    finally:
-        await pool.close()
+    async with postgres_and_broker(settings, SERVICE, SCHEMA, ROLE, MIGRATIONS, STREAMS) as (pool, broker):
+        log = AuditLog(pool)
+        register_consumers(broker, settings, log)
+        app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": log.ping}, settings, (router,))
+        app.state.audit_log = log
+        yield Audit(settings, broker, log, app)

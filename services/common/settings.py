@@ -36,3 +36,11 @@ class RestServiceSettings(ServiceSettings):
     jwt_public_key: str = Field(description="PEM of the RS256 key that signs user and device tokens")
     jwt_issuer: str = Field("revisit", description="Expected `iss` of tokens")
     jwt_audience: str = Field("revisit", description="Expected `aud` of tokens")
+
+
+class PostgresServiceSettings(RestServiceSettings):
+    """A REST service that owns a Postgres schema."""
+
+    postgres_dsn: str = Field(
+        description="postgresql://user:pass@host:5432/db; the user owns the service's schema (docs/operations.md)"
+    )

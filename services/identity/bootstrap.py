@@ -9,9 +9,9 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
 from schemas import subjects
-from services.common.bus import connect_broker, event_publisher
+from services.common.bus import event_publisher
+from services.common.connections import postgres_and_broker
 from services.common.http import create_app, nats_ready
-from services.common.postgres import connect_postgres
 from services.identity.adapters.postgres import ROLE, SCHEMA, PersonDirectory
 from services.identity.adapters.staff_gallery import StaffGalleryStore
 from services.identity.api import router
@@ -34,23 +34,14 @@ class Identity:
 
 @asynccontextmanager
 async def bootstrap(settings: IdentitySettings) -> AsyncIterator[Identity]:
-    pool = await connect_postgres(settings.postgres_dsn, SCHEMA, ROLE, MIGRATIONS, settings.startup_timeout_seconds)
-    try:
-        broker = await connect_broker(
-            settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds
+    async with postgres_and_broker(settings, SERVICE, SCHEMA, ROLE, MIGRATIONS, STREAMS) as (pool, broker):
+        directory = PersonDirectory(pool)
+        publish = event_publisher(broker, SERVICE)
+        register_consumers(broker, settings, directory, publish)
+        app = create_app(
+            SERVICE, {"nats": nats_ready(broker), "postgres": directory.ping}, settings, (router, staff_router)
         )
-        try:
-            directory = PersonDirectory(pool)
-            publish = event_publisher(broker, SERVICE)
-            register_consumers(broker, settings, directory, publish)
-            app = create_app(
-                SERVICE, {"nats": nats_ready(broker), "postgres": directory.ping}, settings, (router, staff_router)
-            )
-            app.state.directory = directory
-            app.state.staff_gallery = await StaffGalleryStore.open(broker.connection)
-            app.state.publish = publish
-            yield Identity(settings, broker, directory, app)
-        finally:
-            await broker.stop()
-    finally:
-        await pool.close()
+        app.state.directory = directory
+        app.state.staff_gallery = await StaffGalleryStore.open(broker.connection)
+        app.state.publish = publish
+        yield Identity(settings, broker, directory, app)

@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
 from schemas import subjects
-from services.common.bus import connect_broker, event_publisher
+from services.common.bus import event_publisher
+from services.common.connections import postgres_and_broker
 from services.common.http import create_app, nats_ready
-from services.common.postgres import connect_postgres
 from services.reporting.adapters.postgres import ROLE, SCHEMA, VisitStore
 from services.reporting.api import router
 from services.reporting.config import ReportingSettings
@@ -34,22 +34,13 @@ class Reporting:
 
 @asynccontextmanager
 async def bootstrap(settings: ReportingSettings) -> AsyncIterator[Reporting]:
-    pool = await connect_postgres(settings.postgres_dsn, SCHEMA, ROLE, MIGRATIONS, settings.startup_timeout_seconds)
-    try:
-        broker = await connect_broker(
-            settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds
+    async with postgres_and_broker(settings, SERVICE, SCHEMA, ROLE, MIGRATIONS, STREAMS) as (pool, broker):
+        store = VisitStore(pool)
+        rules = VisitRules(
+            gap=timedelta(minutes=settings.visit_gap_minutes),
+            lookback=timedelta(days=settings.returning_lookback_days),
         )
-        try:
-            store = VisitStore(pool)
-            rules = VisitRules(
-                gap=timedelta(minutes=settings.visit_gap_minutes),
-                lookback=timedelta(days=settings.returning_lookback_days),
-            )
-            register_consumers(broker, settings, store, rules, event_publisher(broker, SERVICE))
-            app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": store.ping}, settings, (router,))
-            app.state.visit_store = store
-            yield Reporting(settings, broker, store, app)
-        finally:
-            await broker.stop()
-    finally:
-        await pool.close()
+        register_consumers(broker, settings, store, rules, event_publisher(broker, SERVICE))
+        app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": store.ping}, settings, (router,))
+        app.state.visit_store = store
+        yield Reporting(settings, broker, store, app)

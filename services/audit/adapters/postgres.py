@@ -1,14 +1,12 @@
 """The `audit` schema: one append-only chain of records per tenant."""
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 
-from services.audit.domain.chain import AuditRecord, next_record
+from services.audit.domain.chain import AuditEntry, AuditRecord, next_record
 from services.common.postgres import tenant_transaction
 
 SCHEMA = "audit"
@@ -25,36 +23,14 @@ class AuditLog:
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
 
-    async def append(
-        self,
-        *,
-        tenant_id: str,
-        event_id: uuid.UUID,
-        service: str,
-        action: str,
-        actor: str,
-        resource: str,
-        details: dict[str, Any],
-        occurred_at: datetime,
-    ) -> AuditRecord | None:
+    async def append(self, entry: AuditEntry) -> AuditRecord | None:
         """Append to the tenant's chain, one writer per tenant at a time; None if the event is already there."""
-        async with tenant_transaction(self._pool, tenant_id) as connection:
-            await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"audit:{tenant_id}")
-            if await connection.fetchval("SELECT 1 FROM records WHERE event_id = $1", event_id):
+        async with tenant_transaction(self._pool, entry.tenant_id) as connection:
+            await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"audit:{entry.tenant_id}")
+            if await connection.fetchval("SELECT 1 FROM records WHERE event_id = $1", entry.event_id):
                 return None
             head = await connection.fetchrow(f"SELECT {COLUMNS} FROM records ORDER BY seq DESC LIMIT 1")
-            record = next_record(
-                None if head is None else _record(head),
-                tenant_id=tenant_id,
-                event_id=event_id,
-                service=service,
-                action=action,
-                actor=actor,
-                resource=resource,
-                details=details,
-                occurred_at=occurred_at,
-                recorded_at=datetime.now(UTC),
-            )
+            record = next_record(None if head is None else _record(head), entry, datetime.now(UTC))
             await connection.execute(
                 f"INSERT INTO records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 record.tenant_id,

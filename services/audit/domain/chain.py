@@ -5,7 +5,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,35 +63,30 @@ def record_hash(record: AuditRecord) -> str:
     return hashlib.sha256(canonical_content(record)).hexdigest()
 
 
-def next_record(
-    previous: AuditRecord | None,
-    *,
-    tenant_id: str,
-    event_id: uuid.UUID,
-    service: str,
-    action: str,
-    actor: str,
-    resource: str,
-    details: dict[str, Any],
-    occurred_at: datetime,
-    recorded_at: datetime,
-) -> AuditRecord:
+@dataclass(frozen=True)
+class AuditEntry:
+    """What a service reports: the content of a record before the chain numbers and hashes it."""
+
+    tenant_id: str
+    event_id: uuid.UUID
+    service: str
+    action: str
+    actor: str
+    resource: str
+    details: dict[str, Any]
+    occurred_at: datetime
+
+
+def next_record(previous: AuditRecord | None, entry: AuditEntry, recorded_at: datetime) -> AuditRecord:
     """The record that follows `previous` (or starts the chain), with its hash."""
     unhashed = AuditRecord(
-        tenant_id=tenant_id,
+        **entry.__dict__,
         seq=1 if previous is None else previous.seq + 1,
-        event_id=event_id,
-        service=service,
-        action=action,
-        actor=actor,
-        resource=resource,
-        details=details,
-        occurred_at=occurred_at,
         recorded_at=recorded_at,
         prev_hash=GENESIS_HASH if previous is None else previous.hash,
         hash="",
     )
-    return AuditRecord(**{**unhashed.__dict__, "hash": record_hash(unhashed)})
+    return replace(unhashed, hash=record_hash(unhashed))
 
 
 class ChainVerifier:

@@ -2,7 +2,7 @@ import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
-from services.audit.domain.chain import GENESIS_HASH, AuditRecord, next_record, verify_chain
+from services.audit.domain.chain import GENESIS_HASH, AuditEntry, AuditRecord, next_record, verify_chain
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
@@ -13,14 +13,16 @@ def chain(length: int) -> list[AuditRecord]:
         records.append(
             next_record(
                 records[-1] if records else None,
-                tenant_id="acme",
-                event_id=uuid.uuid4(),
-                service="identity",
-                action="person_created",
-                actor="service:identity",
-                resource=f"person/{index}",
-                details={"n": index},
-                occurred_at=T0 + timedelta(seconds=index),
+                AuditEntry(
+                    tenant_id="acme",
+                    event_id=uuid.uuid4(),
+                    service="identity",
+                    action="person_created",
+                    actor="service:identity",
+                    resource=f"person/{index}",
+                    details={"n": index},
+                    occurred_at=T0 + timedelta(seconds=index),
+                ),
                 recorded_at=T0 + timedelta(seconds=index, milliseconds=5),
             )
         )
@@ -51,23 +53,9 @@ def test_removed_record_is_detected() -> None:
 def test_a_rehashed_record_still_breaks_the_next_link() -> None:
     records = chain(4)
     forged = dataclasses.replace(records[1], details={"n": 99})
-    records[1] = next_record(
-        records[0],
-        **{
-            k: getattr(forged, k)
-            for k in (
-                "tenant_id",
-                "event_id",
-                "service",
-                "action",
-                "actor",
-                "resource",
-                "details",
-                "occurred_at",
-                "recorded_at",
-            )
-        },
-    )
+    fields = ("tenant_id", "event_id", "service", "action", "actor", "resource", "details", "occurred_at")
+    entry = AuditEntry(**{name: getattr(forged, name) for name in fields})
+    records[1] = next_record(records[0], entry, forged.recorded_at)
     verdict = verify_chain(records)
     assert not verdict.ok and verdict.first_broken_seq == 3
 
