@@ -25,7 +25,7 @@ DEV_NATS_PORT, DEV_S3_PORT = 14222, 19000
 
 def start_infrastructure(data: Path, stoppers: list[ManagedProcess]) -> tuple[Endpoints, list[EmbeddedPostgres]]:
     """Reuse the endpoints given in the environment; start the embedded default for the others."""
-    logs, others = data / "logs", []  # type: tuple[Path, list[EmbeddedPostgres]]
+    logs, others = data / "logs", list[EmbeddedPostgres]()
     nats_url = os.environ.get("REVISIT_NATS_URL")
     if not nats_url:
         nats_url, nats = start_nats(data / "nats", logs, DEV_NATS_PORT)
@@ -39,8 +39,10 @@ def start_infrastructure(data: Path, stoppers: list[ManagedProcess]) -> tuple[En
     if not s3_endpoint:
         s3_endpoint, s3 = start_s3(logs, DEV_S3_PORT, recording=data / "s3" / "requests.jsonl")
         stoppers.append(s3)
-    milvus_uri = os.environ.get("REVISIT_MILVUS_URI") or str(data / "milvus" / "faces.db")
-    Path(milvus_uri).parent.mkdir(parents=True, exist_ok=True) if "://" not in milvus_uri else None
+    milvus_uri = os.environ.get("REVISIT_MILVUS_URI")
+    if not milvus_uri:  # Milvus Lite on a local file
+        (data / "milvus").mkdir(parents=True, exist_ok=True)
+        milvus_uri = str(data / "milvus" / "faces.db")
     return Endpoints(nats_url, postgres_dsn, s3_endpoint, milvus_uri), others
 
 

@@ -63,8 +63,9 @@ def service_environment(
     if name == "ingest":
         env |= {
             "REVISIT_S3_ENDPOINT_URL": endpoints.s3_endpoint,
-            "REVISIT_S3_ACCESS_KEY": S3_ACCESS_KEY,
-            "REVISIT_S3_SECRET_KEY": S3_SECRET_KEY,
+            # an S3 endpoint given to `make dev` comes with its keys; the embedded one has fixed dev keys
+            "REVISIT_S3_ACCESS_KEY": os.environ.get("REVISIT_S3_ACCESS_KEY", S3_ACCESS_KEY),
+            "REVISIT_S3_SECRET_KEY": os.environ.get("REVISIT_S3_SECRET_KEY", S3_SECRET_KEY),
         }
     elif name == "matcher":
         env |= {"REVISIT_MILVUS_URI": endpoints.milvus_uri}
