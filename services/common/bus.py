@@ -37,6 +37,7 @@ from services.common.startup import wait_for_dependency
 
 log = get_logger(__name__)
 ACK_WAIT_SECONDS = 30.0
+FETCH_WINDOW_SECONDS = 0.25
 
 
 class InvalidEvent(ValueError):
@@ -72,7 +73,8 @@ def durable_pull(
         "subject": subject,
         "stream": JStream(stream.name, declare=False),
         "durable": durable,
-        "pull_sub": PullSub(batch_size=fetch_batch, timeout=1.0),
+        # a fetch returns when the batch is full or after this window: short, so a quiet stream adds little latency
+        "pull_sub": PullSub(batch_size=fetch_batch, timeout=FETCH_WINDOW_SECONDS),
         "ack_policy": AckPolicy.MANUAL,
         "config": ConsumerConfig(
             ack_wait=ACK_WAIT_SECONDS,
