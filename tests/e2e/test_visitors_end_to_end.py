@@ -113,3 +113,15 @@ def test_unique_and_returning_visitors_from_real_faces(
     by_day = {period["period_start"][:10]: period for period in report["periods"]}
     assert by_day["2026-11-02"]["new_visitors"] == people and by_day["2026-11-02"]["returning_visitors"] == 0
     assert by_day["2026-11-03"]["returning_visitors"] == returning and by_day["2026-11-03"]["new_visitors"] == 0
+
+    # the other consumers of the same run: the person directory and the audit chain agree
+    admin = {"authorization": f"Bearer {make_token(TENANT, ['admin'])}"}
+    persons = httpx.get(f"http://127.0.0.1:{ports['identity']}/v1/persons", headers=admin, timeout=5).json()
+    assert len(persons) == people
+    deadline = time.monotonic() + 30
+    while True:
+        chain = httpx.get(f"http://127.0.0.1:{ports['audit']}/v1/audit/verify", headers=admin, timeout=5).json()
+        if chain["records"] >= people or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert chain["ok"] and chain["records"] == people  # one person_created record per person
