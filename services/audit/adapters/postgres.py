@@ -64,17 +64,4 @@ class AuditLog:
 
 
 def _record(row: asyncpg.Record) -> AuditRecord:
-    return AuditRecord(
-        tenant_id=row["tenant_id"],
-        seq=row["seq"],
-        event_id=row["event_id"],
-        service=row["service"],
-        action=row["action"],
-        actor=row["actor"],
-        resource=row["resource"],
-        details=json.loads(row["details"]),
-        occurred_at=row["occurred_at"],
-        recorded_at=row["recorded_at"],
-        prev_hash=row["prev_hash"],
-        hash=row["hash"],
-    )
+    return AuditRecord(**{**dict(row), "details": json.loads(row["details"])})

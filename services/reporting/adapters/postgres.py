@@ -145,11 +145,4 @@ def _visit(row: asyncpg.Record) -> Visit:
 
 
 def _report_row(row: asyncpg.Record) -> ReportRow:
-    return ReportRow(
-        period_start=row["period_start"],
-        visits=row["visits"],
-        unique_visitors=row["unique_visitors"],
-        new_visitors=row["new_visitors"],
-        returning_visitors=row["returning_visitors"],
-        returning_visits=row["returning_visits"],
-    )
+    return ReportRow(**dict(row))
