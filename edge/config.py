@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.detector import DetectorKind
 from edge.models import MODEL_PACK_HINT
+from edge.tracker import TrackerTuning
 from schemas.base import TOKEN_PATTERN
 
 Token = Annotated[str, Field(pattern=TOKEN_PATTERN)]
@@ -58,8 +59,26 @@ class EdgeSettings(BaseSettings):
     stream_frozen_seconds: float = Field(10.0, gt=0, description="Same picture this long: the stream is frozen")
     stream_black_seconds: float = Field(10.0, gt=0, description="Dark this long: the stream is black")
     stream_black_luma: float = Field(16.0, ge=0, le=255, description="Mean luminance (0-255) under which it is dark")
-    track_iou_threshold: float = Field(0.3, gt=0, le=1, description="Box overlap that continues a track")
-    track_timeout_seconds: float = Field(1.0, gt=0, description="A track unseen this long has ended")
+    track_timeout_seconds: float = Field(
+        TrackerTuning.timeout_seconds, gt=0, description="A track unseen this long has ended; its best crop is sent"
+    )
+    track_max_speed_face_widths: float = Field(
+        TrackerTuning.max_speed_face_widths,
+        gt=0,
+        description="Fastest face motion followed, in face widths per second (crossing 1280 px in 1.5 s with a "
+        "50 px face is 17); raise it, or the fps, for faster or smaller faces",
+    )
+    track_motion_gate_face_widths: float = Field(
+        TrackerTuning.motion_gate_face_widths,
+        gt=0,
+        description="How far from its predicted position, in face widths, a moving track may continue",
+    )
+    track_min_appearance: float = Field(
+        TrackerTuning.min_appearance,
+        ge=-1,
+        le=1,
+        description="Appearance similarity of two faces (cheap descriptor) under which they are never one track",
+    )
     track_emit_interval_seconds: float = Field(10.0, ge=0, description="Also emit long tracks this often; 0: never")
     embed_batch_size: int = Field(8, ge=1, description="Faces per embedder call (per-face cost is flat: BENCHMARKS)")
     intra_op_threads: int = Field(1, ge=1, description="onnxruntime threads per model: 1 leaves cores to cameras")

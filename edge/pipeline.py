@@ -10,17 +10,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
+
 from edge.align import align_face, crop_box, encode_jpeg
+from edge.appearance import EmbeddedLook
 from edge.best_crop import BestCropSelector
 from edge.config import Camera, EdgeSettings
-from edge.detector import Detection, Detector, Image
+from edge.detector import Box, Detection, Detector, Image
 from edge.embedder import OnnxEmbedder, Vectors
 from edge.metrics import DETECT_SECONDS, EMBED_SECONDS, FACES, FRAMES, STAFF_FILTERED, TRACKS
 from edge.publisher import EventSink
-from edge.quality import face_quality
+from edge.quality import face_quality, unoccluded_score
 from edge.sources import Frame
 from edge.staff import StaffGallery
-from edge.tracker import IouTracker
+from edge.tracker import FaceTracker, Observation, TrackerTuning
 from schemas.faces import FaceBox, FaceDetected
 from schemas.ids import new_event_id
 
@@ -30,7 +33,8 @@ class FaceCandidate:
     """A detected face that may be published: the frame is kept so the crop is cut only if chosen."""
 
     detection: Detection
-    aligned: Image
+    look: EmbeddedLook
+    """The aligned face and, once computed, its embedding."""
     quality: float
     frame: Image
     captured_at: datetime
@@ -43,6 +47,15 @@ class PipelineCounters:
     tracks: int = 0
     events: int = 0
     staff_filtered: int = 0
+
+
+def tracker_tuning(settings: EdgeSettings) -> TrackerTuning:
+    return TrackerTuning(
+        timeout_seconds=settings.track_timeout_seconds,
+        max_speed_face_widths=settings.track_max_speed_face_widths,
+        motion_gate_face_widths=settings.track_motion_gate_face_widths,
+        min_appearance=settings.track_min_appearance,
+    )
 
 
 class CameraPipeline:
@@ -60,7 +73,7 @@ class CameraPipeline:
         """`staff` None publishes every face (no gallery: tests and benchmarks of the bare path)."""
         self.camera, self._settings = camera, settings
         self._detector, self._embedder, self._staff = detector, embedder, staff
-        self._tracker = IouTracker(settings.track_iou_threshold, settings.track_timeout_seconds) if tracking else None
+        self._tracker = FaceTracker(tracker_tuning(settings)) if tracking else None
         self._selector: BestCropSelector[FaceCandidate] = BestCropSelector(settings.track_emit_interval_seconds)
         self._track_prefix = new_event_id().hex[-12:]  # unique per run: track ids never repeat across restarts
         self._untracked = 0
@@ -75,11 +88,11 @@ class CameraPipeline:
         detections = [d for d in self._detector.detect(frame.image) if self._accept(d)]
         DETECT_SECONDS.observe(time.perf_counter() - started)
         self._count(frames=1, faces=len(detections))
-        candidates = [self._candidate(d, frame) for d in detections]
+        candidates = [self._candidate(d, frame, [o.box for o in detections if o is not d]) for d in detections]
         if self._tracker is None:
             return self._embed_and_build([(self._new_untracked_id(), c) for c in candidates if self._good(c)])
         now = frame.captured_at.timestamp()
-        update = self._tracker.update([c.detection.box for c in candidates], now)
+        update = self._tracker.update([Observation(c.detection.box, c.look, c.quality) for c in candidates], now)
         self._count(tracks=len(update.started))
         for track_id, candidate in zip(update.track_ids, candidates, strict=True):
             if self._good(candidate):
@@ -103,19 +116,17 @@ class CameraPipeline:
     def _good(self, candidate: FaceCandidate) -> bool:
         return candidate.quality >= self._settings.min_quality
 
-    def _candidate(self, detection: Detection, frame: Frame) -> FaceCandidate:
+    def _candidate(self, detection: Detection, frame: Frame, others: list[Box]) -> FaceCandidate:
         aligned = align_face(frame.image, detection.landmarks)
-        quality = face_quality(detection.box.short_side, aligned, detection.landmarks, detection.score)
-        return FaceCandidate(detection, aligned, quality, frame.image, frame.captured_at)
+        height, width = frame.image.shape[:2]
+        unoccluded = unoccluded_score(detection.box, width, height, others)
+        quality = face_quality(detection.box.short_side, aligned, detection.landmarks, detection.score, unoccluded)
+        return FaceCandidate(detection, EmbeddedLook(aligned, self._embedder), quality, frame.image, frame.captured_at)
 
     def _embed_and_build(self, chosen: list[tuple[str, FaceCandidate]]) -> list[FaceDetected]:
         if not chosen:
             return []
-        started = time.perf_counter()
-        vectors = self._embedder.embed([candidate.aligned for _, candidate in chosen])
-        per_face = (time.perf_counter() - started) / len(chosen)
-        for _ in chosen:
-            EMBED_SECONDS.observe(per_face)
+        vectors = self._embed([candidate.look for _, candidate in chosen])
         staff = self._is_staff(vectors)
         events = [
             self._event(track_id, c, [float(v) for v in vector])
@@ -124,6 +135,18 @@ class CameraPipeline:
         ]
         self._count(events=len(events), staff_filtered=len(chosen) - len(events))
         return events
+
+    def _embed(self, looks: list[EmbeddedLook]) -> Vectors:
+        """The embedding of each face: the tracker's when it already asked for it, else computed in one batch."""
+        missing = [look for look in looks if not look.computed]
+        if missing:
+            started = time.perf_counter()
+            vectors = self._embedder.embed([look.aligned for look in missing])
+            per_face = (time.perf_counter() - started) / len(missing)
+            for look, vector in zip(missing, vectors, strict=True):
+                look.use(vector)
+                EMBED_SECONDS.observe(per_face)
+        return np.asarray([look.vector for look in looks], dtype=np.float32)
 
     def _is_staff(self, vectors: Vectors) -> list[bool]:
         if self._staff is None or len(self._staff) == 0:

@@ -4,7 +4,15 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.quality import combine, face_quality, laplacian_variance, pose_score, sharpness_score, size_score
+from edge.quality import (
+    combine,
+    exposure_score,
+    face_quality,
+    gradient_ratio,
+    pose_score,
+    sharpness_score,
+    size_score,
+)
 
 # The ArcFace template itself: a perfectly frontal face (with YuNet's lower nose, see FRONTAL_NOSE_DROP).
 FRONTAL = [(38.3, 51.7), (73.5, 51.5), (56.0, 75.0), (41.5, 92.4), (70.7, 92.2)]
@@ -35,13 +43,30 @@ def test_degenerate_landmarks_have_zero_pose():
 def test_blur_lowers_sharpness():
     sharp = textured_face()
     blurred = np.asarray(cv2.GaussianBlur(sharp, (0, 0), 4), dtype=np.uint8)
-    assert sharpness_score(laplacian_variance(blurred)) < sharpness_score(laplacian_variance(sharp))
+    assert sharpness_score(gradient_ratio(blurred)) < sharpness_score(gradient_ratio(sharp))
     assert sharpness_score(0.0) == 0.0
 
 
+def test_motion_blur_along_one_axis_lowers_sharpness_as_much_as_blur_along_both():
+    sharp = np.asarray(cv2.GaussianBlur(textured_face(), (0, 0), 1), dtype=np.uint8)
+    kernel = np.zeros((15, 15), dtype=np.float32)
+    kernel[7, :] = 1 / 15
+    smeared = np.asarray(cv2.filter2D(sharp, -1, kernel), dtype=np.uint8)  # a face moving sideways
+    assert gradient_ratio(smeared) < 0.25 * gradient_ratio(sharp)
+
+
+def test_a_darker_face_is_no_blurrier_but_scores_lower_exposure():
+    face = np.asarray(cv2.GaussianBlur(textured_face(), (0, 0), 1), dtype=np.uint8)
+    dark = (face.astype(np.float32) * 0.25).astype(np.uint8)
+    assert gradient_ratio(dark) == pytest.approx(gradient_ratio(face), rel=0.15)
+    assert exposure_score(dark) < 0.5 < exposure_score(face)
+    assert exposure_score(np.full((112, 112, 3), 128, dtype=np.uint8)) == 0.0
+
+
 def test_combine_is_zero_when_any_factor_is_zero_and_one_when_all_are_one():
-    assert combine({"size": 1, "sharpness": 1, "pose": 1, "detector": 1}) == pytest.approx(1.0)
-    assert combine({"size": 1, "sharpness": 1, "pose": 0, "detector": 1}) == 0.0
+    ones = {"size": 1.0, "sharpness": 1.0, "exposure": 1.0, "pose": 1.0, "detector": 1.0}
+    assert combine(ones) == pytest.approx(1.0)
+    assert combine(ones | {"pose": 0.0}) == 0.0
 
 
 def test_face_quality_is_within_bounds_and_follows_detector_score():
