@@ -8,6 +8,7 @@ from schemas.faces import (
     FaceIngested,
     FaceMatched,
     FaceRejected,
+    FaceUnidentified,
     PersonKind,
 )
 from schemas.identity import PersonCreated
@@ -22,6 +23,7 @@ __all__ = [
     "FaceIngested",
     "FaceMatched",
     "FaceRejected",
+    "FaceUnidentified",
     "PersonCreated",
     "PersonKind",
     "StaffGalleryEntry",

@@ -1,4 +1,4 @@
-"""Face events: detected on the edge, ingested (crop stored), rejected, matched to a person."""
+"""Face events: detected on the edge, ingested (crop stored), rejected, matched to a person or left unidentified."""
 
 import uuid
 from enum import StrEnum
@@ -83,5 +83,20 @@ class FaceMatched(Event):
     person_kind: PersonKind = PersonKind.CUSTOMER
     is_new_person: bool
     similarity: float | None = Field(None, description="Cosine similarity to the matched person; None if new")
+    embedding_model: str
+    crop_key: str | None = None
+
+
+class FaceUnidentified(Event):
+    """A sighting whose crop was too poor to recognise: counted, never made a person, its embedding never kept.
+    Published by matcher on `faces.unidentified.<tenant>.<site>`."""
+
+    schema_name: Literal["FaceUnidentified.v1"] = Field("FaceUnidentified.v1", alias="schema")
+    source_event_id: uuid.UUID = Field(description="event_id of the FaceIngested it came from")
+    site_id: Token
+    camera_id: Token
+    captured_at: AwareDatetime
+    track_id: str = Field(min_length=1, max_length=64)
+    quality: float = Field(ge=0, le=1, description="The edge's quality of the crop, below the matcher's floor")
     embedding_model: str
     crop_key: str | None = None

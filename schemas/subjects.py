@@ -8,6 +8,7 @@ from dataclasses import dataclass
 FACES_DETECTED_ALL = "faces.detected.>"
 FACES_INGESTED_ALL = "faces.ingested.>"
 FACES_MATCHED_ALL = "faces.matched.>"
+FACES_UNIDENTIFIED_ALL = "faces.unidentified.>"
 FACES_REJECTED_ALL = "faces.rejected.>"
 IDENTITY_ALL = "identity.>"
 VISITS_ALL = "visits.>"
@@ -29,6 +30,10 @@ def face_rejected(tenant: str) -> str:
 
 def face_matched(tenant: str, site: str) -> str:
     return f"faces.matched.{tenant}.{site}"
+
+
+def face_unidentified(tenant: str, site: str) -> str:
+    return f"faces.unidentified.{tenant}.{site}"
 
 
 def identity_event(kind: str, tenant: str) -> str:
@@ -73,7 +78,9 @@ class StreamSpec:
 
 FACES_DETECTED_STREAM = StreamSpec("FACES_DETECTED", (FACES_DETECTED_ALL,), max_age_seconds=7 * 86400)
 FACES_STREAM = StreamSpec(
-    "FACES", (FACES_INGESTED_ALL, FACES_MATCHED_ALL, FACES_REJECTED_ALL), max_age_seconds=14 * 86400
+    "FACES",
+    (FACES_INGESTED_ALL, FACES_MATCHED_ALL, FACES_UNIDENTIFIED_ALL, FACES_REJECTED_ALL),
+    max_age_seconds=14 * 86400,
 )
 IDENTITY_STREAM = StreamSpec("IDENTITY", (IDENTITY_ALL,), max_age_seconds=30 * 86400)
 VISITS_STREAM = StreamSpec("VISITS", (VISITS_ALL,), max_age_seconds=30 * 86400)

@@ -1,11 +1,11 @@
-"""Building matched-face events for the tests of the services downstream of the matcher."""
+"""Building matched-face and unidentified-sighting events for the tests of the services downstream of the matcher."""
 
 import uuid
 from datetime import datetime
 
 from nats.aio.client import Client as NatsClient
 
-from schemas import FaceMatched, PersonKind, subjects
+from schemas import FaceMatched, FaceUnidentified, PersonKind, subjects
 from schemas.ids import new_event_id
 
 
@@ -39,3 +39,16 @@ async def publish_matched(connection: NatsClient, events: list[FaceMatched]) -> 
             event.to_json_bytes(),
             headers={"Nats-Msg-Id": str(event.event_id)},
         )
+
+
+def unidentified(tenant: str, at: datetime, site: str = "store-1") -> FaceUnidentified:
+    return FaceUnidentified(
+        tenant_id=tenant,
+        source_event_id=new_event_id(),
+        site_id=site,
+        camera_id="entrance",
+        captured_at=at,
+        track_id="entrance-1",
+        quality=0.12,
+        embedding_model="test-model@1",
+    )

@@ -1,4 +1,4 @@
-"""Prometheus metrics every consumer exposes, declared once so dashboards and alerts can rely on them."""
+"""Prometheus metrics of the consumers, declared once so dashboards and alerts can rely on them."""
 
 from prometheus_client import Counter, Histogram
 
@@ -17,6 +17,11 @@ EVENTS_PUBLISHED = Counter(
     "revisit_events_published_total",
     "Events published to JetStream, by schema.",
     ["service", "schema"],
+)
+
+UNIDENTIFIED_SIGHTINGS = Counter(
+    "revisit_unidentified_sightings_total",
+    "Faces the matcher counted as unidentified sightings (quality below its floor), never persons.",
 )
 
 

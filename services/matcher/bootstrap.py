@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
-from schemas import FaceIngested, FaceMatched, subjects
+from schemas import FaceIngested, subjects
 from services.common.bus import connect_broker, event_publisher
 from services.common.http import create_app, nats_ready
 from services.common.startup import wait_for_dependency
@@ -15,7 +15,7 @@ from services.matcher.adapters.milvus import FaceVectorStore
 from services.matcher.adapters.person_lock import PersonCreationLease
 from services.matcher.config import MatcherSettings
 from services.matcher.consumers import MatchBatcher, register_consumers
-from services.matcher.handlers import match_faces
+from services.matcher.handlers import MatchOutcome, identify_faces
 
 SERVICE = "matcher"
 STREAMS = (subjects.FACES_STREAM, subjects.DEADLETTER_STREAM)
@@ -46,8 +46,8 @@ async def bootstrap(settings: MatcherSettings) -> AsyncIterator[Matcher]:
 
         lease = await PersonCreationLease.open(broker.connection, settings.lease_ttl_seconds)
 
-        async def match(events: Sequence[FaceIngested]) -> list[FaceMatched]:
-            return await match_faces(events, settings, store, lease, publish)
+        async def match(events: Sequence[FaceIngested]) -> list[MatchOutcome]:
+            return await identify_faces(events, settings, store, lease, publish)
 
         batcher = MatchBatcher(match, settings.batch_size, settings.batch_wait_ms / 1000)
         register_consumers(broker, settings, batcher)

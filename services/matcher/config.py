@@ -1,6 +1,6 @@
 """Matcher settings: the vector store and the decision thresholds."""
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from services.common.settings import ServiceSettings
 
@@ -17,6 +17,16 @@ class MatcherSettings(ServiceSettings):
         description=(
             "Cosine similarity at or above which a face is an existing person; 0.40 lies in the measured gap"
             " between same-person (min 0.51) and different-person (max 0.26) pairs, docs/BENCHMARKS.md"
+        ),
+    )
+    identify_min_quality: float = Field(
+        0.30,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("identify_min_quality", "REVISIT_MATCHER_IDENTIFY_MIN_QUALITY"),
+        description=(
+            "Edge quality (0..1) below which a face is counted as an unidentified sighting, never a person:"
+            " not searched, not stored in Milvus (provisional value, to be calibrated from a benchmark)"
         ),
     )
     max_vectors_per_person: int = Field(5, ge=1, description="Vectors kept per person (bounded, diverse set)")

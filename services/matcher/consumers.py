@@ -8,12 +8,13 @@ from collections.abc import Awaitable, Callable, Sequence
 import structlog
 from faststream.nats import NatsBroker
 
-from schemas import FaceIngested, FaceMatched, subjects
+from schemas import FaceIngested, FaceMatched, FaceUnidentified, subjects
 from services.common.bus import document_publication, durable_pull
 from services.matcher.config import MatcherSettings
+from services.matcher.handlers import MatchOutcome
 
 DURABLE = "matcher"
-MatchFunction = Callable[[Sequence[FaceIngested]], Awaitable[list[FaceMatched]]]
+MatchFunction = Callable[[Sequence[FaceIngested]], Awaitable[list[MatchOutcome]]]
 
 
 class MatchBatcher:
@@ -22,13 +23,13 @@ class MatchBatcher:
 
     def __init__(self, match: MatchFunction, max_batch: int, max_wait: float) -> None:
         self._match, self._max_batch, self._max_wait = match, max_batch, max_wait
-        self._pending: list[tuple[FaceIngested, asyncio.Future[FaceMatched]]] = []
+        self._pending: list[tuple[FaceIngested, asyncio.Future[MatchOutcome]]] = []
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, event: FaceIngested) -> FaceMatched:
-        future: asyncio.Future[FaceMatched] = asyncio.get_running_loop().create_future()
+    async def submit(self, event: FaceIngested) -> MatchOutcome:
+        future: asyncio.Future[MatchOutcome] = asyncio.get_running_loop().create_future()
         self._pending.append((event, future))
         if len(self._pending) >= self._max_batch:
             self._start_flush()
@@ -60,7 +61,7 @@ class MatchBatcher:
             for (_, future), result in zip(batch, results, strict=True):
                 future.set_result(result)
 
-    async def _match_one_by_one(self, batch: list[tuple[FaceIngested, asyncio.Future[FaceMatched]]]) -> None:
+    async def _match_one_by_one(self, batch: list[tuple[FaceIngested, asyncio.Future[MatchOutcome]]]) -> None:
         for event, future in batch:
             try:
                 future.set_result((await self._match([event]))[0])
@@ -77,10 +78,17 @@ def register_consumers(broker: NatsBroker, settings: MatcherSettings, batcher: M
         **options,
         max_workers=settings.batch_size,
         title="matcher:faces.ingested",
-        description="Search the tenant's partition, assign an existing or new person.",
+        description="Search the tenant's partition, assign an existing or new person; faces below the quality"
+        " floor are counted as unidentified sightings instead.",
     )
     async def on_face_ingested(event: FaceIngested) -> None:
         with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, event_id=str(event.event_id)):
             await batcher.submit(event)
 
     document_publication(broker, "faces.matched.{tenant}.{site}", FaceMatched, "A sighting assigned to a person.")
+    document_publication(
+        broker,
+        "faces.unidentified.{tenant}.{site}",
+        FaceUnidentified,
+        "A sighting too poor to recognise: counted, never a person.",
+    )

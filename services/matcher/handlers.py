@@ -1,4 +1,5 @@
-"""Matcher's handler: assign a batch of ingested faces to persons and publish FaceMatched for each."""
+"""Matcher's handlers: faces good enough to recognise are assigned to persons (FaceMatched); the others are
+counted as unidentified sightings (FaceUnidentified) and never become persons."""
 
 import uuid
 from collections import defaultdict
@@ -6,16 +7,44 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from schemas import FaceIngested, FaceMatched, subjects
+from schemas import FaceIngested, FaceMatched, FaceUnidentified, subjects
 from schemas.ids import derive_event_id, new_event_id
 from services.common.bus import EventPublisher, InvalidEvent
 from services.common.logging import get_logger
+from services.common.metrics import UNIDENTIFIED_SIGHTINGS
 from services.matcher.adapters.milvus import DimensionMismatch, FaceVectorStore, StoredVector
 from services.matcher.adapters.person_lock import PersonCreationLease
 from services.matcher.config import MatcherSettings
 from services.matcher.domain.assignment import Assignment, assign_batch, normalize
+from services.matcher.domain.quality_floor import identifiable_indexes
 
 log = get_logger(__name__)
+MatchOutcome = FaceMatched | FaceUnidentified
+
+
+async def identify_faces(
+    events: Sequence[FaceIngested],
+    settings: MatcherSettings,
+    store: FaceVectorStore,
+    lease: PersonCreationLease,
+    publish: EventPublisher,
+) -> list[MatchOutcome]:
+    """Match the faces good enough to recognise; publish the others as unidentified sightings, which are
+    never searched, stored or made persons. Results in input order."""
+    identifiable = identifiable_indexes([event.quality for event in events], settings.identify_min_quality)
+    results: dict[int, MatchOutcome] = {}
+    if identifiable:
+        matched = await match_faces([events[i] for i in identifiable], settings, store, lease, publish)
+        results.update(zip(identifiable, matched, strict=True))
+    for index, event in enumerate(events):
+        if index not in results:
+            results[index] = unidentified_event(event)
+            await publish(subjects.face_unidentified(event.tenant_id, event.site_id), results[index])
+    unidentified = len(events) - len(identifiable)
+    UNIDENTIFIED_SIGHTINGS.inc(unidentified)
+    if unidentified:
+        log.info("faces_unidentified", batch=len(events), unidentified=unidentified)
+    return [results[i] for i in range(len(events))]
 
 
 async def match_faces(
@@ -25,7 +54,8 @@ async def match_faces(
     lease: PersonCreationLease,
     publish: EventPublisher,
 ) -> list[FaceMatched]:
-    """Match `events` (any mix of tenants and models) with one search per tenant and model; results in input order."""
+    """Match `events` (any mix of tenants and models) with one search per tenant and model; results in input order.
+    Every event becomes a person's sighting: callers pass only identifiable faces (`identify_faces` does)."""
     groups: dict[tuple[str, str, int], list[int]] = defaultdict(list)
     for index, event in enumerate(events):
         groups[(event.tenant_id, event.embedding_model, len(event.embedding))].append(index)
@@ -101,6 +131,22 @@ def _matched_event(event: FaceIngested, assignment: Assignment | None, stored: S
         person_kind=assignment.kind,
         is_new_person=assignment.is_new_person,
         similarity=assignment.similarity,
+        embedding_model=event.embedding_model,
+        crop_key=event.crop_key,
+    )
+
+
+def unidentified_event(event: FaceIngested) -> FaceUnidentified:
+    """The id is derived from the ingested event, so a redelivery republishes the same event (deduplicated)."""
+    return FaceUnidentified(
+        event_id=derive_event_id(event.event_id, "unidentified"),
+        tenant_id=event.tenant_id,
+        source_event_id=event.event_id,
+        site_id=event.site_id,
+        camera_id=event.camera_id,
+        captured_at=event.captured_at,
+        track_id=event.track_id,
+        quality=event.quality,
         embedding_model=event.embedding_model,
         crop_key=event.crop_key,
     )

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from schemas.base import TOKEN_PATTERN
 from services.common.auth import Principal, Role, require_roles
@@ -30,6 +30,9 @@ class VisitorCounts(BaseModel):
     new_visitors: int
     returning_visitors: int
     returning_visits: int
+    unidentified_sightings: int = Field(
+        description="Faces seen but too poor to recognise: counted here, never persons, so in no other figure"
+    )
 
 
 class VisitorReport(BaseModel):
@@ -83,7 +86,8 @@ async def visitor_report(
     granularity: Annotated[Granularity, Query()] = "day",
     format: Format = "json",
 ) -> VisitorReport | Response:
-    """Visits, unique, new and returning visitors per period at one site of the caller's tenant."""
+    """Visits, unique, new and returning visitors, and unidentified sightings, per period at one site of the
+    caller's tenant."""
     first, last = time_range(start, end)
     store: VisitStore = request.app.state.visit_store
     rows, totals = await store.visitor_report(principal.tenant_id, site_id, first, last, granularity)

@@ -1,6 +1,6 @@
 """Reporting's handlers."""
 
-from schemas import FaceMatched, PersonKind, VisitRecord, subjects
+from schemas import FaceMatched, FaceUnidentified, PersonKind, VisitRecord, subjects
 from schemas.ids import derive_event_id
 from services.common.bus import EventPublisher
 from services.common.logging import get_logger
@@ -23,6 +23,14 @@ async def record_visit(
         await publish(subjects.visit_record(event.tenant_id, event.site_id), record)
     log.info("sighting_recorded", person_id=str(event.person_id), changed_visits=len(records))
     return records
+
+
+async def record_unidentified_sighting(event: FaceUnidentified, store: VisitStore) -> bool:
+    """Count a sighting the matcher could not identify; a redelivered one (same event id) is counted once.
+    It belongs to nobody, so it touches no visit."""
+    recorded = await store.record_unidentified(event)
+    log.info("unidentified_sighting_recorded", duplicate=not recorded)
+    return recorded
 
 
 def visit_record(event: FaceMatched, visit: Visit) -> VisitRecord:

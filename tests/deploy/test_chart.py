@@ -18,7 +18,12 @@ DASHBOARD = CHART / "dashboards" / "revisit-overview.json"
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 
 SERVICE_PORTS = {"ingest": 8001, "matcher": 8002, "identity": 8003, "reporting": 8004, "audit": 8005}
-SERVICE_METRICS = {"revisit_messages_consumed_total", "revisit_handler_seconds", "revisit_events_published_total"}
+SERVICE_METRICS = {
+    "revisit_messages_consumed_total",
+    "revisit_handler_seconds",
+    "revisit_events_published_total",
+    "revisit_unidentified_sightings_total",
+}
 EDGE_METRICS = {
     "revisit_edge_frames_total",
     "revisit_edge_faces_total",

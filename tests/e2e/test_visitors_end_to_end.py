@@ -110,6 +110,7 @@ def test_unique_and_returning_visitors_from_real_faces(
     assert totals["unique_visitors"] == people, report
     assert totals["returning_visits"] == returning, report
     assert totals["visits"] == expected_visits
+    assert totals["unidentified_sightings"] == 0  # every demo photo is a clear, frontal face: all identified
     by_day = {period["period_start"][:10]: period for period in report["periods"]}
     assert by_day["2026-11-02"]["new_visitors"] == people and by_day["2026-11-02"]["returning_visitors"] == 0
     assert by_day["2026-11-03"]["returning_visitors"] == returning and by_day["2026-11-03"]["new_visitors"] == 0

@@ -1,4 +1,4 @@
-"""The `reporting` schema: sightings, the visits derived from them, and the report queries."""
+"""The `reporting` schema: sightings, the visits derived from them, unidentified sightings, and the report queries."""
 
 import uuid
 from dataclasses import dataclass
@@ -7,7 +7,7 @@ from typing import Literal
 
 import asyncpg
 
-from schemas import FaceMatched
+from schemas import FaceMatched, FaceUnidentified
 from services.common.postgres import Connection, tenant_transaction
 from services.reporting.domain.visits import Sighting, Visit, VisitRules, changed_visits, sessionize_sightings
 
@@ -24,6 +24,7 @@ class ReportRow:
     new_visitors: int
     returning_visitors: int
     returning_visits: int
+    unidentified_sightings: int
 
 
 class VisitStore:
@@ -64,30 +65,63 @@ class VisitStore:
             await _replace_visits(connection, event.tenant_id, event.site_id, event.person_id, after)
         return changed_visits(before, after)
 
+    async def record_unidentified(self, event: FaceUnidentified) -> bool:
+        """Store an unidentified sighting; False if this event id was already stored (a redelivery)."""
+        async with tenant_transaction(self._pool, event.tenant_id) as connection:
+            inserted = await connection.fetchval(
+                "INSERT INTO unidentified_sightings (tenant_id, event_id, site_id, camera_id, captured_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING event_id",
+                event.tenant_id,
+                event.event_id,
+                event.site_id,
+                event.camera_id,
+                event.captured_at,
+            )
+        return inserted is not None
+
     async def visitor_report(
         self, tenant_id: str, site_id: str, start: datetime, end: datetime, granularity: Granularity
     ) -> tuple[list[ReportRow], ReportRow]:
-        """Per-period counts and the totals of the whole range (distinct persons across it, not a sum)."""
+        """Per-period counts and the totals of the whole range (distinct persons across it, not a sum).
+
+        Visits count in the period they started in, unidentified sightings in the one they were captured in;
+        a period with only unidentified sightings is reported too."""
         query = """
-            SELECT {period} AS period_start,
-                   count(*) AS visits,
-                   count(DISTINCT person_id) AS unique_visitors,
-                   count(DISTINCT person_id) FILTER (WHERE NOT is_returning) AS new_visitors,
-                   count(DISTINCT person_id) FILTER (WHERE is_returning) AS returning_visitors,
-                   count(*) FILTER (WHERE is_returning) AS returning_visits
-            FROM visits
-            WHERE site_id = $1 AND started_at >= $2 AND started_at < $3
-            {group}
-        """
-        async with tenant_transaction(self._pool, tenant_id) as connection:
-            rows = await connection.fetch(
-                query.format(period="date_trunc($4, started_at, 'UTC')", group="GROUP BY 1 ORDER BY 1"),
-                site_id,
-                start,
-                end,
-                granularity,
+            WITH visit_counts AS (
+                SELECT {visit_period} AS period_start,
+                       count(*) AS visits,
+                       count(DISTINCT person_id) AS unique_visitors,
+                       count(DISTINCT person_id) FILTER (WHERE NOT is_returning) AS new_visitors,
+                       count(DISTINCT person_id) FILTER (WHERE is_returning) AS returning_visitors,
+                       count(*) FILTER (WHERE is_returning) AS returning_visits
+                FROM visits
+                WHERE site_id = $1 AND started_at >= $2 AND started_at < $3
+                {group}
+            ), unidentified_counts AS (
+                SELECT {unidentified_period} AS period_start, count(*) AS unidentified_sightings
+                FROM unidentified_sightings
+                WHERE site_id = $1 AND captured_at >= $2 AND captured_at < $3
+                {group}
             )
-            total = await connection.fetchrow(query.format(period="$2::timestamptz", group=""), site_id, start, end)
+            SELECT coalesce(v.period_start, u.period_start) AS period_start,
+                   coalesce(v.visits, 0) AS visits,
+                   coalesce(v.unique_visitors, 0) AS unique_visitors,
+                   coalesce(v.new_visitors, 0) AS new_visitors,
+                   coalesce(v.returning_visitors, 0) AS returning_visitors,
+                   coalesce(v.returning_visits, 0) AS returning_visits,
+                   coalesce(u.unidentified_sightings, 0) AS unidentified_sightings
+            FROM visit_counts v FULL JOIN unidentified_counts u ON u.period_start = v.period_start
+            ORDER BY 1
+        """
+        per_period = query.format(
+            visit_period="date_trunc($4, started_at, 'UTC')",
+            unidentified_period="date_trunc($4, captured_at, 'UTC')",
+            group="GROUP BY 1",
+        )
+        whole_range = query.format(visit_period="$2::timestamptz", unidentified_period="$2::timestamptz", group="")
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            rows = await connection.fetch(per_period, site_id, start, end, granularity)
+            total = await connection.fetchrow(whole_range, site_id, start, end)
         assert total is not None
         return [_report_row(row) for row in rows], _report_row(total)
 

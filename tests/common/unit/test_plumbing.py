@@ -29,6 +29,7 @@ def test_every_subject_belongs_to_exactly_one_stream() -> None:
         "faces.detected.a.b.c",
         "faces.ingested.a.b",
         "faces.matched.a.b",
+        "faces.unidentified.a.b",
         "faces.rejected.a",
         "identity.person_created.a",
         "visits.a.b",

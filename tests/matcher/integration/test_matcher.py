@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from schemas import FaceIngested, FaceMatched, subjects
+from schemas import FaceIngested, FaceMatched, FaceUnidentified, subjects
 from schemas.export import EXAMPLES_DIR
-from schemas.ids import new_event_id
+from schemas.ids import derive_event_id, new_event_id
 from services.matcher.bootstrap import Matcher, bootstrap
 from services.matcher.config import MatcherSettings
 from tests.support import collect_messages, new_tenant
@@ -26,13 +26,14 @@ async def matcher(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> As
         yield service
 
 
-def ingested(tenant: str, vector: np.ndarray, model: str = "test-model@1") -> FaceIngested:
+def ingested(tenant: str, vector: np.ndarray, model: str = "test-model@1", quality: float = 0.81) -> FaceIngested:
     example = json.loads((EXAMPLES_DIR / "FaceIngested.v1.json").read_text())
     example |= {
         "tenant_id": tenant,
         "event_id": str(new_event_id()),
         "embedding": [float(x) for x in vector],
         "embedding_model": model,
+        "quality": quality,
     }
     return FaceIngested.model_validate(example)
 
@@ -52,8 +53,10 @@ def person_vectors(rng: np.random.Generator, count: int, noise: float = 0.3) -> 
     return base + noise * rng.normal(size=(count, 128))
 
 
-async def matched_by_source(connection: NatsClient, tenant: str, count: int) -> dict[uuid.UUID, FaceMatched]:
-    messages = await collect_messages(connection, f"faces.matched.{tenant}.>", count)
+async def matched_by_source(
+    connection: NatsClient, tenant: str, count: int, timeout: float = 20
+) -> dict[uuid.UUID, FaceMatched]:
+    messages = await collect_messages(connection, f"faces.matched.{tenant}.>", count, timeout)
     events = [FaceMatched.model_validate_json(m.data) for m in messages]
     return {e.source_event_id: e for e in events}
 
@@ -157,3 +160,72 @@ async def test_replicas_matching_the_same_new_face_at_once_create_one_person(
     matches = [result for [result] in results]
     assert len({m.person_id for m in matches}) == 1
     assert sum(m.is_new_person for m in matches) == 1
+
+
+WEAK = 0.1
+"""A quality well below the default floor (0.30): a crop too poor to recognise."""
+
+
+async def unidentified_on_stream(
+    connection: NatsClient, tenant: str, count: int, timeout: float = 20
+) -> list[FaceUnidentified]:
+    messages = await collect_messages(connection, f"faces.unidentified.{tenant}.>", count, timeout)
+    return [FaceUnidentified.model_validate_json(m.data) for m in messages]
+
+
+async def identify_direct(matcher: Matcher, events: list[FaceIngested]) -> list[FaceMatched | FaceUnidentified]:
+    """What the consumer's batcher calls, with these events as one batch."""
+    from services.common.bus import event_publisher
+    from services.matcher.adapters.person_lock import PersonCreationLease
+    from services.matcher.handlers import identify_faces
+
+    lease = await PersonCreationLease.open(matcher.broker.connection, 30)
+    publish = event_publisher(matcher.broker, "matcher")
+    return await identify_faces(events, matcher.settings, matcher.store, lease, publish)
+
+
+async def test_weak_faces_are_unidentified_sightings_and_good_ones_beside_them_are_matched(
+    matcher: Matcher, nats_connection: NatsClient
+) -> None:
+    """One batch: a good face, a weak crop of the same person, a weak crop of a stranger. Only the good face
+    is searched and stored; the weak ones are published as FaceUnidentified, never as persons."""
+    tenant = new_tenant()
+    rng = np.random.default_rng(14)
+    alice, stranger = person_vectors(rng, 2), person_vectors(rng, 1)
+    batch = [
+        ingested(tenant, alice[0]),
+        ingested(tenant, alice[1], quality=WEAK),
+        ingested(tenant, stranger[0], quality=WEAK),
+    ]
+    results = await identify_direct(matcher, batch)
+
+    assert [type(r) for r in results] == [FaceMatched, FaceUnidentified, FaceUnidentified]
+    assert [r.source_event_id for r in results] == [e.event_id for e in batch]
+    good = results[0]
+    assert isinstance(good, FaceMatched) and good.is_new_person
+    unidentified = {e.source_event_id: e for e in await unidentified_on_stream(nats_connection, tenant, 2)}
+    assert set(unidentified) == {batch[1].event_id, batch[2].event_id}
+    for event in batch[1:]:
+        sighting = unidentified[event.event_id]
+        assert sighting.event_id == derive_event_id(event.event_id, "unidentified")
+        assert (sighting.quality, sighting.track_id, sighting.crop_key) == (WEAK, event.track_id, event.crop_key)
+    matched = await matched_by_source(nats_connection, tenant, 3, timeout=3)  # only the good face comes
+    assert list(matched) == [batch[0].event_id]
+    dim = len(batch[0].embedding)
+    stored = await matcher.store.find_sightings("test-model@1", dim, tenant, [e.event_id for e in batch])
+    assert list(stored) == [batch[0].event_id]
+    assert await matcher.store.count_vectors("test-model@1", dim, tenant, [good.person_id]) == {good.person_id: 1}
+
+
+async def test_a_weak_face_from_the_stream_is_one_unidentified_sighting_even_when_redelivered(
+    matcher: Matcher, nats_connection: NatsClient
+) -> None:
+    tenant = new_tenant()
+    weak = ingested(tenant, person_vectors(np.random.default_rng(15), 1)[0], quality=WEAK)
+    await publish(nats_connection, [weak])  # through the consumer and its batcher
+    [sighting] = await unidentified_on_stream(nats_connection, tenant, 1)
+    assert sighting.event_id == derive_event_id(weak.event_id, "unidentified")
+    [again] = await identify_direct(matcher, [weak])  # a redelivery republishes the same event id ...
+    assert again.event_id == sighting.event_id
+    assert len(await unidentified_on_stream(nats_connection, tenant, 2, timeout=3)) == 1  # ... which JetStream drops
+    assert await matched_by_source(nats_connection, tenant, 1, timeout=1) == {}

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from nats.aio.client import Client as NatsClient
+from prometheus_client import REGISTRY
 
-from schemas import PersonKind, VisitRecord
+from schemas import FaceUnidentified, PersonKind, VisitRecord, subjects
 from services.reporting.bootstrap import Reporting, bootstrap
 from services.reporting.config import ReportingSettings
 from tests.support import collect_messages, new_tenant
-from tests.support_events import matched, publish_matched
+from tests.support_events import matched, publish_matched, unidentified
 
 DAY1 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
@@ -68,6 +69,7 @@ async def test_visits_new_and_returning(
         "new_visitors": 2,
         "returning_visitors": 1,
         "returning_visits": 1,
+        "unidentified_sightings": 0,
     }
     days = {p["period_start"][:10]: p for p in body["periods"]}
     assert days["2026-11-02"]["visits"] == 2 and days["2026-11-02"]["new_visitors"] == 2
@@ -130,3 +132,73 @@ async def test_csv_export(reporting: Reporting, nats_connection: NatsClient, mak
     header, row = csv_text.strip().splitlines()
     assert header.startswith("period_start,visits,unique_visitors")
     assert row.split(",")[1:4] == ["1", "1", "1"]
+
+
+async def publish_unidentified(connection: NatsClient, event: FaceUnidentified, message_id: str = "") -> None:
+    """Publish with `Nats-Msg-Id` = event id unless told otherwise, and check that the stream kept it."""
+    ack = await connection.jetstream().publish(
+        subjects.face_unidentified(event.tenant_id, event.site_id),
+        event.to_json_bytes(),
+        headers={"Nats-Msg-Id": message_id or str(event.event_id)},
+    )
+    assert not ack.duplicate
+
+
+def unidentified_handled() -> float:
+    """Messages reporting's unidentified-sightings handler finished without error (this process's metric)."""
+    labels = {"service": "reporting", "subject_family": "faces.unidentified", "outcome": "ok"}
+    return REGISTRY.get_sample_value("revisit_messages_consumed_total", labels) or 0.0
+
+
+async def wait_until_handled(count: float, timeout: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while unidentified_handled() < count and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+    assert unidentified_handled() == count
+
+
+async def test_unidentified_sightings_are_counted_per_period_and_once(
+    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str]
+) -> None:
+    tenant = new_tenant()
+    await publish_matched(nats_connection, [matched(tenant, uuid.uuid4(), DAY1, is_new=True)])
+    weak = [
+        unidentified(tenant, DAY1 + timedelta(minutes=1)),
+        unidentified(tenant, DAY1 + timedelta(hours=2)),
+        unidentified(tenant, DAY2),  # a day with no visit at all
+        unidentified(tenant, DAY1, site="store-2"),  # another site: not in this report
+    ]
+    handled_before = unidentified_handled()
+    for event in weak:
+        await publish_unidentified(nats_connection, event)
+    # the same event again under a new message id: JetStream keeps it, the handler gets it and counts it once
+    await publish_unidentified(nats_connection, weak[0], message_id=f"replayed-{weak[0].event_id}")
+    await wait_until_handled(handled_before + len(weak) + 1)
+    token = make_token(tenant, ["analyst"])
+    body = await wait_for_report(reporting, token, visits=1)
+
+    assert body["totals"]["unidentified_sightings"] == 3
+    assert body["totals"]["visits"] == 1 and body["totals"]["unique_visitors"] == 1  # never persons
+    days = {p["period_start"][:10]: p for p in body["periods"]}
+    assert days["2026-11-02"]["unidentified_sightings"] == 2 and days["2026-11-02"]["visits"] == 1
+    assert days["2026-11-03"] == {
+        "period_start": days["2026-11-03"]["period_start"],
+        "visits": 0,
+        "unique_visitors": 0,
+        "new_visitors": 0,
+        "returning_visitors": 0,
+        "returning_visits": 0,
+        "unidentified_sightings": 1,
+    }
+    hours = (await report(reporting, token, granularity="hour")).json()
+    assert [(p["period_start"][11:13], p["unidentified_sightings"]) for p in hours["periods"]] == [
+        ("10", 1),
+        ("12", 1),
+        ("10", 1),
+    ]
+    assert hours["totals"]["unidentified_sightings"] == 3
+    header, *rows = (await report(reporting, token, format="csv")).text.strip().splitlines()
+    assert header.split(",")[-1] == "unidentified_sightings"
+    assert [row.split(",")[-1] for row in rows] == ["2", "1"]
+    other = (await report(reporting, make_token(new_tenant(), ["analyst"]))).json()
+    assert other["totals"]["unidentified_sightings"] == 0
