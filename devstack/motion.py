@@ -26,7 +26,7 @@ import numpy as np
 
 from devstack.scenes import background
 from devstack.stack import shared_dir
-from edge.detector import Box, Detector, Image
+from edge.detector import Box, Detector, Image, iou
 from edge.sources import Frame
 
 FRAME_SIZE = (1280, 720)
@@ -180,7 +180,7 @@ def walk_speed(walk: Walk, width: int) -> float:
 
 def motion_blur(image: Image, length_px: float) -> Image:
     """Horizontal motion blur over `length_px` pixels (the distance moved while the shutter was open)."""
-    length = int(round(length_px))
+    length = round(length_px)
     if length < 2:
         return image
     kernel = np.zeros((length, length), dtype=np.float32)
@@ -260,31 +260,23 @@ class SceneRenderer:
             lit[:, : int(scene.lighting.dark_left_fraction * width)] *= scene.lighting.dark_gain
         lit += self._noise[index % len(self._noise)]
         truth = [
-            TruthFace(face.person, face.walk, box, visible_fraction(box, width, height, [b for _, b in placed[i + 1 :]] + pillars))
+            TruthFace(face.person, face.walk, box, visible_fraction(box, width, height, covers))
             for i, (face, box) in enumerate(placed)
-        ]  # fmt: skip
+            if (covers := [later for _, later in placed[i + 1 :]] + pillars) is not None
+        ]
         return np.clip(lit, 0, 255).astype(np.uint8), truth
-
-
-def box_iou(a: Box, b: Box) -> float:
-    width = min(a.x + a.width, b.x + b.width) - max(a.x, b.x)
-    height = min(a.y + a.height, b.y + b.height) - max(a.y, b.y)
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    return inter / (a.width * a.height + b.width * b.height - inter)
 
 
 def whose_face(box: Box, truth: list[TruthFace], min_iou: float = 0.3) -> TruthFace | None:
     """The truth face a detected box shows (the best-overlapping one), or None for a false detection."""
-    best = max(truth, key=lambda face: box_iou(box, face.box), default=None)
-    return best if best is not None and box_iou(box, best.box) >= min_iou else None
+    best = max(truth, key=lambda face: iou(box, face.box), default=None)
+    return best if best is not None and iou(box, best.box) >= min_iou else None
 
 
 def random_scenes(count: int, seed: int = 6) -> list[MotionScene]:
     """`count` entrance clips: 1-3 visitors each, crossing in 1.5-3 s, faces 50-200 px, neighbours overlapping,
     blur, lighting steps and a dark side, opposite directions, a pillar now and then, staff in 70% of them."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible scenes, not secrets
     visits: dict[str, int] = {}
     scenes = []
     for number in range(count):
@@ -310,7 +302,7 @@ def random_scenes(count: int, seed: int = 6) -> list[MotionScene]:
             )
             enter += rng.uniform(0.4, 2.0)
         seconds = max(w.enter + w.crossing_seconds for w in walks) + 1.0
-        stands = ()
+        stands: tuple[Stand, ...] = ()
         if rng.random() < 0.7:
             stands = (
                 Stand(STAFF_PERSON, STAFF_SCENE_PHOTO, rng.uniform(0.15, 0.85), 0.8, rng.uniform(70, 110), 0, seconds),
@@ -349,7 +341,7 @@ def hard_scenes() -> list[MotionScene]:
                     leftwards=True,
                     y=0.45,
                     face_px=(105, 105),
-                ),  # fmt: skip
+                ),
             ),
         ),
         MotionScene(

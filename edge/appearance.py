@@ -6,10 +6,13 @@ only where motion cannot decide (`edge.tracker`), and the embedding computed the
 face turns out to be its track's best crop, the event reuses it instead of embedding again.
 """
 
+import time
+
 import numpy as np
 
 from edge.detector import Image
 from edge.embedder import OnnxEmbedder
+from edge.metrics import EMBED_SECONDS
 from edge.tracker import Look
 
 
@@ -28,7 +31,9 @@ class EmbeddedLook:
     def vector(self) -> np.ndarray:
         """The L2-normalised embedding."""
         if self._vector is None:
+            started = time.perf_counter()
             self.use(self._embedder.embed([self.aligned])[0])
+            EMBED_SECONDS.observe(time.perf_counter() - started)
         assert self._vector is not None
         return self._vector
 

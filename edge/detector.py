@@ -39,6 +39,16 @@ class Box:
         return min(self.width, self.height)
 
 
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes; 0 when they do not overlap."""
+    width = min(a.x + a.width, b.x + b.width) - max(a.x, b.x)
+    height = min(a.y + a.height, b.y + b.height) - max(a.y, b.y)
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / (a.width * a.height + b.width * b.height - inter)
+
+
 @dataclass(frozen=True)
 class Detection:
     """One face: box, landmarks (eye on the image left, other eye, nose, mouth left, mouth right), score."""

@@ -27,6 +27,9 @@ from edge.tracker import FaceTracker, Observation, TrackerTuning
 from schemas.faces import FaceBox, FaceDetected
 from schemas.ids import new_event_id
 
+CLEAR = 0.9
+"""Unoccluded score from which a face's embedding is trusted by the tracker to tell it from another face."""
+
 
 @dataclass(frozen=True)
 class FaceCandidate:
@@ -36,6 +39,7 @@ class FaceCandidate:
     look: EmbeddedLook
     """The aligned face and, once computed, its embedding."""
     quality: float
+    unoccluded: float
     frame: Image
     captured_at: datetime
 
@@ -92,7 +96,8 @@ class CameraPipeline:
         if self._tracker is None:
             return self._embed_and_build([(self._new_untracked_id(), c) for c in candidates if self._good(c)])
         now = frame.captured_at.timestamp()
-        update = self._tracker.update([Observation(c.detection.box, c.look, c.quality) for c in candidates], now)
+        observations = [Observation(c.detection.box, c.look, c.quality, c.unoccluded >= CLEAR) for c in candidates]
+        update = self._tracker.update(observations, now)
         self._count(tracks=len(update.started))
         for track_id, candidate in zip(update.track_ids, candidates, strict=True):
             if self._good(candidate):
@@ -121,7 +126,8 @@ class CameraPipeline:
         height, width = frame.image.shape[:2]
         unoccluded = unoccluded_score(detection.box, width, height, others)
         quality = face_quality(detection.box.short_side, aligned, detection.landmarks, detection.score, unoccluded)
-        return FaceCandidate(detection, EmbeddedLook(aligned, self._embedder), quality, frame.image, frame.captured_at)
+        look = EmbeddedLook(aligned, self._embedder)
+        return FaceCandidate(detection, look, quality, unoccluded, frame.image, frame.captured_at)
 
     def _embed_and_build(self, chosen: list[tuple[str, FaceCandidate]]) -> list[FaceDetected]:
         if not chosen:

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-
 from numpy.typing import NDArray
 
 from edge.detector import Box, Image, Point

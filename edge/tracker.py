@@ -80,6 +80,9 @@ class Observation:
     box: Box
     look: Look
     quality: float
+    clear: bool = True
+    """No other face overlaps it and the frame's edge does not cut it: its look can veto a pair. Two people
+    passing each other overlap for a frame, and the hidden one's embedding matches nobody."""
 
 
 def center(box: Box) -> tuple[float, float]:
@@ -153,7 +156,8 @@ def motion_cost(track: Track, observation: Observation, now: float, tuning: Trac
 
 def appearance_cost(track: Track, observation: Observation, tuning: TrackerTuning) -> float:
     """0..1 (lower is more alike), `NO_MATCH` for faces that differ; 0.5 when either face is too poor to judge."""
-    if min(track.best.quality, observation.quality) < tuning.reliable_quality:
+    judgeable = track.best.clear and observation.clear
+    if not judgeable or min(track.best.quality, observation.quality) < tuning.reliable_quality:
         return 0.5
     similarity = observation.look.similarity(track.best.look)
     if similarity < tuning.min_appearance:

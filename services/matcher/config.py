@@ -20,13 +20,14 @@ class MatcherSettings(ServiceSettings):
         ),
     )
     identify_min_quality: float = Field(
-        0.30,
+        0.65,
         ge=0,
         le=1,
         validation_alias=AliasChoices("identify_min_quality", "REVISIT_MATCHER_IDENTIFY_MIN_QUALITY"),
         description=(
             "Edge quality (0..1) below which a face is counted as an unidentified sighting, never a person:"
-            " not searched, not stored in Milvus (provisional value, to be calibrated from a benchmark)"
+            " not searched, not stored in Milvus. 0.65: on the motion benchmark no track best crop below it"
+            " was recognisable (similarity to its owner's photos >= 0.40), docs/BENCHMARKS.md"
         ),
     )
     max_vectors_per_person: int = Field(5, ge=1, description="Vectors kept per person (bounded, diverse set)")

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from edge.bootstrap import build_detector, resolve_detector_model
-from edge.detector import DetectorKind
+from edge.detector import DetectorKind, iou
 from edge.sources import image_files
-from edge.tracker import iou
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.detector import Box
 from edge.quality import (
     combine,
     exposure_score,
@@ -12,6 +13,7 @@ from edge.quality import (
     pose_score,
     sharpness_score,
     size_score,
+    unoccluded_score,
 )
 
 # The ArcFace template itself: a perfectly frontal face (with YuNet's lower nose, see FRONTAL_NOSE_DROP).
@@ -64,7 +66,7 @@ def test_a_darker_face_is_no_blurrier_but_scores_lower_exposure():
 
 
 def test_combine_is_zero_when_any_factor_is_zero_and_one_when_all_are_one():
-    ones = {"size": 1.0, "sharpness": 1.0, "exposure": 1.0, "pose": 1.0, "detector": 1.0}
+    ones = {"size": 1.0, "sharpness": 1.0, "exposure": 1.0, "pose": 1.0, "detector": 1.0, "unoccluded": 1.0}
     assert combine(ones) == pytest.approx(1.0)
     assert combine(ones | {"pose": 0.0}) == 0.0
 
@@ -74,3 +76,11 @@ def test_face_quality_is_within_bounds_and_follows_detector_score():
     high = face_quality(150, face, FRONTAL, 0.95)
     low = face_quality(150, face, FRONTAL, 0.5)
     assert 0.0 < low < high <= 1.0
+
+
+def test_a_face_cut_by_the_frame_edge_or_half_behind_another_scores_lower():
+    clear = unoccluded_score(Box(500, 300, 100, 100), 1280, 720, [])
+    assert clear == 1.0
+    assert unoccluded_score(Box(0, 300, 100, 100), 1280, 720, []) <= 0.5  # touching the left edge: likely cut
+    half_hidden = unoccluded_score(Box(500, 300, 100, 100), 1280, 720, [Box(550, 300, 100, 100)])
+    assert half_hidden == pytest.approx(0.25)

@@ -1,54 +1,110 @@
-"""The IoU tracker and the per-track choice of the crop to publish."""
+"""The face tracker (motion in face widths, then appearance) and the per-track choice of the crop to publish."""
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from edge.best_crop import BestCropSelector
 from edge.detector import Box
-from edge.tracker import IouTracker, iou
+from edge.tracker import FaceTracker, Look, Observation, TrackerTuning
 
 
-def test_iou_of_identical_disjoint_and_half_overlapping_boxes():
-    box = Box(0, 0, 10, 10)
-    assert iou(box, box) == 1.0
-    assert iou(box, Box(20, 20, 10, 10)) == 0.0
-    assert iou(box, Box(5, 0, 10, 10)) == 50 / 150
+@dataclass(frozen=True)
+class VectorLook:
+    """A face's look as a fixed unit vector: two people are two orthogonal vectors."""
+
+    vector: tuple[float, ...]
+
+    def similarity(self, other: Look) -> float:
+        assert isinstance(other, VectorLook)
+        return float(np.dot(self.vector, other.vector))
 
 
-def test_a_face_moving_slowly_is_one_track():
-    tracker = IouTracker(iou_threshold=0.3, timeout_seconds=1.0)
-    ids = {tracker.update([Box(100 + 3 * step, 50, 80, 80)], now=step * 0.2).track_ids[0] for step in range(20)}
+ALICE, BOB = VectorLook((1.0, 0.0)), VectorLook((0.0, 1.0))
+
+
+def seen(x: float, look: VectorLook = ALICE, size: float = 80, y: float = 300, quality: float = 0.9) -> Observation:
+    return Observation(Box(x, y, size, size), look, quality)
+
+
+def track_of(tracker: FaceTracker, now: float, *observations: Observation) -> list[int]:
+    return tracker.update(list(observations), now).track_ids
+
+
+def test_a_walker_moving_two_face_widths_per_frame_at_5_fps_is_one_track():
+    """1,280 px in 2 s at 5 fps: 128 px between frames on an 80 px face, boxes that never overlap."""
+    tracker = FaceTracker()
+    ids = {track_of(tracker, step * 0.2, seen(-40 + 128 * step))[0] for step in range(11)}
     assert len(ids) == 1
 
 
-def test_two_faces_side_by_side_are_two_tracks_and_keep_their_ids():
-    tracker = IouTracker()
-    first = tracker.update([Box(0, 0, 50, 50), Box(200, 0, 50, 50)], now=0.0)
-    assert first.started == first.track_ids and len(set(first.track_ids)) == 2
-    swapped = tracker.update([Box(202, 0, 50, 50), Box(2, 0, 50, 50)], now=0.2)
-    assert swapped.track_ids == list(reversed(first.track_ids))
-    assert swapped.started == []
+def test_a_stranger_appearing_where_a_new_track_could_go_starts_a_track_of_their_own():
+    tracker = FaceTracker()
+    first = track_of(tracker, 0.0, seen(100))[0]
+    assert track_of(tracker, 0.2, seen(220, BOB))[0] != first  # within the wide gate, but another face
 
 
-def test_velocity_prediction_keeps_a_face_that_speeds_up_beyond_plain_iou():
-    tracker = IouTracker(iou_threshold=0.3)
-    positions = [0, 10, 20, 50, 80, 110, 140]  # walks in, then 30 px per frame
-    ids = [tracker.update([Box(x, 0, 50, 50)], now=step * 0.2).track_ids[0] for step, x in enumerate(positions)]
-    assert iou(Box(20, 0, 50, 50), Box(50, 0, 50, 50)) < 0.3  # without prediction the track would break here
-    assert len(set(ids)) == 1
+def test_a_track_with_a_velocity_follows_motion_without_consulting_appearance():
+    """Once it moves predictably, a lone track does not ask for the embedding (it costs 5 ms a face)."""
+
+    class Unreadable(VectorLook):
+        def similarity(self, other: Look) -> float:
+            raise AssertionError("appearance was consulted")
+
+    tracker = FaceTracker()
+    track_of(tracker, 0.0, seen(0))
+    track_of(tracker, 0.2, seen(100))
+    ids = {track_of(tracker, step * 0.2, seen(100 * step, Unreadable((1.0, 0.0))))[0] for step in range(2, 8)}
+    assert len(ids) == 1
+
+
+def test_two_people_passing_each_other_keep_their_own_tracks():
+    tracker = FaceTracker()
+    alice_ids, bob_ids = set(), set()
+    for step in range(12):
+        alice = seen(100 + 100 * step, ALICE, y=300)
+        bob = seen(1200 - 100 * step, BOB, y=310)
+        alice_id, bob_id = track_of(tracker, step * 0.2, bob, alice)[::-1]
+        alice_ids.add(alice_id)
+        bob_ids.add(bob_id)
+    assert len(alice_ids) == len(bob_ids) == 1 and alice_ids != bob_ids
+
+
+def test_a_face_hidden_for_almost_a_second_keeps_its_track():
+    tracker = FaceTracker(TrackerTuning(timeout_seconds=1.5))
+    before = {track_of(tracker, step * 0.2, seen(100 * step))[0] for step in range(4)}
+    for step in range(4, 8):  # behind a pillar for 0.8 s
+        assert tracker.update([], step * 0.2).ended == []
+    after = {track_of(tracker, step * 0.2, seen(100 * step))[0] for step in range(8, 11)}
+    assert before == after and len(before) == 1
+
+
+def test_a_face_much_larger_or_smaller_is_not_the_same_track():
+    tracker = FaceTracker()
+    first = track_of(tracker, 0.0, seen(100, size=60))[0]
+    assert track_of(tracker, 0.2, seen(110, size=150))[0] != first
+
+
+def test_the_track_keeps_its_best_face_to_compare_and_publish():
+    tracker = FaceTracker()
+    track_of(tracker, 0.0, seen(0, quality=0.4))
+    track_of(tracker, 0.2, seen(100, quality=0.9))
+    track_of(tracker, 0.4, seen(200, quality=0.6))
+    assert [track.best.quality for track in tracker.active] == [0.9]
 
 
 def test_a_track_ends_after_the_timeout_and_a_returning_face_is_a_new_track():
-    tracker = IouTracker(timeout_seconds=1.0)
-    first = tracker.update([Box(0, 0, 50, 50)], now=0.0).track_ids[0]
+    tracker = FaceTracker(TrackerTuning(timeout_seconds=1.0))
+    first = track_of(tracker, 0.0, seen(0))[0]
     assert tracker.update([], now=0.9).ended == []
     ended = tracker.update([], now=1.5).ended
     assert [track.track_id for track in ended] == [first]
-    assert tracker.update([Box(0, 0, 50, 50)], now=2.0).track_ids[0] != first
+    assert track_of(tracker, 2.0, seen(0))[0] != first
 
 
 def test_finish_ends_every_open_track():
-    tracker = IouTracker()
-    tracker.update([Box(0, 0, 50, 50), Box(200, 0, 50, 50)], now=0.0)
+    tracker = FaceTracker()
+    tracker.update([seen(0), seen(600, BOB)], now=0.0)
     assert len(tracker.finish()) == 2
     assert tracker.active == []
 

@@ -163,7 +163,7 @@ async def test_replicas_matching_the_same_new_face_at_once_create_one_person(
 
 
 WEAK = 0.1
-"""A quality well below the default floor (0.30): a crop too poor to recognise."""
+"""A quality well below the default floor (0.65): a crop too poor to recognise."""
 
 
 async def unidentified_on_stream(
