@@ -6,10 +6,11 @@ dark or profile face) pulls the score down whatever the others say.
 
 The score must predict recognisability, since it picks the crop a track publishes and the matcher's
 floor turns tracks below it into unidentified sightings. Measured during development on 874 detections
-of the motion benchmark's scenes (devstack/motion.py; not re-run by `make bench`): what best predicts the similarity of a face to its owner's enrolment photos is
-sharpness in the blurriest direction, relative to the face's contrast (Spearman 0.83), far ahead of the
-Laplacian variance used before (0.74, which motion blur along one axis barely moves, and which a dark
-face lowers as much as a blurred one); size and detector score add a little. Pose is kept at a fixed
+of the motion benchmark's scenes (devstack/motion.py; not re-run by `make bench`): what best predicts
+the similarity of a face to its owner's enrolment photos is sharpness in the blurriest direction,
+relative to the face's contrast (Spearman 0.83), far ahead of the Laplacian variance used before
+(0.74, which motion blur along one axis barely moves, and which a dark face lowers as much as a
+blurred one); size and detector score add a little. Pose is kept at a fixed
 weight although those scenes only have frontal faces: a profile face is known not to match.
 """
 
