@@ -34,6 +34,7 @@ from devstack.motion import (
     Portraits,
     SceneRenderer,
     TruthFace,
+    event_box,
     hard_scenes,
     random_scenes,
     whose_face,
@@ -42,7 +43,7 @@ from devstack.stack import shared_dir
 from edge.align import align_face
 from edge.bootstrap import build_detector, load_embedder, resolve_detector_model
 from edge.config import Camera, EdgeSettings
-from edge.detector import Box, Detector, DetectorKind
+from edge.detector import Detector, DetectorKind
 from edge.embedder import OnnxEmbedder
 from edge.enrol import embed_photos
 from edge.pipeline import CameraPipeline
@@ -69,10 +70,8 @@ class PublishedEvent:
 @dataclass
 class SceneRun:
     scene: MotionScene
-    fps: float
     events: list[PublishedEvent]
     edge_cpu_seconds: float
-    staff_filtered: int
 
 
 def bench_settings(**overrides: object) -> EdgeSettings:
@@ -114,12 +113,8 @@ def run_scene(
     started = time.process_time()
     events += pipeline.finish()
     cpu += time.process_time() - started
-    published = [PublishedEvent(e, whose_face(box_of(e), truth_at[e.captured_at]), scene.name) for e in events]
-    return SceneRun(scene, fps, published, cpu, pipeline.counters.staff_filtered)
-
-
-def box_of(event: FaceDetected) -> Box:
-    return Box(event.box.x, event.box.y, event.box.width, event.box.height)
+    published = [PublishedEvent(e, whose_face(event_box(e), truth_at[e.captured_at]), scene.name) for e in events]
+    return SceneRun(scene, published, cpu)
 
 
 @dataclass
@@ -241,7 +236,11 @@ def score(runs: list[SceneRun], assigned: list[Assigned]) -> Score:
 
 
 def naive_cpu_per_second(
-    detector: Detector, embedder: OnnxEmbedder, renderer: SceneRenderer, scenes: list[MotionScene]
+    detector: Detector,
+    score_threshold: float,
+    embedder: OnnxEmbedder,
+    renderer: SceneRenderer,
+    scenes: list[MotionScene],
 ) -> float:
     """CPU per second of video of the naive pipeline: every frame of a 15 fps camera, full-resolution detection,
     an embedding for every face."""
@@ -249,7 +248,7 @@ def naive_cpu_per_second(
     for scene in scenes:
         for frame, _ in renderer.frames(scene, NAIVE_FPS, CLOCK):
             started = time.process_time()
-            faces = [d for d in detector.detect(frame.image) if d.score >= 0.7]
+            faces = [d for d in detector.detect(frame.image) if d.score >= score_threshold]
             if faces:
                 embedder.embed([align_face(frame.image, face.landmarks) for face in faces])
             cpu += time.process_time() - started
@@ -303,7 +302,9 @@ def main() -> None:
     naive_detector = build_detector(
         settings.model_copy(update={"detector_input_width": 1280}), resolve_detector_model(settings)
     )
-    naive = naive_cpu_per_second(naive_detector, embedder, renderer, suites["entrance clips"][:8])
+    naive = naive_cpu_per_second(
+        naive_detector, settings.detection_score_threshold, embedder, renderer, suites["entrance clips"][:8]
+    )
     rows = []
     for name, scenes in suites.items():
         for fps in (5.0, 10.0):

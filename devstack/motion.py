@@ -28,6 +28,7 @@ from devstack.scenes import background
 from devstack.stack import shared_dir
 from edge.detector import Box, Detector, Image, iou
 from edge.sources import Frame
+from schemas import FaceDetected
 
 FRAME_SIZE = (1280, 720)
 EXPOSURE_SECONDS = 1 / 100
@@ -227,7 +228,7 @@ class SceneRenderer:
         noise = np.random.default_rng(seed)
         width, height = size
         self._noise = [noise.normal(0, NOISE_SIGMA, (height, width, 1)).astype(np.float32) for _ in range(4)]
-        self._background = background(width, height).astype(np.float32)
+        self._background = background(width, height)
 
     def frames(self, scene: MotionScene, fps: float, clock_start: datetime) -> Iterator[tuple[Frame, list[TruthFace]]]:
         for index in range(int(scene.seconds * fps)):
@@ -237,7 +238,7 @@ class SceneRenderer:
 
     def render(self, scene: MotionScene, now: float, index: int = 0) -> tuple[Image, list[TruthFace]]:
         width, height = self.size
-        canvas = self._background.astype(np.uint8)
+        canvas = self._background.copy()
         placed: list[tuple[TruthFace, Box]] = []
         for stand in scene.stands:
             if stand.start <= now <= stand.end:
@@ -265,6 +266,11 @@ class SceneRenderer:
             if (covers := [later for _, later in placed[i + 1 :]] + pillars) is not None
         ]
         return np.clip(lit, 0, 255).astype(np.uint8), truth
+
+
+def event_box(event: FaceDetected) -> Box:
+    """The box of a published event, as the edge's detector gave it."""
+    return Box(event.box.x, event.box.y, event.box.width, event.box.height)
 
 
 def whose_face(box: Box, truth: list[TruthFace], min_iou: float = 0.3) -> TruthFace | None:

@@ -77,7 +77,7 @@ class EdgeSettings(BaseSettings):
         TrackerTuning.min_appearance,
         ge=-1,
         le=1,
-        description="Appearance similarity of two faces (cheap descriptor) under which they are never one track",
+        description="Embedding similarity under which two faces are never one track (where motion cannot decide)",
     )
     track_emit_interval_seconds: float = Field(10.0, ge=0, description="Also emit long tracks this often; 0: never")
     embed_batch_size: int = Field(8, ge=1, description="Faces per embedder call (per-face cost is flat: BENCHMARKS)")

@@ -100,9 +100,7 @@ class Track:
     box: Box
     best: Observation
     """The track's best-quality face: what it is compared with, and what it will publish."""
-    first_seen: float
     last_seen: float
-    hits: int = 1
     missed: int = 0
     """Updates since the track was last seen: more than 0 means lost for now."""
     velocity: tuple[float, float] | None = None
@@ -136,7 +134,7 @@ class Track:
                 )
         if observation.quality > self.best.quality:
             self.best = observation
-        self.box, self.last_seen, self.hits, self.missed = observation.box, now, self.hits + 1, 0
+        self.box, self.last_seen, self.missed = observation.box, now, 0
 
     def motion_is_sure(self) -> bool:
         """Motion alone decides for a track with a velocity that was seen in the previous update."""
@@ -227,7 +225,7 @@ class FaceTracker:
         if track_id is not None:
             self._tracks[track_id].observe(observation, now)
             return track_id
-        track = Track(self._next_id, observation.box, observation, first_seen=now, last_seen=now)
+        track = Track(self._next_id, observation.box, observation, last_seen=now)
         self._tracks[track.track_id] = track
         self._next_id += 1
         return track.track_id

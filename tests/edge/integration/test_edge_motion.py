@@ -9,10 +9,8 @@ from datetime import datetime
 
 import pytest
 
-from devstack.motion import MotionScene, Pillar, Portraits, SceneRenderer, Walk, hard_scenes, whose_face
-from edge.detector import Box
+from devstack.motion import MotionScene, Pillar, Portraits, SceneRenderer, Walk, event_box, hard_scenes, whose_face
 from edge.pipeline import CameraPipeline
-from schemas import FaceDetected
 
 FPS = 5.0
 
@@ -31,11 +29,7 @@ def run(pipeline: CameraPipeline, renderer: SceneRenderer, scene: MotionScene, c
         truth_at[frame.captured_at] = truth
         events += pipeline.process(frame)
     events += pipeline.finish()
-    return [(event, whose_face(box(event), truth_at[event.captured_at])) for event in events]
-
-
-def box(event: FaceDetected) -> Box:
-    return Box(event.box.x, event.box.y, event.box.width, event.box.height)
+    return [(event, whose_face(event_box(event), truth_at[event.captured_at])) for event in events]
 
 
 def scene_named(name: str) -> MotionScene:
