@@ -77,7 +77,8 @@ async def direct(folder: Path, lease: PersonCreationLease) -> list[list[object]]
         started = time.perf_counter()
         results: list[FaceMatched] = []
         for start in range(0, len(events), batch):
-            results += await match_faces(events[start : start + batch], settings, store, lease, collect)
+            outcomes = await match_faces(events[start : start + batch], settings, store, lease, collect)
+            results += [outcome for outcome in outcomes if isinstance(outcome, FaceMatched)]
         seconds = time.perf_counter() - started
         correct = sum(
             (r.person_id == ids[t]) if t >= 0 else r.is_new_person for r, t in zip(results, truth, strict=True)

@@ -351,6 +351,26 @@ def hard_scenes() -> list[MotionScene]:
             ),
         ),
         MotionScene(
+            "head-on-crossing",  # entrance clip 33 of seed 6: the tracker gives one frame of one face to the other
+            4.7,
+            (
+                Walk(
+                    "eric_clapton", "eric_clapton/eric_clapton_1.jpg", 0.3, 1.99, y=0.41, face_px=(128, 131), blur=True
+                ),
+                Walk(
+                    "kit_harington",
+                    "kit_harington/kit_harington_1.jpg",
+                    1.72,
+                    2.02,
+                    leftwards=True,
+                    y=0.42,
+                    face_px=(107, 130),
+                    blur=True,
+                ),
+            ),
+            lighting=Lighting(gain=1.19, gain_after=1.15, dark_left_fraction=0.35, dark_gain=0.6),
+        ),
+        MotionScene(
             "behind-a-pillar",
             4.0,
             (Walk("john_lennon", "john_lennon/john_lennon_1.jpg", 0.2, 3.0, face_px=(90, 90)),),

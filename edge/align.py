@@ -5,7 +5,8 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-from insightface.utils.face_align import norm_crop
+from insightface.utils.face_align import estimate_norm
+from numpy.typing import NDArray
 
 from edge.detector import Box, Image, Point
 
@@ -16,10 +17,39 @@ ALIGNED_SIZE = 112
 warnings.filterwarnings("ignore", message="`estimate` is deprecated", category=FutureWarning)
 
 
-def align_face(frame: Image, landmarks: Sequence[Point]) -> Image:
-    """The face warped by a similarity transform of its 5 landmarks onto the ArcFace template (BGR)."""
+Transform = NDArray[np.float64]
+"""A 2x3 affine matrix from frame to aligned-face coordinates."""
+
+
+def template_transform(landmarks: Sequence[Point]) -> Transform:
+    """The similarity transform of the 5 landmarks onto the ArcFace template (insightface's own estimate)."""
     points = np.asarray(landmarks, dtype=np.float32).reshape(5, 2)
-    return np.asarray(norm_crop(frame, points, image_size=ALIGNED_SIZE), dtype=np.uint8)
+    return np.asarray(estimate_norm(points, ALIGNED_SIZE), dtype=np.float64)
+
+
+def align_face(frame: Image, landmarks: Sequence[Point], transform: Transform | None = None) -> Image:
+    """The face warped onto the ArcFace template (BGR), as insightface's `norm_crop` does; pass the
+    `transform` when it is already computed."""
+    matrix = template_transform(landmarks) if transform is None else transform
+    return np.asarray(cv2.warpAffine(frame, matrix, (ALIGNED_SIZE, ALIGNED_SIZE), borderValue=0.0), dtype=np.uint8)
+
+
+_CENTRE_GRID = np.array([(x, y, 1.0) for x in np.linspace(16, 96, 9) for y in np.linspace(16, 96, 9)])
+"""Points over the inner 80x80 of the aligned face (eyes, nose, mouth), in homogeneous coordinates."""
+
+
+def share_inside_frame(transform: Transform, width: int, height: int) -> float:
+    """Share of the aligned face's centre that has image behind it, 0..1.
+
+    Where a face is cut by the frame's edge, the alignment places the missing part outside the frame and
+    fills it with black; the box cannot tell, since the detector sees only the visible part. A close-up
+    portrait whose face fills the frame is not cut, and scores 1. Measured on the motion scenes: below 0.95
+    for every face more than 5% outside the frame (22 of 590 detections), for no face wholly inside.
+    """
+    to_frame = cv2.invertAffineTransform(transform)
+    mapped = _CENTRE_GRID @ to_frame.T
+    inside = (mapped[:, 0] >= 0) & (mapped[:, 0] < width) & (mapped[:, 1] >= 0) & (mapped[:, 1] < height)
+    return float(inside.mean())
 
 
 def crop_box(frame: Image, box: Box, margin: float) -> Image:

@@ -80,6 +80,9 @@ class EdgeSettings(BaseSettings):
         description="Embedding similarity under which two faces are never one track (where motion cannot decide)",
     )
     track_emit_interval_seconds: float = Field(10.0, ge=0, description="Also emit long tracks this often; 0: never")
+    track_pooled_faces: int = Field(
+        3, ge=1, description="A track's event embedding is pooled from its this many best faces; 1: the best alone"
+    )
     embed_batch_size: int = Field(8, ge=1, description="Faces per embedder call (per-face cost is flat: BENCHMARKS)")
     intra_op_threads: int = Field(1, ge=1, description="onnxruntime threads per model: 1 leaves cores to cameras")
 

@@ -35,10 +35,6 @@ FRONTAL_NOSE_DROP = 0.57
 """Where YuNet puts the nose of a frontal face between eye line (0) and mouth line (1); measured 0.52-0.64."""
 
 WEIGHTS = {"size": 0.1, "sharpness": 1.0, "exposure": 0.2, "pose": 0.2, "detector": 0.2, "unoccluded": 0.5}
-EDGE_MARGIN, CUT_BY_EDGE = 0.05, 0.5
-"""A box this close (share of its size) to the frame's left, top or right edge is likely cut: the detector
-clips boxes to the frame, so the hidden part does not show in the box. The bottom edge is spared: it
-cuts chins only when the face is close to a camera mounted high."""
 FACE_CENTRE = slice(16, 96)
 """The inner 80x80 of an aligned 112x112 face: eyes, nose and mouth, without background or hair."""
 
@@ -110,19 +106,17 @@ def combine(factors: dict[str, float]) -> float:
     return math.exp(sum(weight * math.log(min(factors[name], 1.0)) for name, weight in WEIGHTS.items()) / total)
 
 
-def unoccluded_score(box: Box, frame_width: int, frame_height: int, others: Sequence[Box]) -> float:
-    """Share of the face box inside the frame and clear of the other faces' boxes (squared: a face cut by
-    the frame's edge or half hidden behind another shopper embeds far worse than its share suggests)."""
-    inside_w = min(box.x + box.width, frame_width) - max(box.x, 0.0)
-    inside_h = min(box.y + box.height, frame_height) - max(box.y, 0.0)
+def unoccluded_score(box: Box, inside_frame: float, others: Sequence[Box]) -> float:
+    """How much of the face is there to see, 0..1: the share of its aligned centre inside the frame
+    (`edge.align.share_inside_frame`) times the share of its box clear of the other faces' boxes, squared
+    (a face cut by the frame's edge or half hidden behind another shopper embeds far worse than its share
+    suggests)."""
     area = box.width * box.height
-    if inside_w <= 0 or inside_h <= 0 or area <= 0:
+    if area <= 0:
         return 0.0
     hidden = max((overlap_area(box, other) for other in others), default=0.0)
-    clear = max(inside_w * inside_h - hidden, 0.0) ** 2 / area**2
-    edge = EDGE_MARGIN * max(box.width, box.height)
-    touches_edge = box.x < edge or box.y < edge or box.x + box.width > frame_width - edge
-    return clear * (CUT_BY_EDGE if touches_edge else 1.0)
+    clear = max(area - hidden, 0.0) / area
+    return (min(max(inside_frame, 0.0), 1.0) * clear) ** 2
 
 
 def overlap_area(a: Box, b: Box) -> float:

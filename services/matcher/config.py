@@ -1,6 +1,8 @@
 """Matcher settings: the vector store and the decision thresholds."""
 
-from pydantic import AliasChoices, Field
+from typing import Self
+
+from pydantic import AliasChoices, Field, model_validator
 
 from services.common.settings import ServiceSettings
 
@@ -30,6 +32,18 @@ class MatcherSettings(ServiceSettings):
             " was recognisable (similarity to its owner's photos >= 0.40), docs/BENCHMARKS.md"
         ),
     )
+    enrol_min_quality: float = Field(
+        0.80,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("enrol_min_quality", "REVISIT_MATCHER_ENROL_MIN_QUALITY"),
+        description=(
+            "Edge quality (0..1) a face needs to start a person or add a vector to one; between the identify"
+            " floor and this, a face only joins a person it matches, else it is an unidentified sighting."
+            " 0.80: chosen on two draws of the motion benchmark's entrance clips (at 0.75 degraded faces of"
+            " two people started one person), exact on a third, docs/BENCHMARKS.md"
+        ),
+    )
     max_vectors_per_person: int = Field(5, ge=1, description="Vectors kept per person (bounded, diverse set)")
     duplicate_vector_similarity: float = Field(0.92, description="A sighting this close to a kept vector adds nothing")
     batch_size: int = Field(64, ge=1, description="Events searched in one Milvus call at most")
@@ -37,3 +51,13 @@ class MatcherSettings(ServiceSettings):
         30.0, gt=0, description="Longest a replica may hold a tenant's person-creation lease (a dead one's expires)"
     )
     batch_wait_ms: int = Field(20, ge=0, description="How long a batch waits to fill")
+
+    @model_validator(mode="after")
+    def enrolment_asks_at_least_identification(self) -> Self:
+        if self.enrol_min_quality < self.identify_min_quality:
+            raise ValueError(
+                f"REVISIT_MATCHER_ENROL_MIN_QUALITY ({self.enrol_min_quality}) is below"
+                f" REVISIT_MATCHER_IDENTIFY_MIN_QUALITY ({self.identify_min_quality}): a face that may not be"
+                " identified could start a person"
+            )
+        return self

@@ -1,5 +1,9 @@
 """Matcher's handlers: faces good enough to recognise are assigned to persons (FaceMatched); the others are
-counted as unidentified sightings (FaceUnidentified) and never become persons."""
+counted as unidentified sightings (FaceUnidentified) and never become persons.
+
+Two floors on the edge's quality: below `identify_min_quality` a face is not even searched; below
+`enrol_min_quality` it may join a person it matches but never starts one nor adds a vector (see
+`domain.assignment`)."""
 
 import uuid
 from collections import defaultdict
@@ -29,21 +33,20 @@ async def identify_faces(
     lease: PersonCreationLease,
     publish: EventPublisher,
 ) -> list[MatchOutcome]:
-    """Match the faces good enough to recognise; publish the others as unidentified sightings, which are
-    never searched, stored or made persons. Results in input order."""
+    """Match the faces good enough to recognise; the others are unidentified sightings, never searched,
+    stored or made persons. Every outcome is published; results in input order."""
     identifiable = identifiable_indexes([event.quality for event in events], settings.identify_min_quality)
     results: dict[int, MatchOutcome] = {}
     if identifiable:
         matched = await match_faces([events[i] for i in identifiable], settings, store, lease, publish)
         results.update(zip(identifiable, matched, strict=True))
-    for index, event in enumerate(events):
-        if index not in results:
-            results[index] = unidentified_event(event)
-            await publish(subjects.face_unidentified(event.tenant_id, event.site_id), results[index])
-    unidentified = len(events) - len(identifiable)
-    UNIDENTIFIED_SIGHTINGS.inc(unidentified)
-    if unidentified:
-        log.info("faces_unidentified", batch=len(events), unidentified=unidentified)
+    below_floor = [index for index in range(len(events)) if index not in results]
+    for index in below_floor:
+        results[index] = unidentified_event(events[index])
+        await _publish(publish, results[index])
+    UNIDENTIFIED_SIGHTINGS.inc(len(below_floor))
+    if below_floor:
+        log.info("faces_unidentified", batch=len(events), below_identify_floor=len(below_floor))
     return [results[i] for i in range(len(events))]
 
 
@@ -53,13 +56,14 @@ async def match_faces(
     store: FaceVectorStore,
     lease: PersonCreationLease,
     publish: EventPublisher,
-) -> list[FaceMatched]:
+) -> list[MatchOutcome]:
     """Match `events` (any mix of tenants and models) with one search per tenant and model; results in input order.
-    Every event becomes a person's sighting: callers pass only identifiable faces (`identify_faces` does)."""
+    Each event becomes a person's sighting, or an unidentified one if it is below the enrolment floor and
+    matches nobody. Callers pass only identifiable faces (`identify_faces` does)."""
     groups: dict[tuple[str, str, int], list[int]] = defaultdict(list)
     for index, event in enumerate(events):
         groups[(event.tenant_id, event.embedding_model, len(event.embedding))].append(index)
-    results: dict[int, FaceMatched] = {}
+    results: dict[int, MatchOutcome] = {}
     for (tenant_id, model, dim), indexes in groups.items():
         group = [events[i] for i in indexes]
         try:
@@ -69,18 +73,33 @@ async def match_faces(
             raise InvalidEvent(str(error)) from error
         results.update(zip(indexes, matched, strict=True))
     ordered = [results[i] for i in range(len(events))]
-    for match in ordered:
-        await publish(subjects.face_matched(match.tenant_id, match.site_id), match)
-    log.info("faces_matched", batch=len(ordered), new_persons=sum(m.is_new_person for m in ordered))
+    for outcome in ordered:
+        await _publish(publish, outcome)
+    matched_faces = [outcome for outcome in ordered if isinstance(outcome, FaceMatched)]
+    not_enrolled = len(ordered) - len(matched_faces)
+    UNIDENTIFIED_SIGHTINGS.inc(not_enrolled)
+    log.info(
+        "faces_matched",
+        batch=len(ordered),
+        new_persons=sum(m.is_new_person for m in matched_faces),
+        unmatched_below_enrol_floor=not_enrolled,
+    )
     return ordered
+
+
+async def _publish(publish: EventPublisher, outcome: MatchOutcome) -> None:
+    if isinstance(outcome, FaceMatched):
+        await publish(subjects.face_matched(outcome.tenant_id, outcome.site_id), outcome)
+    else:
+        await publish(subjects.face_unidentified(outcome.tenant_id, outcome.site_id), outcome)
 
 
 async def _match_group(
     tenant_id: str, model: str, dim: int, events: list[FaceIngested], settings: MatcherSettings, store: FaceVectorStore
-) -> list[FaceMatched]:
+) -> list[MatchOutcome]:
     known = await store.find_sightings(model, dim, tenant_id, [event.event_id for event in events])
     fresh = [event for event in events if event.event_id not in known]
-    assignments: dict[uuid.UUID, Assignment] = {}
+    assignments: dict[uuid.UUID, Assignment | None] = {}
     if fresh:
         vectors = normalize(np.asarray([event.embedding for event in fresh], dtype=np.float32))
         best = await store.best_candidates(model, dim, tenant_id, vectors.tolist())
@@ -94,6 +113,7 @@ async def _match_group(
             settings.max_vectors_per_person,
             settings.duplicate_vector_similarity,
             new_event_id,
+            [event.quality >= settings.enrol_min_quality for event in fresh],
         )
         assignments = {event.event_id: assignment for event, assignment in zip(fresh, decided, strict=True)}
         await store.insert(
@@ -109,10 +129,20 @@ async def _match_group(
                     vector.tolist(),
                 )
                 for event, assignment, vector in zip(fresh, decided, vectors, strict=True)
-                if assignment.keep_vector
+                if assignment is not None and assignment.keep_vector
             ],
         )
-    return [_matched_event(event, assignments.get(event.event_id), known.get(event.event_id)) for event in events]
+    return [_outcome(event, assignments.get(event.event_id), known.get(event.event_id)) for event in events]
+
+
+def _outcome(event: FaceIngested, assignment: Assignment | None, stored: StoredVector | None) -> MatchOutcome:
+    """A sighting already stored, or assigned now, is matched; a face that could not enrol is unidentified.
+
+    A face that could not enrol is not stored, so a redelivery decides again: if a person it matches was
+    created meanwhile, reporting has it both as an unidentified sighting and as that person's sighting."""
+    if stored is None and assignment is None:
+        return unidentified_event(event)
+    return _matched_event(event, assignment, stored)
 
 
 def _matched_event(event: FaceIngested, assignment: Assignment | None, stored: StoredVector | None) -> FaceMatched:

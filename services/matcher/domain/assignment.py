@@ -3,6 +3,11 @@
 A burst of one new face arrives as several events in one batch (or in consecutive batches). Within a
 batch, unmatched faces are clustered greedily against the new persons already created in the batch,
 so a burst yields one person; across batches the store's strongly consistent search sees them.
+
+Enrolment asks more of a face than recognition: a face that may not enrol (below the matcher's enrolment
+floor) can join a person whose vectors it matches, but never starts a person and never adds a vector.
+Two degraded faces look alike whoever they show (on the motion benchmark, blurred 60 px faces of
+different people reached 0.49), so a person started from one would collect strangers.
 """
 
 import uuid
@@ -49,20 +54,26 @@ def assign_batch(
     max_vectors_per_person: int,
     duplicate_similarity: float,
     new_person_id: Callable[[], uuid.UUID],
-) -> list[Assignment]:
-    """Assign each row of `vectors` (L2-normalised) given its best stored candidate."""
+    can_enrol: Sequence[bool] | None = None,
+) -> list[Assignment | None]:
+    """Assign each row of `vectors` (L2-normalised) given its best stored candidate.
+
+    None for a face that may not enrol (`can_enrol`, default all may) and matches nobody: an unidentified sighting.
+    """
     counts = dict(stored_counts)
     new_persons: list[tuple[uuid.UUID, int]] = []  # (person, index of its first vector in this batch)
-    assignments = []
+    assignments: list[Assignment | None] = []
     for index, candidate in enumerate(best):
+        enrols = can_enrol is None or can_enrol[index]
+        assignment: Assignment | None
         if candidate is not None and candidate.similarity >= threshold:
-            keep = should_keep_vector(
+            keep = enrols and should_keep_vector(
                 counts.get(candidate.person_id, 0), candidate.similarity, max_vectors_per_person, duplicate_similarity
             )
             assignment = Assignment(candidate.person_id, candidate.kind, False, candidate.similarity, keep)
         else:
-            assignment = _assign_new(vectors, index, new_persons, threshold, new_person_id)
-        if assignment.keep_vector:
+            assignment = _assign_new(vectors, index, new_persons, threshold, new_person_id, enrols)
+        if assignment is not None and assignment.keep_vector:
             counts[assignment.person_id] = counts.get(assignment.person_id, 0) + 1
         assignments.append(assignment)
     return assignments
@@ -74,8 +85,9 @@ def _assign_new(
     new_persons: list[tuple[uuid.UUID, int]],
     threshold: float,
     new_person_id: Callable[[], uuid.UUID],
-) -> Assignment:
-    """Join the most similar person created earlier in this batch, or start a new one."""
+    enrols: bool,
+) -> Assignment | None:
+    """Join the most similar person created earlier in this batch, or start a new one if the face may enrol."""
     if new_persons:
         firsts = vectors[[first for _, first in new_persons]]
         similarities = firsts @ vectors[index]
@@ -83,6 +95,8 @@ def _assign_new(
         if similarities[nearest] >= threshold:
             person_id = new_persons[nearest][0]
             return Assignment(person_id, PersonKind.CUSTOMER, False, float(similarities[nearest]), keep_vector=False)
+    if not enrols:
+        return None
     person_id = new_person_id()
     new_persons.append((person_id, index))
     return Assignment(person_id, PersonKind.CUSTOMER, True, None, keep_vector=True)

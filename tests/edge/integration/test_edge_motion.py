@@ -7,6 +7,7 @@ import itertools
 from collections import Counter
 from datetime import datetime
 
+import numpy as np
 import pytest
 
 from devstack.motion import MotionScene, Pillar, Portraits, SceneRenderer, Walk, event_box, hard_scenes, whose_face
@@ -75,3 +76,22 @@ def test_three_people_in_close_file_are_three_tracks_and_three_events(make_pipel
     pipeline = make_pipeline(tracking=True)
     events = run(pipeline, renderer, scene_named("close-file"), clock_start)
     assert Counter(truth.walk for _, truth in events if truth) == {0: 1, 1: 1, 2: 1}
+
+
+def test_people_crossing_head_on_each_get_one_event_with_their_own_face(
+    make_pipeline, renderer, clock_start, edge_settings, embedder, faces_dir
+):
+    """Where the faces meet, the tracker gives one of them to the other's track for a frame, and that frame
+    is the track's sharpest: the event still shows, and is embedded from, the track's own walker."""
+    from edge.bootstrap import build_detector, resolve_detector_model
+    from edge.enrol import embed_photos
+
+    scene = scene_named("head-on-crossing")
+    events = run(make_pipeline(tracking=True), renderer, scene, clock_start)
+    assert Counter(truth.walk for _, truth in events if truth) == {0: 1, 1: 1}
+    detector = build_detector(edge_settings, resolve_detector_model(edge_settings))
+    photos = [embed_photos(detector, embedder, [faces_dir / walk.photo])[0] for walk in scene.walks]
+    for event, truth in events:
+        assert truth is not None
+        similarities = [float(np.dot(photo, event.embedding)) for photo in photos]
+        assert similarities.index(max(similarities)) == truth.walk, similarities

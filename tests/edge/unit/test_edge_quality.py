@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.align import share_inside_frame, template_transform
 from edge.detector import Box
 from edge.quality import (
     combine,
@@ -79,8 +80,21 @@ def test_face_quality_is_within_bounds_and_follows_detector_score():
 
 
 def test_a_face_cut_by_the_frame_edge_or_half_behind_another_scores_lower():
-    clear = unoccluded_score(Box(500, 300, 100, 100), 1280, 720, [])
-    assert clear == 1.0
-    assert unoccluded_score(Box(0, 300, 100, 100), 1280, 720, []) <= 0.5  # touching the left edge: likely cut
-    half_hidden = unoccluded_score(Box(500, 300, 100, 100), 1280, 720, [Box(550, 300, 100, 100)])
-    assert half_hidden == pytest.approx(0.25)
+    box = Box(500, 300, 100, 100)
+    assert unoccluded_score(box, 1.0, []) == 1.0
+    assert unoccluded_score(box, 0.7, []) == pytest.approx(0.49)  # 30% of its centre outside the frame
+    assert unoccluded_score(box, 1.0, [Box(550, 300, 100, 100)]) == pytest.approx(0.25)  # half behind another
+
+
+FRONTAL_AT_500 = ((535.0, 340.0), (565.0, 340.0), (550.0, 357.0), (538.0, 372.0), (562.0, 372.0))
+
+
+def test_a_face_inside_the_frame_has_all_its_centre_inside_even_when_it_fills_the_frame():
+    assert share_inside_frame(template_transform(FRONTAL_AT_500), 1280, 720) == 1.0
+    close_up = tuple((x - 500, y - 300) for x, y in FRONTAL_AT_500)  # the face fills a 100x100 photo
+    assert share_inside_frame(template_transform(close_up), 100, 100) == 1.0
+
+
+def test_a_face_half_out_of_the_frame_has_part_of_its_centre_outside():
+    half_out = tuple((x - 550, y) for x, y in FRONTAL_AT_500)  # its nose on the left edge
+    assert 0.3 < share_inside_frame(template_transform(half_out), 1280, 720) < 0.7

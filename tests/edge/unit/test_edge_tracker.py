@@ -119,7 +119,7 @@ def test_selector_publishes_the_best_crop_once_when_the_track_ends():
     for now, quality in enumerate([0.4, 0.9, 0.6]):
         selector.offer(1, Crop(quality), float(now))
     assert selector.take_due([], now=100.0) == []
-    assert selector.take_due([1], now=101.0) == [(1, Crop(0.9))]
+    assert selector.take_due([1], now=101.0) == [(1, [Crop(0.9)])]
     assert selector.take_due([1], now=102.0) == []
 
 
@@ -128,9 +128,16 @@ def test_selector_also_publishes_long_tracks_every_interval():
     selector.offer(7, Crop(0.5), 0.0)
     selector.offer(7, Crop(0.7), 5.0)
     assert selector.take_due([], now=9.0) == []
-    assert selector.take_due([], now=10.0) == [(7, Crop(0.7))]
+    assert selector.take_due([], now=10.0) == [(7, [Crop(0.7)])]
     selector.offer(7, Crop(0.3), 12.0)  # a new period starts: a worse crop is still this period's best
-    assert selector.take_all() == [(7, Crop(0.3))]
+    assert selector.take_all() == [(7, [Crop(0.3)])]
+
+
+def test_selector_keeps_the_few_best_crops_of_a_period_best_first():
+    selector: BestCropSelector[Crop] = BestCropSelector(emit_interval_seconds=0, keep=3)
+    for now, quality in enumerate([0.4, 0.9, 0.6, 0.2, 0.8, 0.6]):
+        selector.offer(1, Crop(quality), float(now))
+    assert selector.take_due([1], now=9.0) == [(1, [Crop(0.9), Crop(0.8), Crop(0.6)])]
 
 
 def test_selector_skips_ended_tracks_that_never_had_a_good_enough_crop():

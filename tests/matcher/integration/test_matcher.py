@@ -112,12 +112,21 @@ async def test_redelivered_event_gives_the_same_match(matcher: Matcher, nats_con
 
 
 async def matcher_direct(matcher: Matcher, events: list[FaceIngested]) -> list[FaceMatched]:
+    """Faces at the default test quality (above the enrolment floor), so each one is matched."""
     from services.common.bus import event_publisher
     from services.matcher.adapters.person_lock import PersonCreationLease
     from services.matcher.handlers import match_faces
 
     lease = await PersonCreationLease.open(matcher.broker.connection, 30)
-    return await match_faces(events, matcher.settings, matcher.store, lease, event_publisher(matcher.broker, "matcher"))
+    outcomes = await match_faces(
+        events, matcher.settings, matcher.store, lease, event_publisher(matcher.broker, "matcher")
+    )
+    return [matched(outcome) for outcome in outcomes]
+
+
+def matched(outcome: FaceMatched | FaceUnidentified) -> FaceMatched:
+    assert isinstance(outcome, FaceMatched), outcome
+    return outcome
 
 
 async def test_wrong_dimension_for_a_model_is_dead_lettered(matcher: Matcher, nats_connection: NatsClient) -> None:
@@ -157,7 +166,7 @@ async def test_replicas_matching_the_same_new_face_at_once_create_one_person(
             for event, (store, lease) in zip(burst, replicas, strict=True)
         )
     )
-    matches = [result for [result] in results]
+    matches = [matched(result) for [result] in results]
     assert len({m.person_id for m in matches}) == 1
     assert sum(m.is_new_person for m in matches) == 1
 
@@ -229,3 +238,28 @@ async def test_a_weak_face_from_the_stream_is_one_unidentified_sighting_even_whe
     assert again.event_id == sighting.event_id
     assert len(await unidentified_on_stream(nats_connection, tenant, 2, timeout=3)) == 1  # ... which JetStream drops
     assert await matched_by_source(nats_connection, tenant, 1, timeout=1) == {}
+
+
+BETWEEN_FLOORS = 0.7
+"""Above the identify floor (0.65), below the enrolment floor (0.80): may join a person, never start one."""
+
+
+async def test_a_face_below_the_enrolment_floor_joins_a_known_person_but_never_starts_one(
+    matcher: Matcher, nats_connection: NatsClient
+) -> None:
+    tenant = new_tenant()
+    rng = np.random.default_rng(16)
+    alice, stranger = person_vectors(rng, 2, noise=0.2), person_vectors(rng, 1)
+    [first] = await matcher_direct(matcher, [ingested(tenant, alice[0])])
+    assert first.is_new_person
+
+    batch = [ingested(tenant, alice[1], quality=BETWEEN_FLOORS), ingested(tenant, stranger[0], quality=BETWEEN_FLOORS)]
+    joined, unknown = await identify_direct(matcher, batch)
+
+    assert isinstance(joined, FaceMatched) and joined.person_id == first.person_id and not joined.is_new_person
+    assert isinstance(unknown, FaceUnidentified) and unknown.source_event_id == batch[1].event_id
+    [published] = await unidentified_on_stream(nats_connection, tenant, 1)
+    assert published.event_id == derive_event_id(batch[1].event_id, "unidentified")
+    dim = len(batch[0].embedding)
+    assert await matcher.store.find_sightings("test-model@1", dim, tenant, [e.event_id for e in batch]) == {}
+    assert await matcher.store.count_vectors("test-model@1", dim, tenant, [first.person_id]) == {first.person_id: 1}
