@@ -12,11 +12,20 @@ from schemas.faces import (
     PersonKind,
 )
 from schemas.identity import PersonCreated
+from schemas.lifecycle import (
+    CropsErasureRequested,
+    OperationStepCompleted,
+    PersonErased,
+    PersonsMarkedDifferent,
+    PersonsMerged,
+    PersonSplit,
+)
 from schemas.staff import StaffGalleryEntry
-from schemas.visits import VisitRecord
+from schemas.visits import VisitRecord, VisitRemoved
 
 __all__ = [
     "AuditEntryRecorded",
+    "CropsErasureRequested",
     "Event",
     "FaceBox",
     "FaceDetected",
@@ -24,8 +33,14 @@ __all__ = [
     "FaceMatched",
     "FaceRejected",
     "FaceUnidentified",
+    "OperationStepCompleted",
     "PersonCreated",
+    "PersonErased",
     "PersonKind",
+    "PersonSplit",
+    "PersonsMarkedDifferent",
+    "PersonsMerged",
     "StaffGalleryEntry",
     "VisitRecord",
+    "VisitRemoved",
 ]

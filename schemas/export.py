@@ -11,14 +11,21 @@ from pydantic import BaseModel
 
 from schemas import (
     AuditEntryRecorded,
+    CropsErasureRequested,
     FaceDetected,
     FaceIngested,
     FaceMatched,
     FaceRejected,
     FaceUnidentified,
+    OperationStepCompleted,
     PersonCreated,
+    PersonErased,
+    PersonsMarkedDifferent,
+    PersonsMerged,
+    PersonSplit,
     StaffGalleryEntry,
     VisitRecord,
+    VisitRemoved,
 )
 
 EVENT_MODELS: tuple[type[BaseModel], ...] = (
@@ -28,7 +35,14 @@ EVENT_MODELS: tuple[type[BaseModel], ...] = (
     FaceMatched,
     FaceUnidentified,
     VisitRecord,
+    VisitRemoved,
     PersonCreated,
+    PersonsMerged,
+    PersonSplit,
+    PersonErased,
+    CropsErasureRequested,
+    PersonsMarkedDifferent,
+    OperationStepCompleted,
     AuditEntryRecorded,
 )
 KV_MODELS: tuple[type[BaseModel], ...] = (StaffGalleryEntry,)

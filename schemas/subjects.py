@@ -13,6 +13,7 @@ FACES_REJECTED_ALL = "faces.rejected.>"
 IDENTITY_ALL = "identity.>"
 VISITS_ALL = "visits.>"
 AUDIT_ALL = "audit.>"
+OPERATIONS_ALL = "operations.>"
 DEADLETTER_ALL = "deadletter.>"
 
 
@@ -38,6 +39,11 @@ def face_unidentified(tenant: str, site: str) -> str:
 
 def identity_event(kind: str, tenant: str) -> str:
     return f"identity.{kind}.{tenant}"
+
+
+def operation_step(service: str, tenant: str) -> str:
+    """Where a service announces that it completed its step of a lifecycle operation."""
+    return f"operations.{service}.{tenant}"
 
 
 def visit_record(tenant: str, site: str) -> str:
@@ -84,6 +90,7 @@ FACES_STREAM = StreamSpec(
 )
 IDENTITY_STREAM = StreamSpec("IDENTITY", (IDENTITY_ALL,), max_age_seconds=30 * 86400)
 VISITS_STREAM = StreamSpec("VISITS", (VISITS_ALL,), max_age_seconds=30 * 86400)
+OPERATIONS_STREAM = StreamSpec("OPERATIONS", (OPERATIONS_ALL,), max_age_seconds=30 * 86400)
 AUDIT_STREAM = StreamSpec("AUDIT", (AUDIT_ALL,), max_age_seconds=30 * 86400)
 DEADLETTER_STREAM = StreamSpec("DEADLETTER", (DEADLETTER_ALL,), max_age_seconds=30 * 86400)
 
@@ -92,6 +99,7 @@ ALL_STREAMS = (
     FACES_STREAM,
     IDENTITY_STREAM,
     VISITS_STREAM,
+    OPERATIONS_STREAM,
     AUDIT_STREAM,
     DEADLETTER_STREAM,
 )
