@@ -60,16 +60,16 @@ def service_environment(
         "REVISIT_JWT_PUBLIC_KEY": keys.public_pem,
         "REVISIT_STARTUP_TIMEOUT_SECONDS": "30",
     }
-    if name == "ingest":
+    if name in ("ingest", "identity"):  # identity signs links to the crops ingest stores
         env |= {
             "REVISIT_S3_ENDPOINT_URL": endpoints.s3_endpoint,
             # an S3 endpoint given to `make dev` comes with its keys; the embedded one has fixed dev keys
             "REVISIT_S3_ACCESS_KEY": os.environ.get("REVISIT_S3_ACCESS_KEY", S3_ACCESS_KEY),
             "REVISIT_S3_SECRET_KEY": os.environ.get("REVISIT_S3_SECRET_KEY", S3_SECRET_KEY),
         }
-    elif name == "matcher":
+    if name == "matcher":
         env |= {"REVISIT_MILVUS_URI": endpoints.milvus_uri}
-    else:
+    elif name != "ingest":
         env |= {"REVISIT_POSTGRES_DSN": endpoints.postgres_dsn}
     return env
 

@@ -72,7 +72,8 @@ def require_roles(*allowed: Role) -> Callable[..., Coroutine[Any, Any, Principal
         except jwt.InvalidTokenError as error:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"invalid token: {error}") from error
         if not principal.roles & set(allowed):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"requires one of the roles {sorted(allowed)}")
+            roles = ", ".join(sorted(role.value for role in allowed))
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"requires one of the roles: {roles}")
         return principal
 
     return dependency

@@ -1,5 +1,7 @@
 """Builds identity's adapters from settings; the only place they are constructed."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -9,9 +11,13 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
 from schemas import subjects
-from services.common.bus import event_publisher
+from services.common.bus import EventPublisher, event_publisher
 from services.common.connections import postgres_and_broker
 from services.common.http import create_app, nats_ready
+from services.common.logging import get_logger
+from services.identity import handlers
+from services.identity.adapters.crops import CropLinks
+from services.identity.adapters.lifecycle import LifecycleStore
 from services.identity.adapters.postgres import ROLE, SCHEMA, PersonDirectory
 from services.identity.adapters.staff_gallery import StaffGalleryStore
 from services.identity.api import router
@@ -20,8 +26,15 @@ from services.identity.consumers import register_consumers
 from services.identity.staff import router as staff_router
 
 SERVICE = "identity"
-STREAMS = (subjects.FACES_STREAM, subjects.IDENTITY_STREAM, subjects.AUDIT_STREAM, subjects.DEADLETTER_STREAM)
+STREAMS = (
+    subjects.FACES_STREAM,
+    subjects.IDENTITY_STREAM,
+    subjects.OPERATIONS_STREAM,
+    subjects.AUDIT_STREAM,
+    subjects.DEADLETTER_STREAM,
+)
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = get_logger(__name__)
 
 
 @dataclass
@@ -29,19 +42,51 @@ class Identity:
     settings: IdentitySettings
     broker: NatsBroker
     directory: PersonDirectory
+    lifecycle: LifecycleStore
     app: FastAPI
 
 
 @asynccontextmanager
 async def bootstrap(settings: IdentitySettings) -> AsyncIterator[Identity]:
-    async with postgres_and_broker(settings, SERVICE, SCHEMA, ROLE, MIGRATIONS, STREAMS) as (pool, broker):
-        directory = PersonDirectory(pool)
+    async with (
+        postgres_and_broker(settings, SERVICE, SCHEMA, ROLE, MIGRATIONS, STREAMS) as (pool, broker),
+        crop_links(settings) as links,
+    ):
+        directory, lifecycle = PersonDirectory(pool), LifecycleStore(pool)
         publish = event_publisher(broker, SERVICE)
-        register_consumers(broker, settings, directory, publish)
+        register_consumers(broker, settings, directory, lifecycle, publish)
         app = create_app(
             SERVICE, {"nats": nats_ready(broker), "postgres": directory.ping}, settings, (router, staff_router)
         )
-        app.state.directory = directory
+        app.state.directory, app.state.lifecycle, app.state.crop_links = directory, lifecycle, links
         app.state.staff_gallery = await StaffGalleryStore.open(broker.connection)
         app.state.publish = publish
-        yield Identity(settings, broker, directory, app)
+        resumer = asyncio.create_task(resume_forever(lifecycle, publish, settings.operation_resume_seconds))
+        try:
+            yield Identity(settings, broker, directory, lifecycle, app)
+        finally:
+            resumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await resumer
+
+
+def crop_links(settings: IdentitySettings) -> CropLinks:
+    return CropLinks(
+        settings.s3_public_endpoint_url or settings.s3_endpoint_url,
+        settings.s3_bucket,
+        settings.s3_region,
+        settings.s3_access_key,
+        settings.s3_secret_key,
+        settings.crop_link_seconds,
+    )
+
+
+async def resume_forever(lifecycle: LifecycleStore, publish: EventPublisher, every_seconds: float) -> None:
+    """Publish again, every `every_seconds`, the events of operations open longer than that (see
+    `handlers.resume_open_operations`); a failure is logged and retried at the next round."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            await handlers.resume_open_operations(lifecycle, publish, every_seconds)
+        except Exception as error:  # the loop must outlive a Postgres or NATS hiccup; logged, retried next round
+            log.warning("operations_resume_failed", error=repr(error))

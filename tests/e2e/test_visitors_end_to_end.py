@@ -117,7 +117,7 @@ def test_unique_and_returning_visitors_from_real_faces(
 
     # the other consumers of the same run: the person directory and the audit chain agree
     admin = {"authorization": f"Bearer {make_token(TENANT, ['admin'])}"}
-    persons = httpx.get(f"http://127.0.0.1:{ports['identity']}/v1/persons", headers=admin, timeout=5).json()
+    persons = httpx.get(f"http://127.0.0.1:{ports['identity']}/v1/persons", headers=admin, timeout=5).json()["items"]
     assert len(persons) == people
     deadline = time.monotonic() + 30
     while True:

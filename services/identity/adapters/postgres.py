@@ -1,4 +1,4 @@
-"""The `identity` schema: the person directory."""
+"""The `identity` schema: the person directory and each person's sightings."""
 
 import uuid
 from dataclasses import dataclass
@@ -7,10 +7,16 @@ from datetime import datetime
 import asyncpg
 
 from schemas import FaceMatched, PersonKind
-from services.common.postgres import tenant_transaction
+from services.common.postgres import Connection, tenant_transaction
+from services.identity.domain.lifecycle import PageCursor
 
 SCHEMA = "identity"
 ROLE = "revisit_identity"
+
+
+PERSON_COLUMNS = (
+    "p.person_id, p.kind, p.first_site_id, p.first_seen_at, p.last_seen_at, p.created_by_event, p.sightings"
+)
 
 
 @dataclass(frozen=True)
@@ -21,43 +27,114 @@ class Person:
     first_seen_at: datetime
     last_seen_at: datetime
     created_by_event: uuid.UUID
+    sightings: int
+
+
+@dataclass(frozen=True)
+class PersonSummary:
+    person: Person
+    thumbnail_key: str | None
+
+
+@dataclass(frozen=True)
+class SightingRow:
+    sighting_id: uuid.UUID
+    captured_at: datetime
+    site_id: str
+    camera_id: str
+    similarity: float | None
+    crop_key: str | None
 
 
 class PersonDirectory:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def record_sighting(self, event: FaceMatched) -> Person:
-        """Create the person on its first sighting, else widen its first/last seen; returns the row."""
+    async def record_sighting(self, event: FaceMatched) -> Person | None:
+        """Record the sighting and create its person on its first sighting, else widen its first/last seen.
+
+        A sighting of a person a merge retired is recorded under the person it was merged into; one of an
+        erased person is dropped (None): it was in flight when the erasure ran. A redelivered sighting
+        changes nothing and returns the person as it is."""
         async with tenant_transaction(self._pool, event.tenant_id) as connection:
+            person_id = await _current_person(connection, event.person_id)
+            if person_id is None:
+                return None
+            inserted = await connection.fetchval(
+                "INSERT INTO sightings (tenant_id, sighting_id, person_id, site_id, camera_id, captured_at,"
+                " similarity, crop_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " ON CONFLICT DO NOTHING RETURNING sighting_id",
+                event.tenant_id,
+                event.source_event_id,
+                person_id,
+                event.site_id,
+                event.camera_id,
+                event.captured_at,
+                event.similarity,
+                event.crop_key,
+            )
             row = await connection.fetchrow(
                 """
                 INSERT INTO persons (tenant_id, person_id, kind, first_site_id, first_seen_at, last_seen_at,
-                                     created_by_event)
-                VALUES ($1, $2, $3, $4, $5, $5, $6)
+                                     created_by_event, sightings)
+                VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
                 ON CONFLICT (tenant_id, person_id) DO UPDATE
                   SET first_seen_at = LEAST(persons.first_seen_at, EXCLUDED.first_seen_at),
-                      last_seen_at = GREATEST(persons.last_seen_at, EXCLUDED.last_seen_at)
-                RETURNING person_id, kind, first_site_id, first_seen_at, last_seen_at, created_by_event
+                      last_seen_at = GREATEST(persons.last_seen_at, EXCLUDED.last_seen_at),
+                      sightings = persons.sightings + EXCLUDED.sightings
+                RETURNING person_id, kind, first_site_id, first_seen_at, last_seen_at, created_by_event, sightings
                 """,
                 event.tenant_id,
-                event.person_id,
+                person_id,
                 event.person_kind.value,
                 event.site_id,
                 event.captured_at,
                 event.event_id,
+                0 if inserted is None else 1,
             )
         assert row is not None
         return _person(row)
 
-    async def list_persons(self, tenant_id: str, limit: int) -> list[Person]:
+    async def list_persons(self, tenant_id: str, limit: int, after: PageCursor | None = None) -> list[PersonSummary]:
+        """A page of the tenant's persons, most recently seen first, each with its first crop as thumbnail."""
         async with tenant_transaction(self._pool, tenant_id) as connection:
             rows = await connection.fetch(
-                "SELECT person_id, kind, first_site_id, first_seen_at, last_seen_at, created_by_event"
-                " FROM persons ORDER BY last_seen_at DESC LIMIT $1",
+                f"""
+                SELECT {PERSON_COLUMNS},
+                       (SELECT crop_key FROM sightings s WHERE s.person_id = p.person_id AND s.crop_key IS NOT NULL
+                        ORDER BY captured_at LIMIT 1) AS thumbnail_key
+                FROM persons p
+                WHERE $2::timestamptz IS NULL OR (p.last_seen_at, p.person_id) < ($2, $3)
+                ORDER BY p.last_seen_at DESC, p.person_id DESC LIMIT $1
+                """,
                 limit,
+                None if after is None else after.at,
+                None if after is None else after.item_id,
             )
-        return [_person(row) for row in rows]
+        return [PersonSummary(_person(row), row["thumbnail_key"]) for row in rows]
+
+    async def get_person(self, tenant_id: str, person_id: uuid.UUID) -> Person | None:
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            row = await connection.fetchrow(f"SELECT {PERSON_COLUMNS} FROM persons p WHERE person_id = $1", person_id)
+        return None if row is None else _person(row)
+
+    async def list_sightings(
+        self, tenant_id: str, person_id: uuid.UUID, limit: int, after: PageCursor | None = None
+    ) -> list[SightingRow]:
+        """A page of a person's sightings, newest first."""
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            rows = await connection.fetch(
+                """
+                SELECT sighting_id, captured_at, site_id, camera_id, similarity, crop_key FROM sightings
+                WHERE person_id = $1 AND ($3::timestamptz IS NULL OR (captured_at, sighting_id) < ($3, $4))
+                ORDER BY captured_at DESC, sighting_id DESC LIMIT $2
+                """,
+                person_id,
+                limit,
+                None if after is None else after.at,
+                None if after is None else after.item_id,
+            )
+        return [SightingRow(**dict(row)) for row in rows]
 
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
@@ -71,4 +148,18 @@ def _person(row: asyncpg.Record) -> Person:
         row["first_seen_at"],
         row["last_seen_at"],
         row["created_by_event"],
+        row["sightings"],
     )
+
+
+async def _current_person(connection: Connection, person_id: uuid.UUID) -> uuid.UUID | None:
+    """The person a sighting of `person_id` belongs to now: itself, the person a merge joined it to, or
+    None if it was erased (merges can chain: A into B, then B into C)."""
+    for _ in range(100):
+        row = await connection.fetchrow("SELECT merged_into FROM retired_persons WHERE person_id = $1", person_id)
+        if row is None:
+            return person_id
+        if row["merged_into"] is None:
+            return None
+        person_id = row["merged_into"]
+    raise RuntimeError(f"merge chain of {person_id} does not end")

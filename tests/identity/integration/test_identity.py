@@ -19,9 +19,15 @@ T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-async def identity(nats_url: str, postgres_dsn: str, keys) -> AsyncIterator[Identity]:
+async def identity(nats_url: str, postgres_dsn: str, keys, s3_endpoint, s3_credentials) -> AsyncIterator[Identity]:
     settings = IdentitySettings(
-        nats_url=nats_url, postgres_dsn=postgres_dsn, jwt_public_key=keys.public_pem, environment="test"
+        nats_url=nats_url,
+        postgres_dsn=postgres_dsn,
+        jwt_public_key=keys.public_pem,
+        environment="test",
+        s3_endpoint_url=s3_endpoint,
+        s3_access_key=s3_credentials[0],
+        s3_secret_key=s3_credentials[1],
     )
     async with bootstrap(settings) as service:
         await service.broker.start()
@@ -51,7 +57,7 @@ async def test_each_person_is_created_once(
         for _ in range(50):
             persons = (
                 await client.get("/v1/persons", headers={"authorization": f"Bearer {make_token(tenant, ['admin'])}"})
-            ).json()
+            ).json()["items"]
             if any(p["last_seen_at"].startswith("2026-11-03") for p in persons):
                 break
             await asyncio.sleep(0.2)

@@ -10,7 +10,7 @@ matcher:
   backends: [nats, milvus]
   jwt: false
 identity:
-  backends: [nats, postgres]
+  backends: [nats, postgres, s3]
   jwt: true
 reporting:
   backends: [nats, postgres]
