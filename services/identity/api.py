@@ -7,7 +7,7 @@ token's. Changes answer 202 with an operation to follow at `GET /v1/operations/{
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -141,6 +141,40 @@ async def list_persons(
     return PersonPage(
         items=items, next_cursor=None if last is None else PageCursor(last.last_seen_at, last.person_id).encode()
     )
+
+
+class StaffSuggestionOut(BaseModel):
+    person_id: uuid.UUID
+    days_seen: int
+    working_days: int
+    median_hours_per_day: float
+
+
+@router.get("/persons/staff-suggestions")
+async def staff_suggestions(
+    principal: Reader,
+    request: Request,
+    days: Annotated[int, Query(ge=7, le=90)] = 28,
+    min_share: Annotated[float, Query(gt=0, le=1)] = 0.6,
+    min_hours: Annotated[float, Query(ge=0, le=24)] = 2.0,
+    limit: Limit = 50,
+) -> dict[str, list[StaffSuggestionOut]]:
+    """Customers who look like staff: seen on at least `min_share` of the working days of the last `days`
+    days, for a median of `min_hours` or more each day. Enrol them as staff (`PUT /v1/staff/{id}`) or leave them."""
+    rows = await directory_of(request).staff_suggestions(
+        principal.tenant_id, datetime.now(UTC), days, min_share, min_hours, limit
+    )
+    return {
+        "items": [
+            StaffSuggestionOut(
+                person_id=r.person_id,
+                days_seen=r.days_seen,
+                working_days=r.working_days,
+                median_hours_per_day=round(r.median_hours, 2),
+            )
+            for r in rows
+        ]
+    }
 
 
 @router.get("/persons/{person_id}")

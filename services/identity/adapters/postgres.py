@@ -37,6 +37,14 @@ class PersonSummary:
 
 
 @dataclass(frozen=True)
+class StaffSuggestion:
+    person_id: uuid.UUID
+    days_seen: int
+    working_days: int
+    median_hours: float
+
+
+@dataclass(frozen=True)
 class SightingRow:
     sighting_id: uuid.UUID
     captured_at: datetime
@@ -135,6 +143,42 @@ class PersonDirectory:
                 None if after is None else after.item_id,
             )
         return [SightingRow(**dict(row)) for row in rows]
+
+    async def staff_suggestions(
+        self, tenant_id: str, until: datetime, days: int, min_share: float, min_hours: float, limit: int
+    ) -> list[StaffSuggestion]:
+        """Customers seen on most of the tenant's working days in the window, for hours each day: staff the
+        edges did not recognise. A working day is a UTC day on which the tenant saw anyone; a person's
+        hours on a day run from its first to its last sighting."""
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            rows = await connection.fetch(
+                """
+                WITH window_sightings AS (
+                    SELECT s.person_id, date_trunc('day', s.captured_at, 'UTC') AS day, s.captured_at
+                    FROM sightings s JOIN persons p USING (tenant_id, person_id)
+                    WHERE p.kind = 'customer' AND s.captured_at >= $1::timestamptz - make_interval(days => $2) AND s.captured_at < $1::timestamptz
+                ), working AS (
+                    SELECT count(DISTINCT day) AS days FROM window_sightings
+                ), per_day AS (
+                    SELECT person_id, day, extract(epoch FROM max(captured_at) - min(captured_at)) / 3600 AS hours
+                    FROM window_sightings GROUP BY person_id, day
+                )
+                SELECT person_id, count(*) AS days_seen, (SELECT days FROM working) AS working_days,
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY hours) AS median_hours
+                FROM per_day GROUP BY person_id
+                HAVING count(*) >= $3 * (SELECT days FROM working)
+                   AND percentile_cont(0.5) WITHIN GROUP (ORDER BY hours) >= $4
+                ORDER BY days_seen DESC, median_hours DESC LIMIT $5
+                """,
+                until,
+                days,
+                min_share,
+                min_hours,
+                limit,
+            )
+        return [
+            StaffSuggestion(r["person_id"], r["days_seen"], r["working_days"], float(r["median_hours"])) for r in rows
+        ]
 
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")

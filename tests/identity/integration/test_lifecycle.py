@@ -297,3 +297,23 @@ async def test_persons_are_paged_with_a_cursor(
             break
     assert seen == list(reversed(people))  # most recently seen first, each once
     assert (await api.get("/v1/persons", params={"cursor": "not-a-cursor"}, headers=viewer)).status_code == 400
+
+
+async def test_staff_suggestions_are_persons_seen_most_working_days_for_hours(
+    identity: Identity, api: httpx.AsyncClient, nats_connection: NatsClient, make_token: Callable[..., str]
+) -> None:
+    tenant = new_tenant()
+    analyst = as_role(make_token, tenant, "analyst")
+    clerk, regular, passer = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    today = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    events = []
+    for back in range(1, 6):  # five working days
+        morning = today - timedelta(days=back)
+        events += [matched(tenant, clerk, morning), matched(tenant, clerk, morning + timedelta(hours=7))]
+        events += [matched(tenant, regular, morning), matched(tenant, regular, morning + timedelta(minutes=20))]
+    events.append(matched(tenant, passer, today - timedelta(days=2)))
+    await publish_matched(nats_connection, events)
+    await persons_recorded(api, analyst, {clerk: 10, regular: 10, passer: 1})
+    items = (await api.get("/v1/persons/staff-suggestions", headers=analyst)).json()["items"]
+    assert [(i["person_id"], i["days_seen"], i["working_days"]) for i in items] == [(str(clerk), 5, 5)]
+    assert items[0]["median_hours_per_day"] == 7.0
