@@ -68,11 +68,12 @@ class VisitStore:
         """Store the sighting under its person and recompute that person's visits at the site, under the
         person's lock.
 
-        A sighting of a merged person is recorded under the person it was merged into; one of an erased
-        person is not stored (owner None). For a sighting already stored, the changes are the visit that
-        holds it, so a crash between commit and publish is repaired by the redelivery."""
+        A sighting a split claimed is recorded under the person it was split to; one of a merged person
+        under the person it was merged into; one of an erased person is not stored (owner None). For a
+        sighting already stored, the changes are the visit that holds it, so a crash between commit and
+        publish is repaired by the redelivery."""
         async with tenant_transaction(self._pool, event.tenant_id) as connection:
-            owner = await _owner_under_lock(connection, event.tenant_id, event.person_id)
+            owner = await _owner_under_lock(connection, event)
             if owner is None:
                 return SightingOutcome(None, VisitChanges())
             inserted = await connection.fetchval(
@@ -112,14 +113,27 @@ class VisitStore:
 
     async def split_person(self, event: PersonSplit, rules: VisitRules) -> OperationOutcome:
         """Move the named sightings of `person_id` to `new_person_id` (no longer retired, if a merge is being
-        undone) and recompute the visits of both, in one transaction."""
+        undone) and recompute the visits of both, in one transaction. Named sightings not here yet (still in
+        flight from the matcher) are claimed for `new_person_id`, so they land there when they arrive."""
 
         async def change(connection: Connection) -> int:
+            sighting_ids = list(event.sighting_ids)
             moved = await connection.execute(
                 "UPDATE sightings SET person_id = $1 WHERE person_id = $2 AND source_event_id = ANY($3::uuid[])",
                 event.new_person_id,
                 event.person_id,
-                list(event.sighting_ids),
+                sighting_ids,
+            )
+            await connection.execute(
+                "INSERT INTO claimed_sightings (tenant_id, source_event_id, person_id, operation_id)"
+                " SELECT $1, id, $2, $3 FROM unnest($4::uuid[]) AS id"
+                " WHERE NOT EXISTS (SELECT FROM sightings WHERE source_event_id = id)"
+                " ON CONFLICT (tenant_id, source_event_id) DO UPDATE"
+                " SET person_id = EXCLUDED.person_id, operation_id = EXCLUDED.operation_id",
+                event.tenant_id,
+                event.new_person_id,
+                event.operation_id,
+                sighting_ids,
             )
             await connection.execute("DELETE FROM retired_persons WHERE person_id = $1", event.new_person_id)
             return _row_count(moved)
@@ -259,21 +273,27 @@ async def _lock_persons(connection: Connection, tenant_id: str, persons: list[uu
         await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{tenant_id}/{person_id}")
 
 
-async def _owner(connection: Connection, person_id: uuid.UUID) -> uuid.UUID | None:
-    """The person itself, the person it was merged into, or None if it was erased."""
+async def _owner(connection: Connection, event: FaceMatched) -> uuid.UUID | None:
+    """The person a split gave the sighting to, else its matched person; then, if that person was merged,
+    the person it joined, or None if it was erased."""
+    claimed = await connection.fetchval(
+        "SELECT person_id FROM claimed_sightings WHERE source_event_id = $1", event.source_event_id
+    )
+    person_id: uuid.UUID = claimed or event.person_id
     row = await connection.fetchrow("SELECT successor_id FROM retired_persons WHERE person_id = $1", person_id)
     return person_id if row is None else row["successor_id"]
 
 
-async def _owner_under_lock(connection: Connection, tenant_id: str, person_id: uuid.UUID) -> uuid.UUID | None:
-    """The person a sighting of `person_id` belongs to now, with it and that person locked.
+async def _owner_under_lock(connection: Connection, event: FaceMatched) -> uuid.UUID | None:
+    """The person the sighting belongs to now, with its matched person and that person locked.
 
     Holding both locks keeps the answer true until commit: every operation that could change it locks
     one of them. If an operation changed it between the read and the locks, the sighting is retried."""
-    owner = await _owner(connection, person_id)
-    await _lock_persons(connection, tenant_id, [person_id] if owner is None else [person_id, owner])
-    if await _owner(connection, person_id) != owner:
-        raise OwnerChanged(f"person {person_id} was merged or erased meanwhile")
+    owner = await _owner(connection, event)
+    persons = [event.person_id] if owner is None else [event.person_id, owner]
+    await _lock_persons(connection, event.tenant_id, persons)
+    if await _owner(connection, event) != owner:
+        raise OwnerChanged(f"person {event.person_id} was merged, split or erased meanwhile")
     return owner
 
 

@@ -17,6 +17,15 @@ CREATE TABLE retired_persons (
 );
 CREATE INDEX retired_persons_successor ON retired_persons (tenant_id, successor_id);
 
+-- Sightings a split gave to `person_id` before they arrived here (in flight from the matcher).
+CREATE TABLE claimed_sightings (
+  tenant_id       text NOT NULL,
+  source_event_id uuid NOT NULL,
+  person_id       uuid NOT NULL,
+  operation_id    uuid NOT NULL,
+  PRIMARY KEY (tenant_id, source_event_id)
+);
+
 -- One row per lifecycle operation done here: what it changed, so a redelivery announces the same events.
 CREATE TABLE lifecycle_operations (
   tenant_id    text        NOT NULL,
@@ -38,5 +47,11 @@ ALTER TABLE lifecycle_operations FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON lifecycle_operations
   USING (tenant_id = current_setting('revisit.tenant_id', true))
   WITH CHECK (tenant_id = current_setting('revisit.tenant_id', true));
+ALTER TABLE claimed_sightings ENABLE ROW LEVEL SECURITY;
+ALTER TABLE claimed_sightings FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON claimed_sightings
+  USING (tenant_id = current_setting('revisit.tenant_id', true))
+  WITH CHECK (tenant_id = current_setting('revisit.tenant_id', true));
 GRANT SELECT, INSERT, UPDATE, DELETE ON retired_persons TO revisit_reporting;
+GRANT SELECT, INSERT, UPDATE ON claimed_sightings TO revisit_reporting;
 GRANT SELECT, INSERT ON lifecycle_operations TO revisit_reporting;

@@ -275,6 +275,37 @@ async def test_late_sightings_of_merged_and_erased_persons(
     assert await get(reporting, token, "/v1/visits") == []
 
 
+async def test_a_sighting_split_off_before_it_arrived_lands_on_the_new_person(
+    reporting: Reporting,
+    nats_connection: NatsClient,
+    make_token: Callable[..., str],
+    tenant: str,
+    announced: Announcements,
+) -> None:
+    a, newcomer = uuid.uuid4(), uuid.uuid4()
+    here, in_flight = matched(tenant, a, DAY1), matched(tenant, a, DAY1 + timedelta(minutes=5))
+    await publish_matched(nats_connection, [matched(tenant, a, DAY2), here])
+    token = make_token(tenant, ["analyst"])
+    await wait_for_visits(reporting, token, 2)
+    split = PersonSplit(
+        tenant_id=tenant,
+        operation_id=new_event_id(),
+        person_id=a,
+        new_person_id=newcomer,
+        sighting_ids=[here.source_event_id, in_flight.source_event_id],
+    )
+    await publish_fact(nats_connection, split)
+    assert (await announced.wait_step(split.operation_id)).changed == 1
+    before = handled("faces.matched")
+    await publish_matched(nats_connection, [in_flight])  # the matcher still said A
+    await wait_handled("faces.matched", before + 1)
+    visits = await get(reporting, token, "/v1/visits")
+    assert [(uuid.UUID(v["person_id"]), v["sightings"], v["is_returning"]) for v in visits] == [
+        (newcomer, 2, False),
+        (a, 1, False),
+    ]
+
+
 async def test_matched_face_redelivered_under_a_new_message_id_counts_once(
     reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str], tenant: str
 ) -> None:
