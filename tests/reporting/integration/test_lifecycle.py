@@ -27,7 +27,9 @@ from schemas import (
     subjects,
 )
 from schemas.ids import new_event_id
+from services.reporting.adapters.postgres import OwnerChanged
 from services.reporting.bootstrap import Reporting
+from services.reporting.domain.visits import VisitRules
 from tests.support import new_tenant
 from tests.support_events import matched, publish_matched
 
@@ -318,3 +320,28 @@ async def test_matched_face_redelivered_under_a_new_message_id_counts_once(
     await wait_handled("faces.matched", before + 2)
     visits = await get(reporting, make_token(tenant, ["analyst"]), "/v1/visits")
     assert [(v["person_id"], v["sightings"]) for v in visits] == [(str(event.person_id), 1)]
+
+
+async def test_sightings_racing_a_merge_all_end_on_the_remaining_person(
+    reporting: Reporting, make_token: Callable[..., str], tenant: str
+) -> None:
+    """Sightings of B recorded while B is merged into A: whichever commits first, none is left with B, and
+    the per-person locks taken in one order never deadlock."""
+    a, b = uuid.uuid4(), uuid.uuid4()
+    rules = VisitRules(gap=timedelta(minutes=30), lookback=timedelta(days=90))
+    store = reporting.store
+
+    async def record(event: FaceMatched) -> None:
+        while True:
+            try:
+                await store.record_sighting(event, rules)
+                return
+            except OwnerChanged:
+                await asyncio.sleep(0.01)  # what the consumer's retry does, sooner
+
+    await store.record_sighting(matched(tenant, b, DAY1), rules)
+    late = [matched(tenant, b, DAY1 + timedelta(hours=i)) for i in range(1, 21)]
+    merge = PersonsMerged(tenant_id=tenant, operation_id=new_event_id(), person_id=a, merged_person_ids=[b])
+    await asyncio.gather(*(record(e) for e in late[:10]), store.merge_persons(merge, rules), *map(record, late[10:]))
+    visits = await get(reporting, make_token(tenant, ["analyst"]), "/v1/visits")
+    assert {v["person_id"] for v in visits} == {str(a)} and sum(v["sightings"] for v in visits) == 21
