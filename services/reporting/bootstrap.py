@@ -20,7 +20,14 @@ from services.reporting.consumers import register_consumers
 from services.reporting.domain.visits import VisitRules
 
 SERVICE = "reporting"
-STREAMS = (subjects.FACES_STREAM, subjects.VISITS_STREAM, subjects.DEADLETTER_STREAM)
+STREAMS = (
+    subjects.FACES_STREAM,
+    subjects.IDENTITY_STREAM,
+    subjects.VISITS_STREAM,
+    subjects.OPERATIONS_STREAM,
+    subjects.AUDIT_STREAM,
+    subjects.DEADLETTER_STREAM,
+)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

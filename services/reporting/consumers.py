@@ -1,9 +1,21 @@
-"""Reporting's subscribers: matched faces become visits; unidentified sightings are counted."""
+"""Reporting's subscribers: matched faces become visits; unidentified sightings are counted; merges, splits
+and erasures of persons move or delete their sightings and visits."""
 
 import structlog
 from faststream.nats import NatsBroker
 
-from schemas import FaceMatched, FaceUnidentified, VisitRecord, subjects
+from schemas import (
+    AuditEntryRecorded,
+    FaceMatched,
+    FaceUnidentified,
+    OperationStepCompleted,
+    PersonErased,
+    PersonsMerged,
+    PersonSplit,
+    VisitRecord,
+    VisitRemoved,
+    subjects,
+)
 from services.common.bus import EventPublisher, document_publication, durable_pull
 from services.reporting import handlers
 from services.reporting.adapters.postgres import VisitStore
@@ -12,6 +24,12 @@ from services.reporting.domain.visits import VisitRules
 
 DURABLE = "reporting"
 DURABLE_UNIDENTIFIED = "reporting-unidentified"
+DURABLE_MERGED = "reporting-persons-merged"
+DURABLE_SPLIT = "reporting-person-split"
+DURABLE_ERASED = "reporting-person-erased"
+PERSONS_MERGED_ALL = subjects.identity_event("persons_merged", "*")
+PERSON_SPLIT_ALL = subjects.identity_event("person_split", "*")
+PERSON_ERASED_ALL = subjects.identity_event("person_erased", "*")
 
 
 def register_consumers(
@@ -38,4 +56,38 @@ def register_consumers(
         with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, event_id=str(event.event_id)):
             await handlers.record_unidentified_sighting(event, store)
 
+    register_lifecycle_consumers(broker, settings, store, rules, publish)
     document_publication(broker, "visits.{tenant}.{site}", VisitRecord, "A visit opened or changed.")
+    document_publication(broker, "visits.{tenant}.{site}", VisitRemoved, "A visit that no longer exists.")
+    document_publication(
+        broker, "operations.reporting.{tenant}", OperationStepCompleted, "Reporting's step (visits) of an operation."
+    )
+    document_publication(
+        broker, "audit.reporting.{action}.{tenant}", AuditEntryRecorded, "Sightings moved or erased by an operation."
+    )
+
+
+def register_lifecycle_consumers(
+    broker: NatsBroker, settings: ReportingSettings, store: VisitStore, rules: VisitRules, publish: EventPublisher
+) -> None:
+    """Reporting's step of the person lifecycle sagas: one durable consumer per fact identity publishes."""
+    merged = durable_pull(subjects.IDENTITY_STREAM, DURABLE_MERGED, PERSONS_MERGED_ALL, settings.max_deliveries)
+
+    @broker.subscriber(**merged, title="reporting:identity.persons_merged", description="Merge sightings, visits.")
+    async def on_persons_merged(event: PersonsMerged) -> None:
+        with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, operation_id=str(event.operation_id)):
+            await handlers.merge_persons(event, store, rules, publish)
+
+    split = durable_pull(subjects.IDENTITY_STREAM, DURABLE_SPLIT, PERSON_SPLIT_ALL, settings.max_deliveries)
+
+    @broker.subscriber(**split, title="reporting:identity.person_split", description="Split sightings, visits.")
+    async def on_person_split(event: PersonSplit) -> None:
+        with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, operation_id=str(event.operation_id)):
+            await handlers.split_person(event, store, rules, publish)
+
+    erased = durable_pull(subjects.IDENTITY_STREAM, DURABLE_ERASED, PERSON_ERASED_ALL, settings.max_deliveries)
+
+    @broker.subscriber(**erased, title="reporting:identity.person_erased", description="Erase sightings, visits.")
+    async def on_person_erased(event: PersonErased) -> None:
+        with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, operation_id=str(event.operation_id)):
+            await handlers.erase_person(event, store, rules, publish)

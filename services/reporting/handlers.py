@@ -1,28 +1,50 @@
-"""Reporting's handlers."""
+"""Reporting's handlers: sightings into visits, unidentified sightings counted, and reporting's step of the
+person lifecycle (merge, split, erasure)."""
 
-from schemas import FaceMatched, FaceUnidentified, PersonKind, VisitRecord, subjects
+import uuid
+from datetime import datetime
+
+from schemas import (
+    AuditEntryRecorded,
+    FaceMatched,
+    FaceUnidentified,
+    OperationStepCompleted,
+    PersonErased,
+    PersonKind,
+    PersonsMerged,
+    PersonSplit,
+    VisitRecord,
+    VisitRemoved,
+    subjects,
+)
+from schemas.base import Event, utc_now
 from schemas.ids import derive_event_id
 from services.common.bus import EventPublisher
 from services.common.logging import get_logger
 from services.reporting.adapters.postgres import VisitStore
-from services.reporting.domain.visits import Visit, VisitRules
+from services.reporting.domain.lifecycle import STEP, OperationOutcome
+from services.reporting.domain.visits import PersonVisit, RemovedVisit, VisitChanges, VisitRules
 
+SERVICE = "reporting"
+AUDIT_ACTIONS = {"merge": "sightings_merged", "split": "sightings_split", "erase": "sightings_erased"}
 log = get_logger(__name__)
 
 
 async def record_visit(
     event: FaceMatched, store: VisitStore, rules: VisitRules, publish: EventPublisher
-) -> list[VisitRecord]:
-    """Fold a matched sighting into its person's visits and announce the visits that changed.
-    Staff are never visitors: their sightings are acknowledged and not counted."""
+) -> list[Event]:
+    """Fold a matched sighting into its person's visits and announce the visits that changed or are gone.
+    Staff are never visitors; a sighting of an erased person is dropped, one of a merged person counts for
+    the person it was merged into (it was in flight when the operation happened)."""
     if event.person_kind is PersonKind.STAFF:
         return []
-    changed = await store.record_sighting(event, rules)
-    records = [visit_record(event, visit) for visit in changed]
-    for record in records:
-        await publish(subjects.visit_record(event.tenant_id, event.site_id), record)
-    log.info("sighting_recorded", person_id=str(event.person_id), changed_visits=len(records))
-    return records
+    outcome = await store.record_sighting(event, rules)
+    if outcome.owner is None:
+        log.info("sighting_of_erased_person_dropped", person_id=str(event.person_id))
+        return []
+    announced = await announce_visits(event.tenant_id, outcome.visits, event.event_id, utc_now(), publish)
+    log.info("sighting_recorded", person_id=str(outcome.owner), changed_visits=len(announced))
+    return announced
 
 
 async def record_unidentified_sighting(event: FaceUnidentified, store: VisitStore) -> bool:
@@ -33,17 +55,120 @@ async def record_unidentified_sighting(event: FaceUnidentified, store: VisitStor
     return recorded
 
 
-def visit_record(event: FaceMatched, visit: Visit) -> VisitRecord:
-    """The event id is derived from the visit's state, so re-announcing an unchanged visit is deduplicated."""
-    state = f"{visit.started_at.isoformat()}|{visit.last_seen_at.isoformat()}|{visit.sightings}|{visit.is_returning}"
+async def merge_persons(
+    event: PersonsMerged, store: VisitStore, rules: VisitRules, publish: EventPublisher
+) -> list[Event]:
+    """Reporting's step of a merge: the merged persons' sightings and visits become `person_id`'s."""
+    return await complete_step(await store.merge_persons(event, rules), event.tenant_id, publish)
+
+
+async def split_person(
+    event: PersonSplit, store: VisitStore, rules: VisitRules, publish: EventPublisher
+) -> list[Event]:
+    """Reporting's step of a split: the named sightings and their visits become `new_person_id`'s."""
+    return await complete_step(await store.split_person(event, rules), event.tenant_id, publish)
+
+
+async def erase_person(
+    event: PersonErased, store: VisitStore, rules: VisitRules, publish: EventPublisher
+) -> list[Event]:
+    """Reporting's step of an erasure: the person's sightings and visits are deleted."""
+    return await complete_step(await store.erase_person(event, rules), event.tenant_id, publish)
+
+
+async def complete_step(outcome: OperationOutcome, tenant_id: str, publish: EventPublisher) -> list[Event]:
+    """Announce an operation's outcome after its commit: the visits, the audit entry, then the step done.
+
+    Everything derives from the stored outcome, so a redelivered fact publishes identical events (ids and
+    content), which JetStream and every consumer drop; the step is announced last, once the rest is out."""
+    announced = await announce_visits(tenant_id, outcome.visits, outcome.operation_id, outcome.completed_at, publish)
+    entry = audit_entry(tenant_id, outcome)
+    await publish(subjects.audit_entry(SERVICE, entry.action, tenant_id), entry)
+    step = step_completed(tenant_id, outcome)
+    await publish(subjects.operation_step(SERVICE, tenant_id), step)
+    log.info(
+        "operation_step_completed",
+        operation_id=str(outcome.operation_id),
+        kind=outcome.kind,
+        changed_sightings=outcome.changed_sightings,
+        visits_changed=len(outcome.visits.changed),
+        visits_removed=len(outcome.visits.removed),
+    )
+    return [*announced, entry, step]
+
+
+async def announce_visits(
+    tenant_id: str, changes: VisitChanges, cause_id: uuid.UUID, at: datetime, publish: EventPublisher
+) -> list[Event]:
+    """Publish a `VisitRecord` per changed visit and a `VisitRemoved` per visit gone, on the visit's site."""
+    events: list[VisitRecord | VisitRemoved] = [
+        *(visit_record(tenant_id, placed, cause_id, at) for placed in changes.changed),
+        *(visit_removed(tenant_id, removed, cause_id, at) for removed in changes.removed),
+    ]
+    for event in events:
+        await publish(subjects.visit_record(tenant_id, event.site_id), event)
+    return list(events)
+
+
+def visit_record(tenant_id: str, placed: PersonVisit, cause_id: uuid.UUID, at: datetime) -> VisitRecord:
+    """The id hashes the visit's state and what caused the change (a sighting or an operation): re-announcing
+    after a redelivery is deduplicated, while a visit that comes back after being removed is announced anew."""
+    visit = placed.visit
+    state = (
+        f"{cause_id}|{placed.person_id}|{visit.started_at.isoformat()}|{visit.last_seen_at.isoformat()}"
+        f"|{visit.sightings}|{visit.is_returning}"
+    )
     return VisitRecord(
         event_id=derive_event_id(visit.visit_id, state),
-        tenant_id=event.tenant_id,
+        tenant_id=tenant_id,
+        occurred_at=at,
         visit_id=visit.visit_id,
-        site_id=event.site_id,
-        person_id=event.person_id,
+        site_id=placed.site_id,
+        person_id=placed.person_id,
         started_at=visit.started_at,
         last_seen_at=visit.last_seen_at,
         sightings=visit.sightings,
         is_returning=visit.is_returning,
+    )
+
+
+def visit_removed(tenant_id: str, removed: RemovedVisit, cause_id: uuid.UUID, at: datetime) -> VisitRemoved:
+    return VisitRemoved(
+        event_id=derive_event_id(removed.visit_id, f"removed|{cause_id}|{removed.person_id}"),
+        tenant_id=tenant_id,
+        occurred_at=at,
+        visit_id=removed.visit_id,
+        site_id=removed.site_id,
+        person_id=removed.person_id,
+    )
+
+
+def step_completed(tenant_id: str, outcome: OperationOutcome) -> OperationStepCompleted:
+    return OperationStepCompleted(
+        event_id=derive_event_id(outcome.operation_id, f"{SERVICE}/{STEP}"),
+        tenant_id=tenant_id,
+        occurred_at=outcome.completed_at,
+        operation_id=outcome.operation_id,
+        service=SERVICE,
+        step=STEP,
+        changed=outcome.changed_sightings,
+    )
+
+
+def audit_entry(tenant_id: str, outcome: OperationOutcome) -> AuditEntryRecorded:
+    return AuditEntryRecorded(
+        event_id=derive_event_id(outcome.operation_id, f"{SERVICE}/audit"),
+        tenant_id=tenant_id,
+        occurred_at=outcome.completed_at,
+        service=SERVICE,
+        action=AUDIT_ACTIONS[outcome.kind],
+        actor=SERVICE,
+        resource=f"person/{outcome.person_id}",
+        details={
+            "operation_id": str(outcome.operation_id),
+            "step": STEP,
+            "sightings_changed": outcome.changed_sightings,
+            "visits_changed": len(outcome.visits.changed),
+            "visits_removed": len(outcome.visits.removed),
+        },
     )

@@ -1,15 +1,33 @@
-"""The `reporting` schema: sightings, the visits derived from them, unidentified sightings, and the report queries."""
+"""The `reporting` schema: sightings, the visits derived from them, unidentified sightings, persons merged or
+erased (retired), the lifecycle operations done, and the report queries."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import asyncpg
 
-from schemas import FaceMatched, FaceUnidentified
+from schemas import FaceMatched, FaceUnidentified, PersonErased, PersonsMerged, PersonSplit
 from services.common.postgres import Connection, tenant_transaction
-from services.reporting.domain.visits import Sighting, Visit, VisitRules, changed_visits, sessionize_sightings
+from services.reporting.domain.lifecycle import (
+    OperationKind,
+    OperationOutcome,
+    lock_order,
+    outcome_from_json,
+    outcome_to_json,
+)
+from services.reporting.domain.visits import (
+    PersonSighting,
+    PersonVisit,
+    Sighting,
+    Visit,
+    VisitChanges,
+    VisitRules,
+    diff_visits,
+    visits_of_sightings,
+)
 
 SCHEMA = "reporting"
 ROLE = "revisit_reporting"
@@ -27,6 +45,18 @@ class ReportRow:
     unidentified_sightings: int
 
 
+class OwnerChanged(RuntimeError):
+    """A person was merged or erased between reading its owner and locking it: retry the sighting."""
+
+
+@dataclass(frozen=True)
+class SightingOutcome:
+    """Who a sighting was recorded under (None: the person was erased, so it was dropped) and what changed."""
+
+    owner: uuid.UUID | None
+    visits: VisitChanges
+
+
 class VisitStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -34,36 +64,133 @@ class VisitStore:
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
 
-    async def record_sighting(self, event: FaceMatched, rules: VisitRules) -> list[Visit]:
-        """Store the sighting and recompute its person's visits at the site, under a per-person lock.
+    async def record_sighting(self, event: FaceMatched, rules: VisitRules) -> SightingOutcome:
+        """Store the sighting under its person and recompute that person's visits at the site, under the
+        person's lock.
 
-        Returns the visits that changed; for a sighting already stored, the visit that holds it (so a
-        crash between commit and publish is repaired by the redelivery)."""
+        A sighting a split claimed is recorded under the person it was split to; one of a merged person
+        under the person it was merged into; one of an erased person is not stored (owner None). For a
+        sighting already stored, the changes are the visit that holds it, so a crash between commit and
+        publish is repaired by the redelivery."""
         async with tenant_transaction(self._pool, event.tenant_id) as connection:
-            await connection.execute(
-                "SELECT pg_advisory_xact_lock(hashtext($1))", f"{event.tenant_id}/{event.site_id}/{event.person_id}"
-            )
+            owner = await _owner_under_lock(connection, event)
+            if owner is None:
+                return SightingOutcome(None, VisitChanges())
             inserted = await connection.fetchval(
-                "INSERT INTO sightings (tenant_id, event_id, site_id, camera_id, person_id, captured_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING event_id",
+                "INSERT INTO sightings (tenant_id, event_id, source_event_id, site_id, camera_id, person_id,"
+                " captured_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING event_id",
                 event.tenant_id,
                 event.event_id,
+                event.source_event_id,
                 event.site_id,
                 event.camera_id,
-                event.person_id,
+                owner,
                 event.captured_at,
             )
-            before = await _visits_of(connection, event.site_id, event.person_id)
             if inserted is None:
-                return [v for v in before if v.started_at <= event.captured_at <= v.last_seen_at]
-            rows = await connection.fetch(
-                "SELECT event_id, captured_at FROM sightings WHERE site_id = $1 AND person_id = $2",
-                event.site_id,
-                event.person_id,
+                return await _holder_of(connection, event)
+            before = await _visits_of(connection, [owner], event.site_id)
+            after = visits_of_sightings(await _sightings_of(connection, [owner], event.site_id), rules)
+            await _replace_visits(connection, event.tenant_id, [owner], after, event.site_id)
+        return SightingOutcome(owner, diff_visits(before, after))
+
+    async def merge_persons(self, event: PersonsMerged, rules: VisitRules) -> OperationOutcome:
+        """Move the sightings of `merged_person_ids` to `person_id`, retire the merged persons (their late
+        sightings go to `person_id`), and recompute the visits of all of them, in one transaction."""
+        target, merged = event.person_id, list(event.merged_person_ids)
+
+        async def change(connection: Connection) -> int:
+            moved = await connection.execute(
+                "UPDATE sightings SET person_id = $1 WHERE person_id = ANY($2::uuid[])", target, merged
             )
-            after = sessionize_sightings([Sighting(r["event_id"], r["captured_at"]) for r in rows], rules)
-            await _replace_visits(connection, event.tenant_id, event.site_id, event.person_id, after)
-        return changed_visits(before, after)
+            await _retire(connection, event.tenant_id, merged, target, event.operation_id)
+            await connection.execute("DELETE FROM retired_persons WHERE person_id = $1", target)
+            return _row_count(moved)
+
+        return await self._operate(
+            event.tenant_id, event.operation_id, "merge", target, [target, *merged], change, rules
+        )
+
+    async def split_person(self, event: PersonSplit, rules: VisitRules) -> OperationOutcome:
+        """Move the named sightings of `person_id` to `new_person_id` (no longer retired, if a merge is being
+        undone) and recompute the visits of both, in one transaction. Named sightings not here yet (still in
+        flight from the matcher) are claimed for `new_person_id`, so they land there when they arrive."""
+
+        async def change(connection: Connection) -> int:
+            sighting_ids = list(event.sighting_ids)
+            moved = await connection.execute(
+                "UPDATE sightings SET person_id = $1 WHERE person_id = $2 AND source_event_id = ANY($3::uuid[])",
+                event.new_person_id,
+                event.person_id,
+                sighting_ids,
+            )
+            await connection.execute(
+                "INSERT INTO claimed_sightings (tenant_id, source_event_id, person_id, operation_id)"
+                " SELECT $1, id, $2, $3 FROM unnest($4::uuid[]) AS id"
+                " WHERE NOT EXISTS (SELECT FROM sightings WHERE source_event_id = id)"
+                " ON CONFLICT (tenant_id, source_event_id) DO UPDATE"
+                " SET person_id = EXCLUDED.person_id, operation_id = EXCLUDED.operation_id",
+                event.tenant_id,
+                event.new_person_id,
+                event.operation_id,
+                sighting_ids,
+            )
+            await connection.execute("DELETE FROM retired_persons WHERE person_id = $1", event.new_person_id)
+            return _row_count(moved)
+
+        persons = [event.person_id, event.new_person_id]
+        return await self._operate(
+            event.tenant_id, event.operation_id, "split", event.person_id, persons, change, rules
+        )
+
+    async def erase_person(self, event: PersonErased, rules: VisitRules) -> OperationOutcome:
+        """Delete the person's sightings and visits and retire the person with no successor, so a late
+        sighting of it (or of a person merged into it) is dropped."""
+
+        async def change(connection: Connection) -> int:
+            deleted = await connection.execute("DELETE FROM sightings WHERE person_id = $1", event.person_id)
+            await _retire(connection, event.tenant_id, [event.person_id], None, event.operation_id)
+            return _row_count(deleted)
+
+        return await self._operate(
+            event.tenant_id, event.operation_id, "erase", event.person_id, [event.person_id], change, rules
+        )
+
+    async def _operate(
+        self,
+        tenant_id: str,
+        operation_id: uuid.UUID,
+        kind: OperationKind,
+        person_id: uuid.UUID,
+        persons: list[uuid.UUID],
+        change: Callable[[Connection], Awaitable[int]],
+        rules: VisitRules,
+    ) -> OperationOutcome:
+        """Do an operation once: lock its persons, apply `change`, recompute their visits at every site and
+        store the outcome; an operation already done returns its stored outcome and changes nothing."""
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            await _lock_persons(connection, tenant_id, persons)
+            done = await _stored_outcome(connection, operation_id)
+            if done is not None:
+                return done
+            before = await _visits_of(connection, persons)
+            changed = await change(connection)
+            after = visits_of_sightings(await _sightings_of(connection, persons), rules)
+            await _replace_visits(connection, tenant_id, persons, after)
+            outcome = OperationOutcome(
+                operation_id, kind, person_id, changed, diff_visits(before, after), datetime.now(UTC)
+            )
+            await connection.execute(
+                "INSERT INTO lifecycle_operations (tenant_id, operation_id, kind, person_id, outcome, completed_at)"
+                " VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+                tenant_id,
+                operation_id,
+                kind,
+                person_id,
+                outcome_to_json(outcome),
+                outcome.completed_at,
+            )
+        return outcome
 
     async def record_unidentified(self, event: FaceUnidentified) -> bool:
         """Store an unidentified sighting; False if this event id was already stored (a redelivery)."""
@@ -140,38 +267,144 @@ class VisitStore:
         return [(row["person_id"], _visit(row)) for row in rows]
 
 
-async def _visits_of(connection: Connection, site_id: str, person_id: uuid.UUID) -> list[Visit]:
-    rows = await connection.fetch(
-        "SELECT visit_id, started_at, last_seen_at, sightings, is_returning FROM visits"
-        " WHERE site_id = $1 AND person_id = $2 ORDER BY started_at",
-        site_id,
-        person_id,
+async def _lock_persons(connection: Connection, tenant_id: str, persons: list[uuid.UUID]) -> None:
+    """Per-person transaction locks, in one global order: the sighting path and every operation use them."""
+    for person_id in lock_order(persons):
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{tenant_id}/{person_id}")
+
+
+async def _owner(connection: Connection, event: FaceMatched) -> uuid.UUID | None:
+    """The person a split gave the sighting to, else its matched person; then, if that person was merged,
+    the person it joined, or None if it was erased."""
+    claimed = await connection.fetchval(
+        "SELECT person_id FROM claimed_sightings WHERE source_event_id = $1", event.source_event_id
     )
-    return [_visit(row) for row in rows]
+    person_id: uuid.UUID = claimed or event.person_id
+    row = await connection.fetchrow("SELECT successor_id FROM retired_persons WHERE person_id = $1", person_id)
+    return person_id if row is None else row["successor_id"]
+
+
+async def _owner_under_lock(connection: Connection, event: FaceMatched) -> uuid.UUID | None:
+    """The person the sighting belongs to now, with its matched person and that person locked.
+
+    Holding both locks keeps the answer true until commit: every operation that could change it locks
+    one of them. If an operation changed it between the read and the locks, the sighting is retried."""
+    owner = await _owner(connection, event)
+    persons = [event.person_id] if owner is None else [event.person_id, owner]
+    await _lock_persons(connection, event.tenant_id, persons)
+    if await _owner(connection, event) != owner:
+        raise OwnerChanged(f"person {event.person_id} was merged, split or erased meanwhile")
+    return owner
+
+
+async def _retire(
+    connection: Connection,
+    tenant_id: str,
+    persons: list[uuid.UUID],
+    successor_id: uuid.UUID | None,
+    operation_id: uuid.UUID,
+) -> None:
+    """Retire `persons` into `successor_id` (None: erased); persons retired into them follow, so a late
+    sighting is resolved in one step however many merges happened."""
+    await connection.executemany(
+        "INSERT INTO retired_persons (tenant_id, person_id, successor_id, operation_id) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (tenant_id, person_id) DO UPDATE"
+        " SET successor_id = EXCLUDED.successor_id, operation_id = EXCLUDED.operation_id, retired_at = now()",
+        [(tenant_id, person_id, successor_id, operation_id) for person_id in persons],
+    )
+    await connection.execute(
+        "UPDATE retired_persons SET successor_id = $1, operation_id = $2 WHERE successor_id = ANY($3::uuid[])",
+        successor_id,
+        operation_id,
+        persons,
+    )
+
+
+async def _stored_outcome(connection: Connection, operation_id: uuid.UUID) -> OperationOutcome | None:
+    row = await connection.fetchrow(
+        "SELECT kind, person_id, outcome::text AS outcome, completed_at FROM lifecycle_operations"
+        " WHERE operation_id = $1",
+        operation_id,
+    )
+    if row is None:
+        return None
+    return outcome_from_json(operation_id, row["kind"], row["person_id"], row["outcome"], row["completed_at"])
+
+
+async def _holder_of(connection: Connection, event: FaceMatched) -> SightingOutcome:
+    """For a sighting already stored: its owner now and the visit that holds it (it may have moved since)."""
+    row = await connection.fetchrow(
+        "SELECT person_id, site_id, captured_at FROM sightings WHERE event_id = $1 OR source_event_id = $2",
+        event.event_id,
+        event.source_event_id,
+    )
+    if row is None:
+        return SightingOutcome(None, VisitChanges())
+    visits = await _visits_of(connection, [row["person_id"]], row["site_id"])
+    holding = tuple(v for v in visits if v.visit.started_at <= row["captured_at"] <= v.visit.last_seen_at)
+    return SightingOutcome(row["person_id"], VisitChanges(changed=holding))
+
+
+async def _sightings_of(
+    connection: Connection, persons: list[uuid.UUID], site_id: str | None = None
+) -> list[PersonSighting]:
+    rows = await connection.fetch(
+        "SELECT site_id, person_id, event_id, captured_at FROM sightings"
+        " WHERE person_id = ANY($1::uuid[]) AND ($2::text IS NULL OR site_id = $2)",
+        persons,
+        site_id,
+    )
+    return [PersonSighting(r["site_id"], r["person_id"], Sighting(r["event_id"], r["captured_at"])) for r in rows]
+
+
+async def _visits_of(connection: Connection, persons: list[uuid.UUID], site_id: str | None = None) -> list[PersonVisit]:
+    rows = await connection.fetch(
+        "SELECT site_id, person_id, visit_id, started_at, last_seen_at, sightings, is_returning FROM visits"
+        " WHERE person_id = ANY($1::uuid[]) AND ($2::text IS NULL OR site_id = $2)"
+        " ORDER BY site_id, person_id, started_at",
+        persons,
+        site_id,
+    )
+    return [PersonVisit(row["site_id"], row["person_id"], _visit(row)) for row in rows]
 
 
 async def _replace_visits(
-    connection: Connection, tenant_id: str, site_id: str, person_id: uuid.UUID, visits: list[Visit]
+    connection: Connection,
+    tenant_id: str,
+    persons: list[uuid.UUID],
+    visits: list[PersonVisit],
+    site_id: str | None = None,
 ) -> None:
+    """Make the stored visits of `persons` (at `site_id`, or everywhere) exactly `visits`.
+
+    Deleting first matters: a visit id can move to another person (its first sighting did)."""
     await connection.execute(
-        "DELETE FROM visits WHERE site_id = $1 AND person_id = $2 AND NOT (visit_id = ANY($3::uuid[]))",
+        "DELETE FROM visits WHERE person_id = ANY($1::uuid[]) AND ($2::text IS NULL OR site_id = $2)",
+        persons,
         site_id,
-        person_id,
-        [v.visit_id for v in visits],
     )
     await connection.executemany(
-        """
-        INSERT INTO visits (tenant_id, visit_id, site_id, person_id, started_at, last_seen_at, sightings, is_returning)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-        ON CONFLICT (tenant_id, visit_id) DO UPDATE
-          SET started_at = EXCLUDED.started_at, last_seen_at = EXCLUDED.last_seen_at,
-              sightings = EXCLUDED.sightings, is_returning = EXCLUDED.is_returning, updated_at = now()
-        """,
+        "INSERT INTO visits (tenant_id, visit_id, site_id, person_id, started_at, last_seen_at, sightings,"
+        " is_returning) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         [
-            (tenant_id, v.visit_id, site_id, person_id, v.started_at, v.last_seen_at, v.sightings, v.is_returning)
-            for v in visits
+            (
+                tenant_id,
+                p.visit.visit_id,
+                p.site_id,
+                p.person_id,
+                p.visit.started_at,
+                p.visit.last_seen_at,
+                p.visit.sightings,
+                p.visit.is_returning,
+            )
+            for p in visits
         ],
     )
+
+
+def _row_count(status: str) -> int:
+    """The row count of an asyncpg command status such as `UPDATE 3`."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 def _visit(row: asyncpg.Record) -> Visit:

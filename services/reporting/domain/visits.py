@@ -5,7 +5,8 @@ the sightings arrive in, recomputing gives the same visits with the same ids.
 """
 
 import uuid
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -59,7 +60,64 @@ def sessionize_sightings(sightings: Sequence[Sighting], rules: VisitRules) -> li
     return visits
 
 
-def changed_visits(before: Sequence[Visit], after: Sequence[Visit]) -> list[Visit]:
-    """The visits of `after` that are new or differ from `before`: what to announce."""
+@dataclass(frozen=True)
+class PersonSighting:
+    """A stored sighting with the person and site it belongs to."""
+
+    site_id: str
+    person_id: uuid.UUID
+    sighting: Sighting
+
+
+@dataclass(frozen=True)
+class PersonVisit:
+    """A visit with its site and person: what `VisitRecord` announces."""
+
+    site_id: str
+    person_id: uuid.UUID
+    visit: Visit
+
+
+@dataclass(frozen=True)
+class RemovedVisit:
+    """A visit that no longer exists: only its ids, so nothing more about an erased person is kept."""
+
+    site_id: str
+    person_id: uuid.UUID
+    visit_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class VisitChanges:
+    """What to announce after sightings changed: visits new or different, and visits gone."""
+
+    changed: tuple[PersonVisit, ...] = ()
+    removed: tuple[RemovedVisit, ...] = ()
+
+
+def visits_of_sightings(sightings: Iterable[PersonSighting], rules: VisitRules) -> list[PersonVisit]:
+    """Every person's visits at every site, each (site, person) sessionized on its own."""
+    grouped: dict[tuple[str, uuid.UUID], list[Sighting]] = defaultdict(list)
+    for placed in sightings:
+        grouped[(placed.site_id, placed.person_id)].append(placed.sighting)
+    return [
+        PersonVisit(site_id, person_id, visit)
+        for (site_id, person_id), group in sorted(grouped.items())
+        for visit in sessionize_sightings(group, rules)
+    ]
+
+
+def diff_visits(before: Sequence[PersonVisit], after: Sequence[PersonVisit]) -> VisitChanges:
+    """Visits of `after` that are new or differ (another person counts as different), and the visit ids of
+    `before` that `after` no longer has. A visit that moved to another person is changed, not removed: its
+    id lives on, so a consumer keyed on the visit id replaces it."""
     previous = set(before)
-    return [visit for visit in after if visit not in previous]
+    remaining = {placed.visit.visit_id for placed in after}
+    return VisitChanges(
+        changed=tuple(placed for placed in after if placed not in previous),
+        removed=tuple(
+            RemovedVisit(placed.site_id, placed.person_id, placed.visit.visit_id)
+            for placed in before
+            if placed.visit.visit_id not in remaining
+        ),
+    )

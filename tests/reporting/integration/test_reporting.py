@@ -2,32 +2,20 @@
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from nats.aio.client import Client as NatsClient
 from prometheus_client import REGISTRY
 
 from schemas import FaceUnidentified, PersonKind, VisitRecord, subjects
-from services.reporting.bootstrap import Reporting, bootstrap
-from services.reporting.config import ReportingSettings
+from services.reporting.bootstrap import Reporting
 from tests.support import collect_messages, new_tenant
 from tests.support_events import matched, publish_matched, unidentified
 
 DAY1 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-async def reporting(nats_url: str, postgres_dsn: str, keys) -> AsyncIterator[Reporting]:
-    settings = ReportingSettings(
-        nats_url=nats_url, postgres_dsn=postgres_dsn, jwt_public_key=keys.public_pem, environment="test"
-    )
-    async with bootstrap(settings) as service:
-        await service.broker.start()
-        yield service
 
 
 async def report(reporting: Reporting, token: str, **params: str) -> httpx.Response:

@@ -2,7 +2,14 @@ import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from services.reporting.domain.visits import Sighting, VisitRules, changed_visits, sessionize_sightings
+from services.reporting.domain.visits import (
+    PersonVisit,
+    RemovedVisit,
+    Sighting,
+    VisitRules,
+    diff_visits,
+    sessionize_sightings,
+)
 
 RULES = VisitRules(gap=timedelta(minutes=30), lookback=timedelta(days=90))
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -43,7 +50,10 @@ def test_late_sighting_bridging_two_visits_merges_them() -> None:
     after = sessionize_sightings([first, second, sighting(25)], RULES)
     assert len(before) == 2 and len(after) == 1
     assert after[0].visit_id == before[0].visit_id
-    assert changed_visits(before, after) == after
+    person = uuid.uuid4()
+    changes = diff_visits([PersonVisit("s", person, v) for v in before], [PersonVisit("s", person, v) for v in after])
+    assert changes.changed == (PersonVisit("s", person, after[0]),)
+    assert changes.removed == (RemovedVisit("s", person, before[1].visit_id),)
 
 
 def test_report_bounds_dates_are_whole_days_and_datetimes_exact() -> None:
