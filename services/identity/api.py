@@ -20,7 +20,7 @@ from services.identity import handlers
 from services.identity.adapters.crops import CropLinks
 from services.identity.adapters.lifecycle import LifecycleStore, OperationView
 from services.identity.adapters.postgres import Person, PersonDirectory
-from services.identity.domain.lifecycle import LifecycleError, PageCursor, PersonNotFound
+from services.identity.domain.lifecycle import LifecycleError, PageCursor, PersonBusy, PersonNotFound
 
 router = APIRouter(prefix="/v1", tags=["persons"])
 Reader = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.ANALYST, Role.VIEWER))]
@@ -83,10 +83,6 @@ class NotSameIn(BaseModel):
 class OperationAccepted(BaseModel):
     operation_id: uuid.UUID
     status: str
-
-
-class OperationsAccepted(BaseModel):
-    operations: list[OperationAccepted]
 
 
 class StepOut(BaseModel):
@@ -264,12 +260,13 @@ async def get_operation(operation_id: uuid.UUID, principal: Reader, request: Req
 
 
 @router.post("/operations/{operation_id}/undo", status_code=status.HTTP_202_ACCEPTED)
-async def undo(operation_id: uuid.UUID, principal: Admin, request: Request) -> OperationsAccepted:
-    """Undo a merge: each person it joined is split back out under its old id, with the sightings it had."""
+async def undo(operation_id: uuid.UUID, principal: Admin, request: Request) -> OperationAccepted:
+    """Undo a merge: each person it joined is split back out under its old id, with the sightings it had,
+    one split after another; the answer is the first split, whose result names the next (`then_split`)."""
     store, publish = lifecycle_of(request)
     with lifecycle_errors():
-        started = await handlers.undo_merge(principal.tenant_id, operation_id, principal.subject, store, publish)
-    return OperationsAccepted(operations=[await accepted(store, principal.tenant_id, op) for op in started])
+        first = await handlers.undo_merge(principal.tenant_id, operation_id, principal.subject, store, publish)
+    return await accepted(store, principal.tenant_id, first)
 
 
 async def person_out(person: Person, thumbnail_url: str | None) -> PersonOut:
@@ -319,5 +316,7 @@ def lifecycle_errors() -> Iterator[None]:
         yield
     except PersonNotFound as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
+    except PersonBusy as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     except LifecycleError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from error

@@ -87,7 +87,9 @@ async def merge_persons(
         result: dict[str, object] = {
             "merged": {str(source): [str(s) for s in ids] for source, ids in sightings.items()}
         }
-        await _record(unit, operation_id, OperationKind.MERGE, person_id, actor, outbox, result, moved)
+        await _record(
+            unit, operation_id, OperationKind.MERGE, person_id, actor, outbox, result, moved, [person_id, *merged]
+        )
     await publish_outbox(outbox, publish)
     return operation_id
 
@@ -100,8 +102,10 @@ async def split_person(
     store: LifecycleStore,
     publish: EventPublisher,
     new_person_id: uuid.UUID | None = None,
+    then: Sequence[dict[str, object]] = (),
 ) -> uuid.UUID:
-    """Split sightings off `person_id` into a new person (or, undoing a merge, into the person it absorbed)."""
+    """Split sightings off `person_id` into a new person (or, undoing a merge, into the person it absorbed).
+    `then`: further splits of the same person (an undo), started one after another as each completes."""
     operation_id = new_event_id()
     target = new_person_id or derive_event_id(operation_id, "split_person")
     async with store.unit(tenant_id) as unit:
@@ -123,25 +127,42 @@ async def split_person(
         details = {"new_person_id": str(target), "sightings_moved": moved}
         outbox = [Outgoing(subjects.identity_event("person_split", tenant_id), fact)]
         outbox.append(_audit(tenant_id, operation_id, "person_split", actor, person_id, details))
-        result: dict[str, object] = {"new_person_id": str(target), "sightings_moved": moved}
-        await _record(unit, operation_id, OperationKind.SPLIT, person_id, actor, outbox, result, moved)
+        result: dict[str, object] = {"new_person_id": str(target), "sightings_moved": moved, "then_split": list(then)}
+        await _record(
+            unit, operation_id, OperationKind.SPLIT, person_id, actor, outbox, result, moved, [person_id, target]
+        )
     await publish_outbox(outbox, publish)
     return operation_id
 
 
 async def undo_merge(
     tenant_id: str, operation_id: uuid.UUID, actor: str, store: LifecycleStore, publish: EventPublisher
-) -> list[uuid.UUID]:
+) -> uuid.UUID:
     """Split every person a merge joined back out, under its old id, with the sightings it had then (those
-    that still belong to the merged person). One split operation per person."""
+    that still belong to the merged person): one split operation per person, each started when the one
+    before completes (a person takes part in one open operation at a time). Returns the first."""
     operation = await store.get_operation(tenant_id, operation_id)
     if operation is None or operation.kind is not OperationKind.MERGE:
         raise LifecycleError(f"operation {operation_id} is not a merge of tenant {tenant_id}")
-    merged = await store.merged_sightings(tenant_id, operation_id)
-    return [
-        await split_person(tenant_id, operation.person_id, sightings, actor, store, publish, new_person_id=person)
-        for person, sightings in merged.items()
+    splits: list[dict[str, object]] = [
+        {"person_id": str(person), "sighting_ids": [str(s) for s in sightings]}
+        for person, sightings in (await store.merged_sightings(tenant_id, operation_id)).items()
     ]
+    return await _next_split(tenant_id, operation.person_id, splits, actor, store, publish)
+
+
+async def _next_split(
+    tenant_id: str,
+    person_id: uuid.UUID,
+    splits: Sequence[dict[str, object]],
+    actor: str,
+    store: LifecycleStore,
+    publish: EventPublisher,
+) -> uuid.UUID:
+    first, rest = splits[0], splits[1:]
+    sightings = [uuid.UUID(str(s)) for s in first["sighting_ids"]]  # type: ignore[attr-defined]
+    new_person = uuid.UUID(str(first["person_id"]))
+    return await split_person(tenant_id, person_id, sightings, actor, store, publish, new_person, rest)
 
 
 async def erase_person(
@@ -184,7 +205,16 @@ async def erase_person(
             _audit(tenant_id, operation_id, "person_erased", actor, person_id, {"crops": len(crop_keys)}),
         ]
         await _record(
-            unit, operation_id, OperationKind.ERASURE, person_id, actor, outbox, {}, len(crop_keys), len(batches)
+            unit,
+            operation_id,
+            OperationKind.ERASURE,
+            person_id,
+            actor,
+            outbox,
+            {},
+            len(crop_keys),
+            [person_id],
+            len(batches),
         )
     await publish_outbox(outbox, publish)
     return operation_id
@@ -223,6 +253,9 @@ async def record_step(event: OperationStepCompleted, store: LifecycleStore, publ
         log.warning("step_of_unknown_operation", operation_id=str(event.operation_id), service=event.service)
         return
     operation, completed_now = outcome
+    then = operation.result.get("then_split") or []
+    if completed_now and then:
+        await _next_split(operation.tenant_id, operation.person_id, then, operation.requested_by, store, publish)
     if completed_now or operation.status.value == "completed":
         audit = _audit(
             operation.tenant_id,
@@ -261,11 +294,13 @@ async def _record(
     outbox: list[Outgoing],
     result: dict[str, object],
     changed: int,
+    involved: Sequence[uuid.UUID],
     crop_batches: int = 0,
 ) -> None:
     requested = _audit(unit.tenant_id, operation_id, f"{kind.value}_requested", actor, person_id, {})
+    steps = expected_steps(kind, crop_batches)
     await unit.record_operation(
-        operation_id, kind, person_id, actor, expected_steps(kind, crop_batches), [requested, *outbox], result, changed
+        operation_id, kind, person_id, actor, steps, [requested, *outbox], result, changed, involved
     )
     outbox.insert(0, requested)
 

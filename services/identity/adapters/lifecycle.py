@@ -31,6 +31,7 @@ from services.identity.domain.lifecycle import (
     IDENTITY_STEP,
     OperationKind,
     OperationStatus,
+    PersonBusy,
     PersonNotFound,
     status_after,
 )
@@ -191,8 +192,20 @@ class LifecycleUnit:
         outbox: Sequence[Outgoing],
         result: dict[str, Any],
         identity_changed: int,
+        involved: Sequence[uuid.UUID],
     ) -> None:
-        """The operation, running, with identity's own step already done and the events to publish."""
+        """The operation, running, with identity's own step already done and the events to publish; the
+        `involved` persons may take part in no other open operation (PersonBusy)."""
+        busy = await self._connection.fetch(
+            "SELECT person_id, operation_id FROM operation_persons WHERE person_id = ANY($1::uuid[])", list(involved)
+        )
+        if busy:
+            running = ", ".join(f"{row['person_id']} (operation {row['operation_id']})" for row in busy)
+            raise PersonBusy(f"persons still in a running operation: {running}; retry when it completes")
+        await self._connection.executemany(
+            "INSERT INTO operation_persons (tenant_id, person_id, operation_id) VALUES ($1, $2, $3)",
+            [(self.tenant_id, person, operation_id) for person in dict.fromkeys(involved)],
+        )
         await self._connection.execute(
             "INSERT INTO operations (tenant_id, operation_id, kind, status, person_id, requested_by, expected_steps,"
             " outbox, result) VALUES ($1, $2, $3, 'running', $4, $5, $6, $7::jsonb, $8::jsonb)",
@@ -260,6 +273,7 @@ class LifecycleStore:
                     operation_id,
                 )
                 await connection.execute("DELETE FROM open_operations WHERE operation_id = $1", operation_id)
+                await connection.execute("DELETE FROM operation_persons WHERE operation_id = $1", operation_id)
                 operation = await _operation(connection, operation_id)
                 assert operation is not None
         return operation, completes

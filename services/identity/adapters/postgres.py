@@ -156,7 +156,8 @@ class PersonDirectory:
                 WITH window_sightings AS (
                     SELECT s.person_id, date_trunc('day', s.captured_at, 'UTC') AS day, s.captured_at
                     FROM sightings s JOIN persons p USING (tenant_id, person_id)
-                    WHERE p.kind = 'customer' AND s.captured_at >= $1::timestamptz - make_interval(days => $2) AND s.captured_at < $1::timestamptz
+                    WHERE p.kind = 'customer' AND s.captured_at < $1::timestamptz
+                      AND s.captured_at >= $1::timestamptz - make_interval(days => $2)
                 ), working AS (
                     SELECT count(DISTINCT day) AS days FROM window_sightings
                 ), per_day AS (

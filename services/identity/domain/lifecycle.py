@@ -38,6 +38,11 @@ class PersonNotFound(LifecycleError):
     pass
 
 
+class PersonBusy(LifecycleError):
+    """The person takes part in an operation still running: the next one waits until it completes, so every
+    service applies a person's operations in the order identity started them."""
+
+
 IDENTITY_STEP = "identity/persons"
 """Identity's own step, done in the transaction that records the operation."""
 VECTOR_AND_VISIT_STEPS = ("matcher/vectors", "reporting/visits")

@@ -51,6 +51,15 @@ CREATE TABLE open_operations (
 );
 GRANT SELECT, INSERT, DELETE ON open_operations TO revisit_identity;
 
+-- A person takes part in one open operation at a time (the primary key says so): every service applies
+-- the operations on a person in the order identity started them, whatever its consumers' timing.
+CREATE TABLE operation_persons (
+  tenant_id    text NOT NULL,
+  person_id    uuid NOT NULL,
+  operation_id uuid NOT NULL,
+  PRIMARY KEY (tenant_id, person_id)
+);
+
 CREATE TABLE operation_steps (
   tenant_id    text        NOT NULL,
   operation_id uuid        NOT NULL,
@@ -73,7 +82,7 @@ CREATE TABLE different_persons (
 DO $$
 DECLARE t text;
 BEGIN
-  FOREACH t IN ARRAY ARRAY['sightings', 'retired_persons', 'operations', 'operation_steps', 'different_persons'] LOOP
+  FOREACH t IN ARRAY ARRAY['sightings', 'retired_persons', 'operations', 'operation_persons', 'operation_steps', 'different_persons'] LOOP
     EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
     EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
     EXECUTE format('CREATE POLICY tenant_isolation ON %I USING (tenant_id = current_setting(''revisit.tenant_id'', true))'

@@ -317,3 +317,37 @@ async def test_staff_suggestions_are_persons_seen_most_working_days_for_hours(
     items = (await api.get("/v1/persons/staff-suggestions", headers=analyst)).json()["items"]
     assert [(i["person_id"], i["days_seen"], i["working_days"]) for i in items] == [(str(clerk), 5, 5)]
     assert items[0]["median_hours_per_day"] == 7.0
+
+
+async def test_a_person_takes_part_in_one_running_operation_and_an_undo_splits_one_person_at_a_time(
+    identity: Identity, api: httpx.AsyncClient, nats_connection: NatsClient, make_token: Callable[..., str]
+) -> None:
+    tenant = new_tenant()
+    admin = as_role(make_token, tenant, "admin")
+    ivy, jack, kim = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await publish_matched(
+        nats_connection,
+        sightings_of(tenant, ivy, 2) + sightings_of(tenant, jack, 2, 1) + sightings_of(tenant, kim, 2, 2),
+    )
+    await persons_recorded(api, admin, {ivy: 2, jack: 2, kim: 2})
+    merge = (
+        await api.post(f"/v1/persons/{ivy}/merge", json={"person_ids": [str(jack), str(kim)]}, headers=admin)
+    ).json()
+    busy = await api.delete(f"/v1/persons/{ivy}", headers=admin)
+    assert busy.status_code == 409 and merge["operation_id"] in busy.json()["detail"]
+    await complete_steps(
+        nats_connection, tenant, uuid.UUID(merge["operation_id"]), ["matcher/vectors", "reporting/visits"]
+    )
+    await operation_status(api, admin, merge["operation_id"], "completed")
+
+    first = (await api.post(f"/v1/operations/{merge['operation_id']}/undo", headers=admin)).json()
+    assert len(await collect_messages(nats_connection, f"identity.person_split.{tenant}", 2, timeout=2)) == 1
+    await complete_steps(
+        nats_connection, tenant, uuid.UUID(first["operation_id"]), ["matcher/vectors", "reporting/visits"]
+    )
+    facts = await collect_messages(nats_connection, f"identity.person_split.{tenant}", 2)  # the next split started
+    second = PersonSplit.model_validate_json(facts[1].data)
+    assert {PersonSplit.model_validate_json(f.data).new_person_id for f in facts} == {jack, kim}
+    await complete_steps(nats_connection, tenant, second.operation_id, ["matcher/vectors", "reporting/visits"])
+    await operation_status(api, admin, str(second.operation_id), "completed")
+    await persons_recorded(api, admin, {ivy: 2, jack: 2, kim: 2})
