@@ -6,23 +6,32 @@ are sent at the next start); 2 the edge cannot start (settings, model pack, sour
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nats
-
 from edge.bootstrap import bootstrap, build_detector, load_embedder, resolve_detector_model
-from edge.config import ConfigError, load_cameras_file, load_settings, resolve_cameras
-from edge.enrol import EnrolmentError, embed_photos, enrol_staff
+from edge.config import ConfigError, EdgeSettings, load_cameras_file, load_settings, resolve_cameras
+from edge.enrol import (
+    EnrolmentError,
+    check_identity_reachable,
+    check_ids,
+    connect_once,
+    embed_photos,
+    enrol_through_identity,
+    enrol_through_nats,
+)
 from edge.models import ModelPackError
 from edge.sources import SourceError
+from schemas.staff import StaffGalleryEntry, staff_entry
 from services.common.logging import configure_logging
 from services.common.startup import DependencyUnavailable
 
 EXIT_CANNOT_START = 2
+IDENTITY_TOKEN_ENV = "REVISIT_IDENTITY_TOKEN"
 
 
 def iso_time(text: str) -> datetime:
@@ -76,7 +85,11 @@ def parser() -> argparse.ArgumentParser:
     enrol.add_argument("--display-name")
     enrol.add_argument("--model-dir", type=Path, help="model pack folder (REVISIT_EDGE_MODEL_DIR)")
     enrol.add_argument("--embedder", help="embedder of the registry: the one the edges of the store use")
-    enrol.add_argument("--nats-url", help="NATS server (REVISIT_NATS_URL)")
+    enrol.add_argument("--nats-url", help="NATS server (REVISIT_NATS_URL), written directly without --identity-url")
+    enrol.add_argument(
+        "--identity-url",
+        help=f"enrol through identity's REST API (checked, audited); admin JWT in {IDENTITY_TOKEN_ENV}",
+    )
     enrol.add_argument("--detector", choices=["yunet_ort", "yunet", "scrfd"])
     return root
 
@@ -103,27 +116,42 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def enrol(args: argparse.Namespace) -> int:
-    """Embed the photos with the edge's own models and write the staff member's gallery entry."""
-    flags = ("model_dir", "embedder", "nats_url", "detector")
-    settings = load_settings({name: getattr(args, name) for name in flags})
+    """Embed the photos with the edge's own models and write the staff member's gallery entry.
+
+    Everything that can be checked without the photos is checked first (ids, token, the NATS link), so a
+    mistake costs a second, not a model load."""
+    check_ids(args.tenant_id, args.staff_id)
+    token = os.environ.get(IDENTITY_TOKEN_ENV, "")
+    if args.identity_url and not token:
+        raise EnrolmentError(f"--identity-url needs an admin token of tenant {args.tenant_id} in {IDENTITY_TOKEN_ENV}")
+    flags = {name: getattr(args, name) for name in ("model_dir", "embedder", "nats_url", "detector")}
+    if args.identity_url:
+        flags["nats_url"] = args.nats_url or "unused:"  # the edge's settings require one; identity mode never dials it
+    settings = load_settings(flags)
+    timeout = settings.startup_timeout_seconds
+    if args.identity_url:
+        await check_identity_reachable(args.identity_url, timeout)
+    connection = None if args.identity_url else await connect_once(settings.nats_url, timeout)
+    try:
+        entry = embed_entry(args, settings)
+        if connection is None:
+            revision = await enrol_through_identity(args.identity_url, token, entry, timeout)
+        else:
+            revision = await enrol_through_nats(connection, entry, timeout)
+    finally:
+        if connection is not None:
+            await connection.close()
+    print(f"enrolled {entry.tenant_id}.{entry.staff_id}: {len(entry.embeddings)} vectors of {entry.embedding_model}, "
+          f"revision {revision}")  # fmt: skip
+    return 0
+
+
+def embed_entry(args: argparse.Namespace, settings: EdgeSettings) -> StaffGalleryEntry:
+    """The staff member's entry, from their photos through this edge's detector and embedder."""
     detector = build_detector(settings, resolve_detector_model(settings))
     embedder = load_embedder(settings)
     vectors = embed_photos(detector, embedder, args.photo)
-    try:
-        entry, revision = await enrol_staff(
-            settings.nats_url,
-            args.tenant_id,
-            args.staff_id,
-            vectors,
-            embedder.model_id,
-            args.display_name,
-            settings.startup_timeout_seconds,
-        )
-    except (TimeoutError, OSError, nats.errors.Error) as error:
-        raise DependencyUnavailable(f"cannot write the staff gallery at {settings.nats_url}: {error}") from error
-    print(f"enrolled {entry.tenant_id}.{entry.staff_id}: {len(vectors)} vectors of {entry.embedding_model}, "
-          f"revision {revision}")  # fmt: skip
-    return 0
+    return staff_entry(args.tenant_id, args.staff_id, embedder.model_id, vectors, args.display_name)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

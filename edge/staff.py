@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from edge.embedder import Vectors, l2_normalise
+from schemas.models import embedding_dimension
 from schemas.staff import StaffGalleryEntry
 from schemas.subjects import STAFF_GALLERY_BUCKET, staff_gallery_key
 from services.common.bus import open_staff_gallery
@@ -38,8 +39,25 @@ def max_similarities(vectors: Vectors, gallery: Vectors) -> NDArray[np.float32]:
     return np.asarray((vectors @ gallery.T).max(axis=1), dtype=np.float32)
 
 
+class InvalidStaffEntry(ValueError):
+    """An entry whose vectors can never be compared with the edge's (wrong dimension, or mixed lengths)."""
+
+
+def check_entry_vectors(entry: StaffGalleryEntry) -> None:
+    """Raise InvalidStaffEntry unless the entry's vectors share one length, the model's when the registry knows it.
+
+    Such an entry is skipped on its own: before this check, one 64-number entry under a 128-d model id made
+    the gallery's matrix ragged and every later entry, valid or not, was refused with it."""
+    lengths = sorted({len(vector) for vector in entry.embeddings})
+    expected = embedding_dimension(entry.embedding_model)
+    if len(lengths) > 1:
+        raise InvalidStaffEntry(f"its vectors have different lengths {lengths}")
+    if expected is not None and lengths != [expected]:
+        raise InvalidStaffEntry(f"its vectors have {lengths[0]} numbers, {entry.embedding_model} makes {expected}")
+
+
 class StaffGallery:
-    """The staff vectors of one tenant, by embedding model.
+    """The staff vectors of one tenant, by embedding model and dimension.
 
     Written by the KV watcher on the event loop, read by the camera pipelines in worker threads: each
     change builds new matrices and swaps one reference, so a reader never sees half an update.
@@ -48,7 +66,7 @@ class StaffGallery:
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
         self._entries: dict[str, StaffGalleryEntry] = {}
-        self._by_model: Mapping[str, Vectors] = {}
+        self._by_model: Mapping[tuple[str, int], Vectors] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -58,8 +76,10 @@ class StaffGallery:
         return staff_id in self._entries
 
     def put(self, entry: StaffGalleryEntry) -> None:
+        """Add or replace the entry; an invalid one raises (ValueError) and changes nothing."""
         if entry.tenant_id != self.tenant_id:
             raise ValueError(f"entry of tenant {entry.tenant_id} offered to the gallery of {self.tenant_id}")
+        check_entry_vectors(entry)
         with self._lock:
             self._entries[entry.staff_id] = entry
             self._rebuild()
@@ -70,15 +90,17 @@ class StaffGallery:
                 self._rebuild()
 
     def _rebuild(self) -> None:
-        rows: dict[str, list[list[float]]] = {}
+        """One matrix per (model, dimension): entries of a model the registry does not know may differ in
+        length, and grouping by length as well keeps one of them from making a matrix ragged."""
+        rows: dict[tuple[str, int], list[list[float]]] = {}
         for entry in self._entries.values():
-            rows.setdefault(entry.embedding_model, []).extend(entry.embeddings)
-        self._by_model = {model: l2_normalise(np.asarray(vectors, dtype=np.float32)) for model, vectors in rows.items()}
+            rows.setdefault((entry.embedding_model, len(entry.embeddings[0])), []).extend(entry.embeddings)
+        self._by_model = {key: l2_normalise(np.asarray(vectors, dtype=np.float32)) for key, vectors in rows.items()}
 
     def similarities(self, vectors: Vectors, embedding_model: str) -> NDArray[np.float32]:
         """Each vector's best similarity to a staff vector of the same model (-1 when there is none)."""
-        gallery = self._by_model.get(embedding_model)
-        if gallery is None or gallery.shape[1] != vectors.shape[1]:
+        gallery = self._by_model.get((embedding_model, vectors.shape[1]))
+        if gallery is None:
             return np.full(len(vectors), -1.0, dtype=np.float32)
         return max_similarities(vectors, gallery)
 
@@ -117,8 +139,8 @@ class StaffGalleryWatcher:
             if staff_gallery_key(value.tenant_id, value.staff_id) != entry.key:
                 raise ValueError(f"key {entry.key} holds the entry of {value.tenant_id}.{value.staff_id}")
             self.gallery.put(value)
-        except (ValidationError, ValueError) as error:  # a bad entry must not stop the edge: say which and why
-            log.error("staff_entry_refused", key=entry.key, revision=entry.revision, error=str(error)[:500])
+        except (ValidationError, ValueError) as error:  # skip this entry alone, once per revision: say which and why
+            log.error("staff_entry_skipped", key=entry.key, revision=entry.revision, error=str(error)[:500])
             return
         log.info("staff_enrolled", tenant=self.gallery.tenant_id, staff_id=staff_id, vectors=len(value.embeddings))
 

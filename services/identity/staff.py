@@ -4,6 +4,7 @@ Until identity enrols from photos, the vectors come from the edge's own models (
 enrol-staff` computes them the same way). Every change is reported to the audit log.
 """
 
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
@@ -12,14 +13,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas import AuditEntryRecorded, subjects
 from schemas.base import TOKEN_PATTERN
 from schemas.faces import Embedding
+from schemas.models import EMBEDDING_DIMENSIONS
 from schemas.staff import MAX_STAFF_EMBEDDINGS, staff_entry
 from services.common.auth import Principal, Role, require_roles
 from services.common.bus import EventPublisher
 from services.identity.adapters.staff_gallery import StaffGalleryStore
+from services.identity.domain.staff_vectors import InvalidStaffVectors, check_staff_vectors
 
 router = APIRouter(prefix="/v1/staff", tags=["staff"])
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 StaffId = Annotated[str, Path(pattern=TOKEN_PATTERN, description="The store's id of the staff member")]
+
+
+def embedding_models(principal: Admin) -> Mapping[str, int]:
+    """The embedding models (name to dimension) the caller's tenant may enrol staff with: the shared registry,
+    for every tenant until tenants can add their own (this dependency is where such a setting would be read)."""
+    return EMBEDDING_DIMENSIONS
+
+
+EmbeddingModels = Annotated[Mapping[str, int], Depends(embedding_models)]
 
 
 class StaffIn(BaseModel):
@@ -51,8 +63,16 @@ async def audit(request: Request, principal: Principal, action: str, staff_id: s
 
 
 @router.put("/{staff_id}")
-async def put_staff(staff_id: StaffId, body: StaffIn, principal: Admin, request: Request) -> StaffOut:
-    """Enrol or re-enrol a staff member of the caller's tenant; edges apply it within seconds."""
+async def put_staff(
+    staff_id: StaffId, body: StaffIn, principal: Admin, models: EmbeddingModels, request: Request
+) -> StaffOut:
+    """Enrol or re-enrol a staff member of the caller's tenant; edges apply it within seconds.
+
+    Vectors of an unknown model or of the wrong dimension are refused (422): an edge could never match them."""
+    try:
+        check_staff_vectors(body.embedding_model, body.embeddings, models)
+    except InvalidStaffVectors as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
     store: StaffGalleryStore = request.app.state.staff_gallery
     entry = staff_entry(principal.tenant_id, staff_id, body.embedding_model, body.embeddings, body.display_name)
     revision = await store.put(entry)

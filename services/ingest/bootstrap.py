@@ -9,7 +9,7 @@ from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
 
 from schemas import subjects
-from services.common.bus import connect_broker, event_publisher
+from services.common.bus import connect_broker, event_publisher, publish_dead_letter
 from services.common.http import create_app, nats_ready
 from services.common.startup import wait_for_dependency
 from services.ingest import handlers
@@ -18,8 +18,15 @@ from services.ingest.api import router
 from services.ingest.config import IngestSettings
 from services.ingest.consumers import register_consumers
 
-SERVICE = "ingest"
-STREAMS = (subjects.FACES_DETECTED_STREAM, subjects.FACES_STREAM, subjects.DEADLETTER_STREAM)
+SERVICE = handlers.SERVICE
+STREAMS = (
+    subjects.FACES_DETECTED_STREAM,
+    subjects.FACES_STREAM,
+    subjects.IDENTITY_STREAM,
+    subjects.OPERATIONS_STREAM,
+    subjects.AUDIT_STREAM,
+    subjects.DEADLETTER_STREAM,
+)
 
 
 @dataclass
@@ -30,15 +37,21 @@ class Ingest:
     app: FastAPI
 
 
+async def refuse(broker: NatsBroker, raw: Msg, reason: str) -> None:
+    """Invalid detections go back to operators as FaceRejected; any other invalid message (an erasure request
+    naming another tenant's crops) to the dead-letter subject with the reason."""
+    if subjects.subject_matches(subjects.FACES_DETECTED_ALL, raw.subject):
+        await handlers.reject_face(raw, reason, event_publisher(broker, SERVICE))
+    else:
+        await publish_dead_letter(broker, SERVICE, raw, reason)
+
+
 @asynccontextmanager
 async def bootstrap(settings: IngestSettings) -> AsyncIterator[Ingest]:
     """Connect to NATS and S3 (waiting a bounded time), declare streams and the bucket, wire the consumers."""
 
-    async def reject(broker: NatsBroker, raw: Msg, reason: str) -> None:
-        await handlers.reject_face(raw, reason, event_publisher(broker, SERVICE))
-
     broker = await connect_broker(
-        settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds, reject
+        settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds, refuse
     )
     crops = CropStore(
         settings.s3_endpoint_url, settings.s3_bucket, settings.s3_region, settings.s3_access_key, settings.s3_secret_key

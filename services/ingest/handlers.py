@@ -1,4 +1,5 @@
-"""Ingest's handlers: accept a detected face (store the crop, publish FaceIngested) or reject it with a reason."""
+"""Ingest's handlers: accept a detected face (store the crop, publish FaceIngested) or reject it with a reason;
+erase a batch of crops for identity's erasure saga."""
 
 import re
 import uuid
@@ -6,16 +7,26 @@ from datetime import UTC, datetime, timedelta
 
 from nats.aio.msg import Msg
 
-from schemas import FaceDetected, FaceIngested, FaceRejected, subjects
+from schemas import (
+    AuditEntryRecorded,
+    CropsErasureRequested,
+    FaceDetected,
+    FaceIngested,
+    FaceRejected,
+    OperationStepCompleted,
+    subjects,
+)
 from schemas.base import TOKEN_PATTERN
 from schemas.ids import derive_event_id, new_event_id
 from services.common.bus import EventPublisher
 from services.common.logging import get_logger
 from services.ingest.adapters.s3 import CropStore
 from services.ingest.config import IngestSettings
-from services.ingest.domain import validation
+from services.ingest.domain import erasure, validation
 
 MAX_RAW_EVENT_CHARS = 64 * 1024
+SERVICE = "ingest"
+CROPS_ERASED = "crops_erased"
 log = get_logger(__name__)
 
 
@@ -30,7 +41,8 @@ def validate_detected(event: FaceDetected, subject: str, settings: IngestSetting
 async def ingest_face(
     event: FaceDetected, subject: str, settings: IngestSettings, crops: CropStore, publish: EventPublisher
 ) -> FaceIngested:
-    """Validate, store the crop, publish FaceIngested. Idempotent: same input, same key and event id."""
+    """Validate, store the crop, publish FaceIngested. Idempotent: same input, same key and the identical event
+    (its id is derived and its occurred_at is the source's), so a redelivery under any Nats-Msg-Id repeats nothing."""
     validate_detected(event, subject, settings, datetime.now(UTC))
     key = None
     if event.crop_jpeg is not None:
@@ -40,11 +52,51 @@ async def ingest_face(
         event_id=derive_event_id(event.event_id, "ingested"),
         source_event_id=event.event_id,
         crop_key=key,
-        **event.model_dump(exclude={"event_id", "schema_name", "crop_jpeg", "occurred_at"}),
+        **event.model_dump(exclude={"event_id", "schema_name", "crop_jpeg"}),
     )
     await publish(subjects.face_ingested(event.tenant_id, event.site_id), ingested)
     log.info("face_ingested", crop_key=key, captured_at=event.captured_at.isoformat())
     return ingested
+
+
+async def erase_crops(
+    request: CropsErasureRequested, crops: CropStore, publish: EventPublisher
+) -> OperationStepCompleted:
+    """Delete the batch's crops, then announce step `crops/<batch>` done and audit it.
+
+    Idempotent on (operation_id, step): deleting is repeatable (a missing crop counts as deleted) and both
+    events are derived from the request alone, so a redelivery, under any Nats-Msg-Id, publishes the
+    identical events again; JetStream drops them inside its window and identity and audit dedupe on event id."""
+    keys = erasure.crops_to_erase(request)
+    await crops.delete_crops(keys)
+    step = erasure.erasure_step(request)
+    completed = OperationStepCompleted(
+        event_id=derive_event_id(request.operation_id, f"ingest/{step}"),
+        tenant_id=request.tenant_id,
+        occurred_at=request.occurred_at,
+        operation_id=request.operation_id,
+        service=SERVICE,
+        step=step,
+        changed=len(keys),
+    )
+    await publish(subjects.operation_step(SERVICE, request.tenant_id), completed)
+    await publish(subjects.audit_entry(SERVICE, CROPS_ERASED, request.tenant_id), _erasure_audit(request, len(keys)))
+    log.info("crops_erased", operation_id=str(request.operation_id), step=step, count=len(keys))
+    return completed
+
+
+def _erasure_audit(request: CropsErasureRequested, count: int) -> AuditEntryRecorded:
+    """The audit record of one erased batch: how many crops, never which (a key names a sighting)."""
+    return AuditEntryRecorded(
+        event_id=derive_event_id(request.operation_id, f"ingest/{erasure.erasure_step(request)}/audit"),
+        tenant_id=request.tenant_id,
+        occurred_at=request.occurred_at,
+        service=SERVICE,
+        action=CROPS_ERASED,
+        actor=SERVICE,
+        resource=f"person/{request.person_id}",
+        details={"operation_id": str(request.operation_id), "batch": request.batch, "count": count},
+    )
 
 
 async def reject_face(raw: Msg, reason: str, publish: EventPublisher) -> FaceRejected:

@@ -8,6 +8,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 
+class CropDeletionFailed(RuntimeError):
+    """S3 refused to delete some crops (a transient or permission error): the batch is retried."""
+
+
 class CropStore:
     """Stores and deletes face crops; the bucket is created at start if it does not exist."""
 
@@ -51,3 +55,23 @@ class CropStore:
 
     async def delete_crop(self, key: str) -> None:
         await self._client.delete_object(Bucket=self._bucket, Key=key)
+
+    async def delete_crops(self, keys: list[str]) -> None:
+        """Delete these objects in one request (S3 takes up to 1000). A missing key counts as deleted, as S3
+        itself answers; any per-key error raises, so the caller retries the whole (idempotent) batch."""
+        if not keys:
+            return
+        objects = [{"Key": key} for key in keys]
+        response = await self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": objects, "Quiet": True})
+        errors = [error for error in response.get("Errors", []) if error.get("Code") != "NoSuchKey"]
+        if errors:
+            first = errors[0]
+            raise CropDeletionFailed(f"{len(errors)} crops not deleted, e.g. {first.get('Key')}: {first.get('Code')}")
+
+    async def keys_under(self, prefix: str) -> list[str]:
+        """Object keys starting with `prefix` (a tenant's or a site's crops), for retention, checks and tests."""
+        keys: list[str] = []
+        paginator = self._client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return keys

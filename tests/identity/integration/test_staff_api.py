@@ -75,3 +75,25 @@ async def test_only_admins_write_and_bad_bodies_are_refused(
     assert (await client.put("/v1/staff/Jane%20Doe", json=body, headers=admin)).status_code == 422
     too_short = {"embedding_model": MODEL, "embeddings": [[0.1] * 16]}
     assert (await client.put("/v1/staff/jane", json=too_short, headers=admin)).status_code == 422
+
+
+async def test_vectors_of_an_unknown_model_or_the_wrong_dimension_are_refused_with_the_reason(
+    client: httpx.AsyncClient, nats_connection: NatsClient, make_token: Callable[..., str]
+) -> None:
+    """A 64-number entry under the 128-d model, or any under an unknown model, could never match a face."""
+    tenant = new_tenant()
+    admin = {"authorization": f"Bearer {make_token(tenant, ['admin'])}"}
+    wrong_dimension = {"embedding_model": MODEL, "embeddings": [[0.1] * 128, [0.1] * 64]}
+    unknown_model = {"embedding_model": "my_model@0123abcd", "embeddings": [[0.1] * 128]}
+    no_checksum = {"embedding_model": "mobilefacenet_arcface_128", "embeddings": [[0.1] * 128]}
+
+    refused = await client.put("/v1/staff/jane", json=wrong_dimension, headers=admin)
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == f"embeddings [1] have 64 numbers, but {MODEL} vectors have 128"
+    for body in (unknown_model, no_checksum):
+        refused = await client.put("/v1/staff/jane", json=body, headers=admin)
+        assert refused.status_code == 422 and "unknown embedding model" in refused.json()["detail"]
+    assert await (await StaffGalleryStore.open(nats_connection)).get(tenant, "jane") is None
+
+    wider = {"embedding_model": "arcface_r50_w600k_512@9a8b7c6d", "embeddings": [[0.1] * 512]}
+    assert (await client.put("/v1/staff/jane", json=wider, headers=admin)).status_code == 200

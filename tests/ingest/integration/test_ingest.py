@@ -1,42 +1,21 @@
 """Ingest against real NATS JetStream and a real S3 server."""
 
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
-import pytest
 from nats.aio.client import Client as NatsClient
 
 from schemas import FaceDetected, FaceIngested, FaceRejected, subjects
-from schemas.export import EXAMPLES_DIR
-from schemas.ids import new_event_id
-from services.ingest.bootstrap import Ingest, bootstrap
-from services.ingest.config import IngestSettings
+from schemas.ids import derive_event_id, new_event_id
+from services.ingest.bootstrap import Ingest
 from tests.support import collect_messages, new_tenant
 
-
-@pytest.fixture(scope="module")
-async def ingest(nats_url: str, s3_endpoint: str, s3_credentials: tuple[str, str], keys) -> AsyncIterator[Ingest]:
-    settings = IngestSettings(
-        nats_url=nats_url,
-        s3_endpoint_url=s3_endpoint,
-        s3_access_key=s3_credentials[0],
-        s3_secret_key=s3_credentials[1],
-        jwt_public_key=keys.public_pem,
-        environment="test",
-    )
-    async with bootstrap(settings) as service:
-        await service.broker.start()
-        yield service
+Detected = Callable[..., FaceDetected]
 
 
-def detected(tenant: str, **changes: object) -> FaceDetected:
-    example = json.loads((EXAMPLES_DIR / "FaceDetected.v1.json").read_text())
-    example |= {"tenant_id": tenant, "event_id": str(new_event_id())} | changes
-    return FaceDetected.model_validate(example)
-
-
-async def test_accepted_face_is_stored_and_republished(ingest: Ingest, nats_connection: NatsClient) -> None:
+async def test_accepted_face_is_stored_and_republished(
+    ingest: Ingest, nats_connection: NatsClient, detected: Detected
+) -> None:
     tenant = new_tenant()
     event = detected(tenant)
     js = nats_connection.jetstream()
@@ -53,7 +32,9 @@ async def test_accepted_face_is_stored_and_republished(ingest: Ingest, nats_conn
     assert await ingest.crops.get_crop(ingested.crop_key) == event.crop_jpeg
 
 
-async def test_invalid_events_are_rejected_with_a_reason(nats_connection: NatsClient, ingest: Ingest) -> None:
+async def test_invalid_events_are_rejected_with_a_reason(
+    nats_connection: NatsClient, ingest: Ingest, detected: Detected
+) -> None:
     tenant = new_tenant()
     js = nats_connection.jetstream()
     subject = subjects.face_detected(tenant, "store-1", "entrance")
@@ -69,7 +50,7 @@ async def test_invalid_events_are_rejected_with_a_reason(nats_connection: NatsCl
 
 
 async def test_http_ingest_needs_a_device_token_of_the_tenant(
-    ingest: Ingest, make_token: Callable[..., str], nats_connection: NatsClient
+    ingest: Ingest, make_token: Callable[..., str], nats_connection: NatsClient, detected: Detected
 ) -> None:
     tenant = new_tenant()
     event = detected(tenant)
@@ -90,6 +71,30 @@ async def test_http_ingest_needs_a_device_token_of_the_tenant(
         assert accepted.status_code == 202, accepted.text
     [message] = await collect_messages(nats_connection, subjects.face_ingested(tenant, "store-1"), 1)
     assert FaceIngested.model_validate_json(message.data).source_event_id == event.event_id
+
+
+async def test_a_face_redelivered_under_a_new_msg_id_is_stored_once_and_announced_identically(
+    ingest: Ingest, nats_connection: NatsClient, detected: Detected
+) -> None:
+    """An edge replaying its outbox after the duplicate window, or a copy republished by hand, reaches the
+    consumer again: it must overwrite the same crop and publish the byte-identical FaceIngested."""
+    tenant = new_tenant()
+    event = detected(tenant)
+    ingested_subject = subjects.face_ingested(tenant, "store-1")
+    seen = await nats_connection.subscribe(ingested_subject)  # core NATS: sees every publish, duplicates too
+    js = nats_connection.jetstream()
+    subject = subjects.face_detected(tenant, "store-1", "entrance")
+    for msg_id in (str(event.event_id), str(new_event_id())):
+        ack = await js.publish(subject, event.to_json_bytes(), headers={"Nats-Msg-Id": msg_id})
+        assert not ack.duplicate
+    first, second = [await seen.next_msg(timeout=20) for _ in range(2)]
+    await seen.unsubscribe()
+    assert first.data == second.data
+    announced = FaceIngested.model_validate_json(first.data)
+    assert announced.event_id == derive_event_id(event.event_id, "ingested")
+    assert await ingest.crops.keys_under(f"{tenant}/") == [announced.crop_key]
+    in_stream = await collect_messages(nats_connection, ingested_subject, 2, timeout=2)
+    assert [m.data for m in in_stream] == [first.data]
 
 
 async def test_health_and_metrics(ingest: Ingest) -> None:
