@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from nats.aio.client import Client as NatsClient
 
+from devstack.stack import SigningKeys
 from schemas import FaceIngested, FaceMatched, FaceUnidentified, subjects
 from schemas.export import EXAMPLES_DIR
 from schemas.ids import derive_event_id, new_event_id
@@ -17,9 +18,12 @@ from tests.support import collect_messages, new_tenant
 
 
 @pytest.fixture(scope="module")
-async def matcher(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Matcher]:
+async def matcher(nats_url: str, tmp_path_factory: pytest.TempPathFactory, keys: SigningKeys) -> AsyncIterator[Matcher]:
     settings = MatcherSettings(
-        nats_url=nats_url, milvus_uri=str(tmp_path_factory.mktemp("milvus") / "faces.db"), environment="test"
+        nats_url=nats_url,
+        milvus_uri=str(tmp_path_factory.mktemp("milvus") / "faces.db"),
+        environment="test",
+        jwt_public_key=keys.public_pem,
     )
     async with bootstrap(settings) as service:
         await service.broker.start()
@@ -113,14 +117,9 @@ async def test_redelivered_event_gives_the_same_match(matcher: Matcher, nats_con
 
 async def matcher_direct(matcher: Matcher, events: list[FaceIngested]) -> list[FaceMatched]:
     """Faces at the default test quality (above the enrolment floor), so each one is matched."""
-    from services.common.bus import event_publisher
-    from services.matcher.adapters.person_lock import PersonCreationLease
     from services.matcher.handlers import match_faces
 
-    lease = await PersonCreationLease.open(matcher.broker.connection, 30)
-    outcomes = await match_faces(
-        events, matcher.settings, matcher.store, lease, event_publisher(matcher.broker, "matcher")
-    )
+    outcomes = await match_faces(events, matcher.ports)
     return [matched(outcome) for outcome in outcomes]
 
 
@@ -145,8 +144,8 @@ async def test_replicas_matching_the_same_new_face_at_once_create_one_person(
     """Four matcher replicas (own Milvus clients, one store) get the same new face at the same moment: the
     person-creation lease makes each search after the previous one's insert, so they agree on one person."""
     import asyncio
+    from dataclasses import replace
 
-    from services.common.bus import event_publisher
     from services.matcher.adapters.milvus import FaceVectorStore
     from services.matcher.adapters.person_lock import PersonCreationLease
     from services.matcher.handlers import match_faces
@@ -154,7 +153,6 @@ async def test_replicas_matching_the_same_new_face_at_once_create_one_person(
     tenant = new_tenant()
     await matcher_direct(matcher, [ingested(tenant, person_vectors(np.random.default_rng(13), 1)[0])])  # warm up
     burst = [ingested(tenant, v) for v in person_vectors(np.random.default_rng(12), 4, noise=0.2)]
-    publish = event_publisher(matcher.broker, "matcher")
     replicas = []
     for _ in burst:
         store = FaceVectorStore(matcher.settings.milvus_uri, "", matcher.settings.collection_prefix)
@@ -162,7 +160,7 @@ async def test_replicas_matching_the_same_new_face_at_once_create_one_person(
         replicas.append((store, await PersonCreationLease.open(nats_connection, 30)))
     results = await asyncio.gather(
         *(
-            match_faces([event], matcher.settings, store, lease, publish)
+            match_faces([event], replace(matcher.ports, store=store, lease=lease))
             for event, (store, lease) in zip(burst, replicas, strict=True)
         )
     )
@@ -184,13 +182,9 @@ async def unidentified_on_stream(
 
 async def identify_direct(matcher: Matcher, events: list[FaceIngested]) -> list[FaceMatched | FaceUnidentified]:
     """What the consumer's batcher calls, with these events as one batch."""
-    from services.common.bus import event_publisher
-    from services.matcher.adapters.person_lock import PersonCreationLease
     from services.matcher.handlers import identify_faces
 
-    lease = await PersonCreationLease.open(matcher.broker.connection, 30)
-    publish = event_publisher(matcher.broker, "matcher")
-    return await identify_faces(events, matcher.settings, matcher.store, lease, publish)
+    return await identify_faces(events, matcher.ports)
 
 
 async def test_weak_faces_are_unidentified_sightings_and_good_ones_beside_them_are_matched(
