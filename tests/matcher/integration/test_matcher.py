@@ -1,68 +1,13 @@
 """Matcher against real NATS JetStream and Milvus Lite."""
 
-import json
-import uuid
-from collections.abc import AsyncIterator
-
 import numpy as np
-import pytest
 from nats.aio.client import Client as NatsClient
 
-from devstack.stack import SigningKeys
-from schemas import FaceIngested, FaceMatched, FaceUnidentified, subjects
-from schemas.export import EXAMPLES_DIR
-from schemas.ids import derive_event_id, new_event_id
-from services.matcher.bootstrap import Matcher, bootstrap
-from services.matcher.config import MatcherSettings
+from schemas import FaceIngested, FaceMatched, FaceUnidentified
+from schemas.ids import derive_event_id
+from services.matcher.bootstrap import Matcher
 from tests.support import collect_messages, new_tenant
-
-
-@pytest.fixture(scope="module")
-async def matcher(nats_url: str, tmp_path_factory: pytest.TempPathFactory, keys: SigningKeys) -> AsyncIterator[Matcher]:
-    settings = MatcherSettings(
-        nats_url=nats_url,
-        milvus_uri=str(tmp_path_factory.mktemp("milvus") / "faces.db"),
-        environment="test",
-        jwt_public_key=keys.public_pem,
-    )
-    async with bootstrap(settings) as service:
-        await service.broker.start()
-        yield service
-
-
-def ingested(tenant: str, vector: np.ndarray, model: str = "test-model@1", quality: float = 0.81) -> FaceIngested:
-    example = json.loads((EXAMPLES_DIR / "FaceIngested.v1.json").read_text())
-    example |= {
-        "tenant_id": tenant,
-        "event_id": str(new_event_id()),
-        "embedding": [float(x) for x in vector],
-        "embedding_model": model,
-        "quality": quality,
-    }
-    return FaceIngested.model_validate(example)
-
-
-async def publish(connection: NatsClient, events: list[FaceIngested]) -> None:
-    js = connection.jetstream()
-    for event in events:
-        await js.publish(
-            subjects.face_ingested(event.tenant_id, event.site_id),
-            event.to_json_bytes(),
-            headers={"Nats-Msg-Id": str(event.event_id)},
-        )
-
-
-def person_vectors(rng: np.random.Generator, count: int, noise: float = 0.3) -> np.ndarray:
-    base = rng.normal(size=128)
-    return base + noise * rng.normal(size=(count, 128))
-
-
-async def matched_by_source(
-    connection: NatsClient, tenant: str, count: int, timeout: float = 20
-) -> dict[uuid.UUID, FaceMatched]:
-    messages = await collect_messages(connection, f"faces.matched.{tenant}.>", count, timeout)
-    events = [FaceMatched.model_validate_json(m.data) for m in messages]
-    return {e.source_event_id: e for e in events}
+from tests.support_matcher import ingested, matched_by_source, person_vectors, publish
 
 
 async def test_a_burst_of_one_new_face_is_one_person(matcher: Matcher, nats_connection: NatsClient) -> None:
