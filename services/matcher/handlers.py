@@ -282,8 +282,9 @@ async def erase_person(event: PersonErased, ports: MatcherPorts) -> OperationSte
     """Delete every vector of the person (all models) and forget their decisions: their face is a stranger now."""
     located = await ports.store.vectors_of_persons(event.tenant_id, [event.person_id], with_vectors=False)
     result = await ports.ledger.claim(event.tenant_id, event.operation_id, _count(located))
-    await ports.store.delete(event.tenant_id, located)
+    # decisions first: if the matcher dies in between, the repeat still finds the vectors and forgets again
     await ports.decisions.forget(event.tenant_id, [row.sighting_id for part in located for row in part.rows])
+    await ports.store.delete(event.tenant_id, located)
     return await _complete_step(event.tenant_id, event.operation_id, event.person_id, "vectors_erased", result, ports)
 
 

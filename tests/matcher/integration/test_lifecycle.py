@@ -3,8 +3,10 @@ through the durable consumers, results are read from the streams and the vector 
 
 import asyncio
 import uuid
+from dataclasses import replace
 
 import numpy as np
+import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
@@ -21,7 +23,7 @@ from schemas import (
 from schemas.base import Event
 from schemas.ids import derive_event_id
 from services.matcher.bootstrap import Matcher
-from services.matcher.handlers import match_faces
+from services.matcher.handlers import match_faces, merge_persons
 from tests.support import collect_messages, new_tenant
 from tests.support_matcher import MODEL, ingested, matched_by_source, person_vectors, publish, publish_again
 
@@ -185,3 +187,34 @@ async def test_a_redelivered_face_republishes_the_identical_face_matched(
     event = FaceMatched.model_validate_json(again.data)
     assert event.event_id == derive_event_id(face.event_id, "matched") and event.is_new_person
     assert len(await matched_by_source(nats_connection, tenant, 3, timeout=2)) == 2
+
+
+class Killed(Exception):
+    """Stands for the matcher dying at this point (kill -9): nothing after it ran."""
+
+
+async def test_a_merge_that_died_after_relabelling_announces_the_original_count_when_repeated(
+    matcher: Matcher, nats_connection: NatsClient
+) -> None:
+    """The first attempt relabels every vector and dies before announcing; the repeat finds nothing left to
+    relabel but announces the count the first attempt recorded."""
+    tenant = new_tenant()
+    rng = np.random.default_rng(25)
+    [a] = await stored_faces(matcher, list(person_vectors(rng, 1, noise=0.5)), tenant)
+    [b] = await stored_faces(matcher, list(person_vectors(rng, 1, noise=0.5)), tenant)
+    operation = uuid.uuid4()
+    merged = PersonsMerged(
+        tenant_id=tenant, operation_id=operation, person_id=a.person_id, merged_person_ids=[b.person_id]
+    )
+
+    async def die(subject: str, event: Event) -> None:
+        raise Killed
+
+    with pytest.raises(Killed):
+        await merge_persons(merged, replace(matcher.ports, publish=die))
+    assert await matcher.store.count_vectors(MODEL, DIM, tenant, [a.person_id, b.person_id]) == {a.person_id: 2}
+
+    completed = await step_done_twice(
+        matcher, nats_connection, subjects.identity_event("persons_merged", tenant), merged, operation
+    )
+    assert completed.changed == 1
