@@ -1,7 +1,7 @@
 """Builds matcher's adapters from settings; the only place they are constructed."""
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
@@ -11,14 +11,25 @@ from schemas import FaceIngested, subjects
 from services.common.bus import connect_broker, event_publisher
 from services.common.http import create_app, nats_ready
 from services.common.startup import wait_for_dependency
+from services.matcher.adapters.decisions import MatchDecisions
 from services.matcher.adapters.milvus import FaceVectorStore
+from services.matcher.adapters.not_same import NotSamePairs
 from services.matcher.adapters.person_lock import PersonCreationLease
+from services.matcher.adapters.staff_gallery import StaffGallery
+from services.matcher.adapters.step_ledger import StepLedger
+from services.matcher.api import router
 from services.matcher.config import MatcherSettings
 from services.matcher.consumers import MatchBatcher, register_consumers
-from services.matcher.handlers import MatchOutcome, identify_faces
+from services.matcher.handlers import SERVICE as SERVICE
+from services.matcher.handlers import MatcherPorts, MatchOutcome, identify_faces
 
-SERVICE = "matcher"
-STREAMS = (subjects.FACES_STREAM, subjects.DEADLETTER_STREAM)
+STREAMS = (
+    subjects.FACES_STREAM,
+    subjects.IDENTITY_STREAM,
+    subjects.OPERATIONS_STREAM,
+    subjects.AUDIT_STREAM,
+    subjects.DEADLETTER_STREAM,
+)
 
 
 @dataclass
@@ -26,6 +37,7 @@ class Matcher:
     settings: MatcherSettings
     broker: NatsBroker
     store: FaceVectorStore
+    ports: MatcherPorts
     app: FastAPI
 
 
@@ -35,24 +47,43 @@ async def bootstrap(settings: MatcherSettings) -> AsyncIterator[Matcher]:
         settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds
     )
     store = FaceVectorStore(settings.milvus_uri, settings.milvus_token, settings.collection_prefix)
-    try:
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(broker.stop)
+        stack.push_async_callback(store.close)
         await wait_for_dependency(
             "Milvus",
             store.connect,
             settings.startup_timeout_seconds,
             hint=f"Check REVISIT_MILVUS_URI ({settings.milvus_uri}): a Milvus server URL or a Milvus Lite file path.",
         )
-        publish = event_publisher(broker, SERVICE)
-
-        lease = await PersonCreationLease.open(broker.connection, settings.lease_ttl_seconds)
+        ports = await _open_ports(settings, broker, store, stack)
 
         async def match(events: Sequence[FaceIngested]) -> list[MatchOutcome]:
-            return await identify_faces(events, settings, store, lease, publish)
+            return await identify_faces(events, ports)
 
         batcher = MatchBatcher(match, settings.batch_size, settings.batch_wait_ms / 1000)
-        register_consumers(broker, settings, batcher)
-        app = create_app(SERVICE, {"nats": nats_ready(broker), "milvus": store.ping})
-        yield Matcher(settings, broker, store, app)
-    finally:
-        await broker.stop()
-        await store.close()
+        register_consumers(broker, settings, batcher, ports)
+        app = create_app(SERVICE, {"nats": nats_ready(broker), "milvus": store.ping}, settings, (router,))
+        app.state.ports = ports
+        yield Matcher(settings, broker, store, ports, app)
+
+
+async def _open_ports(
+    settings: MatcherSettings, broker: NatsBroker, store: FaceVectorStore, stack: AsyncExitStack
+) -> MatcherPorts:
+    """The KV-backed adapters; the two mirrors are loaded before the matcher consumes anything."""
+    connection = broker.connection
+    staff = await StaffGallery.open(connection)
+    stack.push_async_callback(staff.close)
+    not_same = await NotSamePairs.open(connection)
+    stack.push_async_callback(not_same.close)
+    return MatcherPorts(
+        settings=settings,
+        store=store,
+        lease=await PersonCreationLease.open(connection, settings.lease_ttl_seconds),
+        decisions=await MatchDecisions.open(connection),
+        staff=staff,
+        not_same=not_same,
+        ledger=await StepLedger.open(connection),
+        publish=event_publisher(broker, SERVICE),
+    )

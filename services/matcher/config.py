@@ -4,10 +4,10 @@ from typing import Self
 
 from pydantic import AliasChoices, Field, model_validator
 
-from services.common.settings import ServiceSettings
+from services.common.settings import RestServiceSettings
 
 
-class MatcherSettings(ServiceSettings):
+class MatcherSettings(RestServiceSettings):
     http_port: int = Field(8002, description="Port of /healthz, /readyz, /metrics and the REST API")
     milvus_uri: str = Field(description="A Milvus server (http://milvus:19530) or a Milvus Lite file path")
     milvus_token: str = Field("", description="Milvus token (user:password) for a server; empty for Milvus Lite")
@@ -42,6 +42,16 @@ class MatcherSettings(ServiceSettings):
             " floor and this, a face only joins a person it matches, else it is an unidentified sighting."
             " 0.80: chosen on two draws of the motion benchmark's entrance clips (at 0.75 degraded faces of"
             " two people started one person), exact on a third, docs/BENCHMARKS.md"
+        ),
+    )
+    staff_threshold: float = Field(
+        0.45,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("staff_threshold", "REVISIT_MATCHER_STAFF_THRESHOLD"),
+        description=(
+            "Cosine similarity to a staff vector of the tenant's gallery (same embedding model) at or above which"
+            " a face is published as staff and not stored; 0.45 is the edge's own staff filter default"
         ),
     )
     max_vectors_per_person: int = Field(5, ge=1, description="Vectors kept per person (bounded, diverse set)")

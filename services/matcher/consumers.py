@@ -4,16 +4,37 @@ stored and published."""
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import structlog
 from faststream.nats import NatsBroker
 
-from schemas import FaceIngested, FaceMatched, FaceUnidentified, subjects
+from schemas import (
+    AuditEntryRecorded,
+    FaceIngested,
+    FaceMatched,
+    FaceUnidentified,
+    OperationStepCompleted,
+    PersonErased,
+    PersonsMarkedDifferent,
+    PersonsMerged,
+    PersonSplit,
+    subjects,
+)
 from services.common.bus import document_publication, durable_pull
 from services.matcher.config import MatcherSettings
-from services.matcher.handlers import MatchOutcome
+from services.matcher.handlers import (
+    MatcherPorts,
+    MatchOutcome,
+    erase_person,
+    mark_not_same,
+    merge_persons,
+    split_person,
+)
 
 DURABLE = "matcher"
+LIFECYCLE_FETCH = 8
+"""Lifecycle facts are rare and each touches many vectors: small fetches."""
 MatchFunction = Callable[[Sequence[FaceIngested]], Awaitable[list[MatchOutcome]]]
 
 
@@ -69,7 +90,15 @@ class MatchBatcher:
                 future.set_exception(error)
 
 
-def register_consumers(broker: NatsBroker, settings: MatcherSettings, batcher: MatchBatcher) -> None:
+def register_consumers(
+    broker: NatsBroker, settings: MatcherSettings, batcher: MatchBatcher, ports: MatcherPorts
+) -> None:
+    register_face_consumer(broker, settings, batcher)
+    register_lifecycle_consumers(broker, settings, ports)
+    document_publications(broker)
+
+
+def register_face_consumer(broker: NatsBroker, settings: MatcherSettings, batcher: MatchBatcher) -> None:
     options = durable_pull(
         subjects.FACES_STREAM, DURABLE, subjects.FACES_INGESTED_ALL, settings.max_deliveries, settings.batch_size
     )
@@ -85,10 +114,72 @@ def register_consumers(broker: NatsBroker, settings: MatcherSettings, batcher: M
         with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, event_id=str(event.event_id)):
             await batcher.submit(event)
 
+
+def _identity_options(settings: MatcherSettings, fact: str) -> dict[str, Any]:
+    """A durable pull consumer of one identity fact for every tenant (`identity.<fact>.*`)."""
+    subject = subjects.identity_event(fact, "*")
+    return durable_pull(
+        subjects.IDENTITY_STREAM, f"{DURABLE}-{fact}", subject, settings.max_deliveries, LIFECYCLE_FETCH
+    )
+
+
+def register_lifecycle_consumers(broker: NatsBroker, settings: MatcherSettings, ports: MatcherPorts) -> None:
+    """The matcher's step of the person lifecycle sagas, and the not-same pairs it matches with."""
+
+    @broker.subscriber(
+        **_identity_options(settings, "persons_merged"),
+        title="matcher:identity.persons_merged",
+        description="Relabel the merged persons' vectors to the remaining person; announce step `vectors`.",
+    )
+    async def on_persons_merged(event: PersonsMerged) -> None:
+        with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, operation_id=str(event.operation_id)):
+            await merge_persons(event, ports)
+
+    @broker.subscriber(
+        **_identity_options(settings, "person_split"),
+        title="matcher:identity.person_split",
+        description="Move the listed sightings' vectors to the new person; announce step `vectors`.",
+    )
+    async def on_person_split(event: PersonSplit) -> None:
+        with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, operation_id=str(event.operation_id)):
+            await split_person(event, ports)
+
+    @broker.subscriber(
+        **_identity_options(settings, "person_erased"),
+        title="matcher:identity.person_erased",
+        description="Delete every vector of the person; announce step `vectors`.",
+    )
+    async def on_person_erased(event: PersonErased) -> None:
+        with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, operation_id=str(event.operation_id)):
+            await erase_person(event, ports)
+
+    @broker.subscriber(
+        **_identity_options(settings, "persons_marked_different"),
+        title="matcher:identity.persons_marked_different",
+        description="Remember that two persons are different: a face they cannot tell apart joins neither.",
+    )
+    async def on_persons_marked_different(event: PersonsMarkedDifferent) -> None:
+        with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id):
+            await mark_not_same(event, ports)
+
+
+def document_publications(broker: NatsBroker) -> None:
     document_publication(broker, "faces.matched.{tenant}.{site}", FaceMatched, "A sighting assigned to a person.")
     document_publication(
         broker,
         "faces.unidentified.{tenant}.{site}",
         FaceUnidentified,
         "A sighting too poor to recognise: counted, never a person.",
+    )
+    document_publication(
+        broker,
+        "operations.matcher.{tenant}",
+        OperationStepCompleted,
+        "The matcher's step `vectors` of a merge, split or erasure is done (identical when repeated).",
+    )
+    document_publication(
+        broker,
+        "audit.matcher.{action}.{tenant}",
+        AuditEntryRecorded,
+        "Vectors relabelled, moved or erased for an operation (counts, never a vector).",
     )

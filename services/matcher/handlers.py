@@ -5,76 +5,107 @@ Two floors on the edge's quality: below `identify_min_quality` a face is not eve
 `enrol_min_quality` it may join a person it matches but never starts one nor adds a vector (see
 `domain.assignment`)."""
 
+import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from schemas import FaceIngested, FaceMatched, FaceUnidentified, subjects
+from schemas import (
+    AuditEntryRecorded,
+    FaceIngested,
+    FaceMatched,
+    FaceUnidentified,
+    OperationStepCompleted,
+    PersonErased,
+    PersonKind,
+    PersonsMarkedDifferent,
+    PersonsMerged,
+    PersonSplit,
+    subjects,
+)
 from schemas.ids import derive_event_id, new_event_id
 from services.common.bus import EventPublisher, InvalidEvent
 from services.common.logging import get_logger
 from services.common.metrics import UNIDENTIFIED_SIGHTINGS
-from services.matcher.adapters.milvus import DimensionMismatch, FaceVectorStore, StoredVector
+from services.matcher.adapters.decisions import MatchDecisions
+from services.matcher.adapters.milvus import (
+    CollectionRows,
+    DimensionMismatch,
+    FaceVectorStore,
+    StoredVector,
+    relabelled,
+)
+from services.matcher.adapters.not_same import NotSamePairs
 from services.matcher.adapters.person_lock import PersonCreationLease
+from services.matcher.adapters.staff_gallery import StaffGallery
+from services.matcher.adapters.step_ledger import StepLedger, StepResult
 from services.matcher.config import MatcherSettings
-from services.matcher.domain.assignment import Assignment, assign_batch, normalize
+from services.matcher.domain.assignment import Assignment, Vectors, assign_batch, normalize
+from services.matcher.domain.duplicates import DuplicatePair, closest_pairs, rank_duplicates
+from services.matcher.domain.not_same import decisive_candidate
 from services.matcher.domain.quality_floor import identifiable_indexes
+from services.matcher.domain.staff import best_staff_match, staff_person_id
 
 log = get_logger(__name__)
 MatchOutcome = FaceMatched | FaceUnidentified
+SERVICE = "matcher"
+STEP = "vectors"
+GroupKey = tuple[str, str, int]
+"""(tenant, embedding model, dimension): the faces one search serves."""
 
 
-async def identify_faces(
-    events: Sequence[FaceIngested],
-    settings: MatcherSettings,
-    store: FaceVectorStore,
-    lease: PersonCreationLease,
-    publish: EventPublisher,
-) -> list[MatchOutcome]:
+@dataclass(frozen=True)
+class MatcherPorts:
+    """Everything the handlers use, built once by `bootstrap`."""
+
+    settings: MatcherSettings
+    store: FaceVectorStore
+    lease: PersonCreationLease
+    decisions: MatchDecisions
+    staff: StaffGallery
+    not_same: NotSamePairs
+    ledger: StepLedger
+    publish: EventPublisher
+
+
+async def identify_faces(events: Sequence[FaceIngested], ports: MatcherPorts) -> list[MatchOutcome]:
     """Match the faces good enough to recognise; the others are unidentified sightings, never searched,
     stored or made persons. Every outcome is published; results in input order."""
-    identifiable = identifiable_indexes([event.quality for event in events], settings.identify_min_quality)
+    identifiable = identifiable_indexes([event.quality for event in events], ports.settings.identify_min_quality)
     results: dict[int, MatchOutcome] = {}
     if identifiable:
-        matched = await match_faces([events[i] for i in identifiable], settings, store, lease, publish)
+        matched = await match_faces([events[i] for i in identifiable], ports)
         results.update(zip(identifiable, matched, strict=True))
     below_floor = [index for index in range(len(events)) if index not in results]
     for index in below_floor:
         results[index] = unidentified_event(events[index])
-        await _publish(publish, results[index])
+        await _publish(ports.publish, results[index])
     UNIDENTIFIED_SIGHTINGS.inc(len(below_floor))
     if below_floor:
         log.info("faces_unidentified", batch=len(events), below_identify_floor=len(below_floor))
     return [results[i] for i in range(len(events))]
 
 
-async def match_faces(
-    events: Sequence[FaceIngested],
-    settings: MatcherSettings,
-    store: FaceVectorStore,
-    lease: PersonCreationLease,
-    publish: EventPublisher,
-) -> list[MatchOutcome]:
+async def match_faces(events: Sequence[FaceIngested], ports: MatcherPorts) -> list[MatchOutcome]:
     """Match `events` (any mix of tenants and models) with one search per tenant and model; results in input order.
-    Each event becomes a person's sighting, or an unidentified one if it is below the enrolment floor and
-    matches nobody. Callers pass only identifiable faces (`identify_faces` does)."""
-    groups: dict[tuple[str, str, int], list[int]] = defaultdict(list)
+    Each event becomes a person's (or a staff member's) sighting, or an unidentified one if it is below the
+    enrolment floor and matches nobody. Callers pass only identifiable faces (`identify_faces` does)."""
+    groups: dict[GroupKey, list[int]] = defaultdict(list)
     for index, event in enumerate(events):
         groups[(event.tenant_id, event.embedding_model, len(event.embedding))].append(index)
     results: dict[int, MatchOutcome] = {}
-    for (tenant_id, model, dim), indexes in groups.items():
-        group = [events[i] for i in indexes]
+    for key, indexes in groups.items():
         try:
-            async with lease.hold(tenant_id, model):  # no other replica creates persons of this tenant meanwhile
-                matched = await _match_group(tenant_id, model, dim, group, settings, store)
+            matched = await _match_group(key, [events[i] for i in indexes], ports)
         except DimensionMismatch as error:
             raise InvalidEvent(str(error)) from error
         results.update(zip(indexes, matched, strict=True))
     ordered = [results[i] for i in range(len(events))]
     for outcome in ordered:
-        await _publish(publish, outcome)
+        await _publish(ports.publish, outcome)
     matched_faces = [outcome for outcome in ordered if isinstance(outcome, FaceMatched)]
     not_enrolled = len(ordered) - len(matched_faces)
     UNIDENTIFIED_SIGHTINGS.inc(not_enrolled)
@@ -82,6 +113,7 @@ async def match_faces(
         "faces_matched",
         batch=len(ordered),
         new_persons=sum(m.is_new_person for m in matched_faces),
+        staff=sum(m.person_kind == PersonKind.STAFF for m in matched_faces),
         unmatched_below_enrol_floor=not_enrolled,
     )
     return ordered
@@ -94,45 +126,84 @@ async def _publish(publish: EventPublisher, outcome: MatchOutcome) -> None:
         await publish(subjects.face_unidentified(outcome.tenant_id, outcome.site_id), outcome)
 
 
-async def _match_group(
-    tenant_id: str, model: str, dim: int, events: list[FaceIngested], settings: MatcherSettings, store: FaceVectorStore
-) -> list[MatchOutcome]:
+async def _match_group(key: GroupKey, events: list[FaceIngested], ports: MatcherPorts) -> list[MatchOutcome]:
+    """A face decided before is answered with its recorded FaceMatched; a staff face is staff; the rest are
+    searched under the tenant's person-creation lease. New decisions are recorded before they are published."""
+    tenant_id, model, dim = key
+    decided: dict[uuid.UUID, MatchOutcome] = dict(await ports.decisions.find(tenant_id, [e.event_id for e in events]))
+    undecided = [event for event in events if event.event_id not in decided]
+    vectors = normalize(np.asarray([event.embedding for event in undecided], dtype=np.float32).reshape(-1, dim))
+    new = _staff_sightings(undecided, vectors, ports)
+    rest = [index for index, event in enumerate(undecided) if event.event_id not in new]
+    if rest:
+        async with ports.lease.hold(tenant_id, model):  # no other replica creates persons of this tenant meanwhile
+            new |= await _search_and_assign(key, [undecided[i] for i in rest], vectors[rest], ports)
+    await ports.decisions.record([outcome for outcome in new.values() if isinstance(outcome, FaceMatched)])
+    return [decided.get(event.event_id) or new[event.event_id] for event in events]
+
+
+def _staff_sightings(
+    events: list[FaceIngested], vectors: Vectors, ports: MatcherPorts
+) -> dict[uuid.UUID, MatchOutcome]:
+    """Faces at least `staff_threshold` close to a staff vector of their tenant and model: staff, never stored."""
+    staff: dict[uuid.UUID, MatchOutcome] = {}
+    for event, vector in zip(events, vectors, strict=True):
+        gallery = ports.staff.vectors(event.tenant_id, event.embedding_model)
+        match = best_staff_match(vector, gallery, ports.settings.staff_threshold)
+        if match is not None:
+            person = staff_person_id(event.tenant_id, match.staff_id)
+            assignment = Assignment(person, PersonKind.STAFF, False, round(match.similarity, 6), keep_vector=False)
+            staff[event.event_id] = _matched_event(event, assignment, None)
+    return staff
+
+
+async def _search_and_assign(
+    key: GroupKey, events: list[FaceIngested], vectors: Vectors, ports: MatcherPorts
+) -> dict[uuid.UUID, MatchOutcome]:
+    """Search once for the group, decide each face (not-same pairs veto a match they cannot tell apart),
+    store the kept vectors. A sighting whose vector is already stored (a crash before its decision was
+    recorded) is rebuilt from the stored row."""
+    tenant_id, model, dim = key
+    settings, store = ports.settings, ports.store
     known = await store.find_sightings(model, dim, tenant_id, [event.event_id for event in events])
-    fresh = [event for event in events if event.event_id not in known]
+    fresh = [index for index, event in enumerate(events) if event.event_id not in known]
     assignments: dict[uuid.UUID, Assignment | None] = {}
     if fresh:
-        vectors = normalize(np.asarray([event.embedding for event in fresh], dtype=np.float32))
-        best = await store.best_candidates(model, dim, tenant_id, vectors.tolist())
-        matched_persons = [candidate.person_id for candidate in best if candidate is not None]
-        counts = await store.count_vectors(model, dim, tenant_id, matched_persons)
+        fresh_vectors = vectors[fresh]
+        not_same = ports.not_same.pairs(tenant_id)
+        found = await store.candidates(model, dim, tenant_id, fresh_vectors.tolist())
+        best = [decisive_candidate(candidates, not_same) for candidates in found]
+        counts = await store.count_vectors(model, dim, tenant_id, [c.person_id for c in best if c is not None])
         decided = assign_batch(
-            vectors,
+            fresh_vectors,
             best,
             counts,
             settings.match_threshold,
             settings.max_vectors_per_person,
             settings.duplicate_vector_similarity,
             new_event_id,
-            [event.quality >= settings.enrol_min_quality for event in fresh],
+            [events[i].quality >= settings.enrol_min_quality for i in fresh],
         )
-        assignments = {event.event_id: assignment for event, assignment in zip(fresh, decided, strict=True)}
-        await store.insert(
-            model,
-            dim,
-            [
-                StoredVector(
-                    event.event_id,
-                    assignment.person_id,
-                    tenant_id,
-                    assignment.kind,
-                    int(event.captured_at.timestamp() * 1000),
-                    vector.tolist(),
-                )
-                for event, assignment, vector in zip(fresh, decided, vectors, strict=True)
-                if assignment is not None and assignment.keep_vector
-            ],
+        assignments = {events[i].event_id: assignment for i, assignment in zip(fresh, decided, strict=True)}
+        await store.insert(model, dim, _kept_vectors([events[i] for i in fresh], decided, fresh_vectors))
+    return {
+        event.event_id: _outcome(event, assignments.get(event.event_id), known.get(event.event_id)) for event in events
+    }
+
+
+def _kept_vectors(events: list[FaceIngested], decided: list[Assignment | None], vectors: Vectors) -> list[StoredVector]:
+    return [
+        StoredVector(
+            event.event_id,
+            assignment.person_id,
+            event.tenant_id,
+            assignment.kind,
+            int(event.captured_at.timestamp() * 1000),
+            vector.tolist(),
         )
-    return [_outcome(event, assignments.get(event.event_id), known.get(event.event_id)) for event in events]
+        for event, assignment, vector in zip(events, decided, vectors, strict=True)
+        if assignment is not None and assignment.keep_vector
+    ]
 
 
 def _outcome(event: FaceIngested, assignment: Assignment | None, stored: StoredVector | None) -> MatchOutcome:
@@ -153,6 +224,7 @@ def _matched_event(event: FaceIngested, assignment: Assignment | None, stored: S
     return FaceMatched(
         event_id=derive_event_id(event.event_id, "matched"),
         tenant_id=event.tenant_id,
+        occurred_at=event.occurred_at,  # not the clock: a rebuilt event must equal the first one
         source_event_id=event.event_id,
         site_id=event.site_id,
         camera_id=event.camera_id,
@@ -171,6 +243,7 @@ def unidentified_event(event: FaceIngested) -> FaceUnidentified:
     return FaceUnidentified(
         event_id=derive_event_id(event.event_id, "unidentified"),
         tenant_id=event.tenant_id,
+        occurred_at=event.occurred_at,
         source_event_id=event.event_id,
         site_id=event.site_id,
         camera_id=event.camera_id,
@@ -180,3 +253,98 @@ def unidentified_event(event: FaceIngested) -> FaceUnidentified:
         embedding_model=event.embedding_model,
         crop_key=event.crop_key,
     )
+
+
+async def merge_persons(event: PersonsMerged, ports: MatcherPorts) -> OperationStepCompleted:
+    """Relabel every vector of the merged persons to the remaining one (which keeps its kind)."""
+    merged = [person for person in event.merged_person_ids if person != event.person_id]
+    located = await ports.store.vectors_of_persons(event.tenant_id, merged)
+    kind = await _kind_of(ports.store, event.tenant_id, event.person_id)
+    result = await ports.ledger.claim(event.tenant_id, event.operation_id, _count(located))
+    await ports.store.upsert(event.tenant_id, relabelled(located, event.person_id, kind))
+    return await _complete_step(event.tenant_id, event.operation_id, event.person_id, "vectors_merged", result, ports)
+
+
+async def split_person(event: PersonSplit, ports: MatcherPorts) -> OperationStepCompleted:
+    """Move the listed sightings' vectors that still belong to `person_id` to `new_person_id`."""
+    located = await ports.store.vectors_of_sightings(event.tenant_id, event.sighting_ids)
+    moving = [
+        CollectionRows(part.collection, [row for row in part.rows if row.person_id == event.person_id])
+        for part in located
+    ]
+    kind = await _kind_of(ports.store, event.tenant_id, event.new_person_id)
+    result = await ports.ledger.claim(event.tenant_id, event.operation_id, _count(moving))
+    await ports.store.upsert(event.tenant_id, relabelled(moving, event.new_person_id, kind))
+    return await _complete_step(event.tenant_id, event.operation_id, event.person_id, "vectors_split", result, ports)
+
+
+async def erase_person(event: PersonErased, ports: MatcherPorts) -> OperationStepCompleted:
+    """Delete every vector of the person (all models) and forget their decisions: their face is a stranger now."""
+    located = await ports.store.vectors_of_persons(event.tenant_id, [event.person_id], with_vectors=False)
+    result = await ports.ledger.claim(event.tenant_id, event.operation_id, _count(located))
+    # decisions first: if the matcher dies in between, the repeat still finds the vectors and forgets again
+    await ports.decisions.forget(event.tenant_id, [row.sighting_id for part in located for row in part.rows])
+    await ports.store.delete(event.tenant_id, located)
+    return await _complete_step(event.tenant_id, event.operation_id, event.person_id, "vectors_erased", result, ports)
+
+
+async def mark_not_same(event: PersonsMarkedDifferent, ports: MatcherPorts) -> None:
+    """Remember the pair; from now on a face these two persons cannot tell apart joins neither."""
+    if event.person_id == event.other_person_id:
+        raise InvalidEvent(f"person {event.person_id} cannot be marked different from itself")
+    await ports.not_same.mark(event.tenant_id, event.person_id, event.other_person_id)
+
+
+async def duplicate_suggestions(
+    tenant_id: str, min_similarity: float, limit: int, ports: MatcherPorts
+) -> list[DuplicatePair]:
+    """Pairs of customer persons whose closest vectors reach `min_similarity`, most similar first, without
+    the pairs marked different. Exact over every vector of the tenant (per embedding model)."""
+    found = []
+    for part in await ports.store.all_vectors(tenant_id):
+        customers = [row for row in part.rows if row.kind == PersonKind.CUSTOMER]
+        if len(customers) > 1:
+            vectors = normalize(np.asarray([row.vector for row in customers], dtype=np.float32))
+            persons = [row.person_id for row in customers]
+            found.append(await asyncio.to_thread(closest_pairs, persons, vectors, min_similarity))
+    return rank_duplicates(found, ports.not_same.pairs(tenant_id), limit)
+
+
+async def _kind_of(store: FaceVectorStore, tenant_id: str, person_id: uuid.UUID) -> PersonKind | None:
+    """The kind of a person's stored vectors; None when it has none (the moved rows keep their own)."""
+    located = await store.vectors_of_persons(tenant_id, [person_id], with_vectors=False)
+    return next((row.kind for part in located for row in part.rows), None)
+
+
+def _count(located: Sequence[CollectionRows]) -> int:
+    return sum(len(part.rows) for part in located)
+
+
+async def _complete_step(
+    tenant_id: str, operation_id: uuid.UUID, person_id: uuid.UUID, action: str, result: StepResult, ports: MatcherPorts
+) -> OperationStepCompleted:
+    """Audit the step and announce it; both ids and contents derive from the operation and its recorded
+    result, so a repeated step publishes identical events (JetStream and identity drop the copies)."""
+    audit = AuditEntryRecorded(
+        event_id=derive_event_id(operation_id, f"{SERVICE}/{STEP}/audit"),
+        tenant_id=tenant_id,
+        occurred_at=result.completed_at,
+        service=SERVICE,
+        action=action,
+        actor=SERVICE,
+        resource=f"person/{person_id}",
+        details={"operation_id": str(operation_id), "vectors": result.changed},
+    )
+    await ports.publish(subjects.audit_entry(SERVICE, action, tenant_id), audit)
+    completed = OperationStepCompleted(
+        event_id=derive_event_id(operation_id, f"{SERVICE}/{STEP}"),
+        tenant_id=tenant_id,
+        occurred_at=result.completed_at,
+        operation_id=operation_id,
+        service=SERVICE,
+        step=STEP,
+        changed=result.changed,
+    )
+    await ports.publish(subjects.operation_step(SERVICE, tenant_id), completed)
+    log.info("operation_step_completed", operation_id=str(operation_id), action=action, changed=result.changed)
+    return completed

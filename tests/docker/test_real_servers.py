@@ -70,10 +70,10 @@ async def test_vector_store_on_milvus_server_sees_its_own_inserts(milvus_url: st
         await store.insert(
             "model@1", 128, [StoredVector(sighting, person, "tenant-a", PersonKind.CUSTOMER, 0, vector.tolist())]
         )
-        [best] = await store.best_candidates("model@1", 128, "tenant-a", [vector.tolist()])
-        assert best is not None and best.person_id == person and best.similarity > 0.99
-        [other_tenant] = await store.best_candidates("model@1", 128, "tenant-b", [vector.tolist()])
-        assert other_tenant is None
+        [[best]] = await store.candidates("model@1", 128, "tenant-a", [vector.tolist()])
+        assert best.person_id == person and best.similarity > 0.99
+        [other_tenant] = await store.candidates("model@1", 128, "tenant-b", [vector.tolist()])
+        assert other_tenant == []
         assert sighting in await store.find_sightings("model@1", 128, "tenant-a", [sighting])
     finally:
         await store.close()

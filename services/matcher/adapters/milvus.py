@@ -12,8 +12,8 @@ import re
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, ParamSpec, TypeVar
 
 from pymilvus import DataType, MilvusClient
@@ -25,6 +25,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 CONSISTENCY = "Strong"
 SEARCH_LIMIT = 8
+ROW_FIELDS = ["sighting_id", "person_id", "tenant_id", "kind", "captured_at_ms"]
+ITERATOR_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,14 @@ class StoredVector:
     kind: PersonKind
     captured_at_ms: int
     vector: list[float]
+
+
+@dataclass(frozen=True)
+class CollectionRows:
+    """Stored vectors of one tenant in one embedding model's collection (vectors of different models never mix)."""
+
+    collection: str
+    rows: list[StoredVector]
 
 
 class DimensionMismatch(ValueError):
@@ -76,10 +86,11 @@ class FaceVectorStore:
         rows = await self._run(self._query, model, dim, tenant_id, f"sighting_id in {[str(i) for i in ids]}")
         return {row.sighting_id: row for row in rows}
 
-    async def best_candidates(
+    async def candidates(
         self, model: str, dim: int, tenant_id: str, vectors: list[list[float]]
-    ) -> list[Candidate | None]:
-        """One search call for the whole batch: the most similar stored person of each vector."""
+    ) -> list[list[Candidate]]:
+        """One search call for the whole batch: per vector, the best hit of each distinct stored person among
+        the nearest `SEARCH_LIMIT` vectors, most similar first (the not-same rule compares the runners-up)."""
         return await self._run(self._search, model, dim, tenant_id, vectors)
 
     async def count_vectors(
@@ -93,6 +104,34 @@ class FaceVectorStore:
     async def insert(self, model: str, dim: int, rows: Sequence[StoredVector]) -> None:
         if rows:
             await self._run(self._insert, model, dim, rows)
+
+    async def vectors_of_persons(
+        self, tenant_id: str, persons: Sequence[uuid.UUID], with_vectors: bool = True
+    ) -> list[CollectionRows]:
+        """Every stored vector of `persons` in the tenant, in each embedding model's collection."""
+        condition = f"person_id in {[str(p) for p in set(persons)]}"
+        return await self._run(self._query_all_collections, tenant_id, condition, with_vectors)
+
+    async def vectors_of_sightings(self, tenant_id: str, sightings: Sequence[uuid.UUID]) -> list[CollectionRows]:
+        """The stored vectors (with their values) of these sighting ids in the tenant, in every collection."""
+        condition = f"sighting_id in {[str(s) for s in set(sightings)]}"
+        return await self._run(self._query_all_collections, tenant_id, condition, True)
+
+    async def all_vectors(self, tenant_id: str) -> list[CollectionRows]:
+        """Every vector of the tenant, per collection (read in pages: the duplicate scan is exact)."""
+        return await self._run(self._iterate_all_collections, tenant_id)
+
+    async def upsert(self, tenant_id: str, located: Sequence[CollectionRows]) -> None:
+        """Write rows back by primary key (sighting id): a relabel repeated is the same write."""
+        for part in located:
+            if part.rows:
+                await self._run(self._upsert, part.collection, tenant_id, part.rows)
+
+    async def delete(self, tenant_id: str, located: Sequence[CollectionRows]) -> None:
+        """Delete rows by primary key; deleting an absent row is a no-op, so a repeat is harmless."""
+        for part in located:
+            if part.rows:
+                await self._run(self._delete, part.collection, tenant_id, [str(r.sighting_id) for r in part.rows])
 
     async def _run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         def locked() -> T:
@@ -150,27 +189,62 @@ class FaceVectorStore:
         raise RuntimeError(f"collection {name} has no vector field")
 
     def _query(self, model: str, dim: int, tenant_id: str, condition: str) -> list[StoredVector]:
-        name = self._collection(model, dim, tenant_id)
+        return self._query_collection(self._collection(model, dim, tenant_id), tenant_id, condition, False)
+
+    def _query_collection(self, name: str, tenant_id: str, condition: str, with_vectors: bool) -> list[StoredVector]:
         rows = self._milvus.query(
             name,
             filter=f'tenant_id == "{tenant_id}" and {condition}',
             partition_names=[partition_name(tenant_id)],
-            output_fields=["sighting_id", "person_id", "tenant_id", "kind", "captured_at_ms"],
+            output_fields=ROW_FIELDS + (["vector"] if with_vectors else []),
             consistency_level=CONSISTENCY,
         )
+        return [_stored_vector(row) for row in rows]
+
+    def _tenant_collections(self, tenant_id: str) -> list[str]:
+        """The collections of this prefix that hold a partition of the tenant, loaded."""
+        partition, names = partition_name(tenant_id), []
+        for name in self._milvus.list_collections():
+            if name.startswith(f"{self._prefix}_") and self._milvus.has_partition(name, partition):
+                if name not in self._dims:
+                    self._milvus.load_collection(name)
+                    self._dims[name] = self._collection_dim(name)
+                names.append(name)
+        return names
+
+    def _query_all_collections(self, tenant_id: str, condition: str, with_vectors: bool) -> list[CollectionRows]:
         return [
-            StoredVector(
-                uuid.UUID(row["sighting_id"]),
-                uuid.UUID(row["person_id"]),
-                row["tenant_id"],
-                PersonKind(row["kind"]),
-                int(row["captured_at_ms"]),
-                [],
-            )
-            for row in rows
+            CollectionRows(name, self._query_collection(name, tenant_id, condition, with_vectors))
+            for name in self._tenant_collections(tenant_id)
         ]
 
-    def _search(self, model: str, dim: int, tenant_id: str, vectors: list[list[float]]) -> list[Candidate | None]:
+    def _iterate_all_collections(self, tenant_id: str) -> list[CollectionRows]:
+        return [
+            CollectionRows(name, list(self._iterate(name, tenant_id))) for name in self._tenant_collections(tenant_id)
+        ]
+
+    def _iterate(self, name: str, tenant_id: str) -> Iterator[StoredVector]:
+        iterator = self._milvus.query_iterator(
+            name,
+            batch_size=ITERATOR_BATCH,
+            filter=f'tenant_id == "{tenant_id}"',
+            partition_names=[partition_name(tenant_id)],
+            output_fields=[*ROW_FIELDS, "vector"],
+            consistency_level=CONSISTENCY,
+        )
+        try:
+            while page := iterator.next():
+                yield from (_stored_vector(row) for row in page)
+        finally:
+            iterator.close()
+
+    def _upsert(self, name: str, tenant_id: str, rows: Sequence[StoredVector]) -> None:
+        self._milvus.upsert(name, data=[_row_data(row) for row in rows], partition_name=partition_name(tenant_id))
+
+    def _delete(self, name: str, tenant_id: str, ids: list[str]) -> None:
+        self._milvus.delete(name, ids=ids, partition_name=partition_name(tenant_id))
+
+    def _search(self, model: str, dim: int, tenant_id: str, vectors: list[list[float]]) -> list[list[Candidate]]:
         name = self._collection(model, dim, tenant_id)
         results = self._milvus.search(
             name,
@@ -182,31 +256,54 @@ class FaceVectorStore:
             search_params={"metric_type": "COSINE"},
             consistency_level=CONSISTENCY,
         )
-        best: list[Candidate | None] = []
-        for hits in results:
-            top = max(hits, key=lambda hit: hit["distance"], default=None)
-            best.append(
-                None
-                if top is None
-                else Candidate(
-                    uuid.UUID(top["entity"]["person_id"]), float(top["distance"]), PersonKind(top["entity"]["kind"])
-                )
-            )
-        return best
+        return [_best_per_person(hits) for hits in results]
 
     def _insert(self, model: str, dim: int, rows: Sequence[StoredVector]) -> None:
         by_tenant: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
-            by_tenant.setdefault(row.tenant_id, []).append(
-                {
-                    "sighting_id": str(row.sighting_id),
-                    "person_id": str(row.person_id),
-                    "tenant_id": row.tenant_id,
-                    "kind": row.kind.value,
-                    "captured_at_ms": row.captured_at_ms,
-                    "vector": row.vector,
-                }
-            )
+            by_tenant.setdefault(row.tenant_id, []).append(_row_data(row))
         for tenant_id, data in by_tenant.items():
             name = self._collection(model, dim, tenant_id)
             self._milvus.insert(name, data=data, partition_name=partition_name(tenant_id))
+
+
+def _best_per_person(hits: Sequence[dict[str, Any]]) -> list[Candidate]:
+    best: dict[uuid.UUID, Candidate] = {}
+    for hit in hits:
+        person = uuid.UUID(hit["entity"]["person_id"])
+        similarity = float(hit["distance"])
+        if person not in best or similarity > best[person].similarity:
+            best[person] = Candidate(person, similarity, PersonKind(hit["entity"]["kind"]))
+    return sorted(best.values(), key=lambda candidate: candidate.similarity, reverse=True)
+
+
+def _stored_vector(row: dict[str, Any]) -> StoredVector:
+    return StoredVector(
+        uuid.UUID(row["sighting_id"]),
+        uuid.UUID(row["person_id"]),
+        row["tenant_id"],
+        PersonKind(row["kind"]),
+        int(row["captured_at_ms"]),
+        [float(x) for x in row["vector"]] if "vector" in row else [],
+    )
+
+
+def _row_data(row: StoredVector) -> dict[str, Any]:
+    return {
+        "sighting_id": str(row.sighting_id),
+        "person_id": str(row.person_id),
+        "tenant_id": row.tenant_id,
+        "kind": row.kind.value,
+        "captured_at_ms": row.captured_at_ms,
+        "vector": row.vector,
+    }
+
+
+def relabelled(
+    located: Sequence[CollectionRows], person_id: uuid.UUID, kind: PersonKind | None
+) -> list[CollectionRows]:
+    """The same rows owned by `person_id` (with `kind` if given, else each row's own)."""
+    return [
+        CollectionRows(part.collection, [replace(row, person_id=person_id, kind=kind or row.kind) for row in part.rows])
+        for part in located
+    ]

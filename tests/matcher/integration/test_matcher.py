@@ -1,64 +1,13 @@
 """Matcher against real NATS JetStream and Milvus Lite."""
 
-import json
-import uuid
-from collections.abc import AsyncIterator
-
 import numpy as np
-import pytest
 from nats.aio.client import Client as NatsClient
 
-from schemas import FaceIngested, FaceMatched, FaceUnidentified, subjects
-from schemas.export import EXAMPLES_DIR
-from schemas.ids import derive_event_id, new_event_id
-from services.matcher.bootstrap import Matcher, bootstrap
-from services.matcher.config import MatcherSettings
+from schemas import FaceIngested, FaceMatched, FaceUnidentified
+from schemas.ids import derive_event_id
+from services.matcher.bootstrap import Matcher
 from tests.support import collect_messages, new_tenant
-
-
-@pytest.fixture(scope="module")
-async def matcher(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Matcher]:
-    settings = MatcherSettings(
-        nats_url=nats_url, milvus_uri=str(tmp_path_factory.mktemp("milvus") / "faces.db"), environment="test"
-    )
-    async with bootstrap(settings) as service:
-        await service.broker.start()
-        yield service
-
-
-def ingested(tenant: str, vector: np.ndarray, model: str = "test-model@1", quality: float = 0.81) -> FaceIngested:
-    example = json.loads((EXAMPLES_DIR / "FaceIngested.v1.json").read_text())
-    example |= {
-        "tenant_id": tenant,
-        "event_id": str(new_event_id()),
-        "embedding": [float(x) for x in vector],
-        "embedding_model": model,
-        "quality": quality,
-    }
-    return FaceIngested.model_validate(example)
-
-
-async def publish(connection: NatsClient, events: list[FaceIngested]) -> None:
-    js = connection.jetstream()
-    for event in events:
-        await js.publish(
-            subjects.face_ingested(event.tenant_id, event.site_id),
-            event.to_json_bytes(),
-            headers={"Nats-Msg-Id": str(event.event_id)},
-        )
-
-
-def person_vectors(rng: np.random.Generator, count: int, noise: float = 0.3) -> np.ndarray:
-    base = rng.normal(size=128)
-    return base + noise * rng.normal(size=(count, 128))
-
-
-async def matched_by_source(
-    connection: NatsClient, tenant: str, count: int, timeout: float = 20
-) -> dict[uuid.UUID, FaceMatched]:
-    messages = await collect_messages(connection, f"faces.matched.{tenant}.>", count, timeout)
-    events = [FaceMatched.model_validate_json(m.data) for m in messages]
-    return {e.source_event_id: e for e in events}
+from tests.support_matcher import ingested, matched_by_source, person_vectors, publish
 
 
 async def test_a_burst_of_one_new_face_is_one_person(matcher: Matcher, nats_connection: NatsClient) -> None:
@@ -113,14 +62,9 @@ async def test_redelivered_event_gives_the_same_match(matcher: Matcher, nats_con
 
 async def matcher_direct(matcher: Matcher, events: list[FaceIngested]) -> list[FaceMatched]:
     """Faces at the default test quality (above the enrolment floor), so each one is matched."""
-    from services.common.bus import event_publisher
-    from services.matcher.adapters.person_lock import PersonCreationLease
     from services.matcher.handlers import match_faces
 
-    lease = await PersonCreationLease.open(matcher.broker.connection, 30)
-    outcomes = await match_faces(
-        events, matcher.settings, matcher.store, lease, event_publisher(matcher.broker, "matcher")
-    )
+    outcomes = await match_faces(events, matcher.ports)
     return [matched(outcome) for outcome in outcomes]
 
 
@@ -145,8 +89,8 @@ async def test_replicas_matching_the_same_new_face_at_once_create_one_person(
     """Four matcher replicas (own Milvus clients, one store) get the same new face at the same moment: the
     person-creation lease makes each search after the previous one's insert, so they agree on one person."""
     import asyncio
+    from dataclasses import replace
 
-    from services.common.bus import event_publisher
     from services.matcher.adapters.milvus import FaceVectorStore
     from services.matcher.adapters.person_lock import PersonCreationLease
     from services.matcher.handlers import match_faces
@@ -154,7 +98,6 @@ async def test_replicas_matching_the_same_new_face_at_once_create_one_person(
     tenant = new_tenant()
     await matcher_direct(matcher, [ingested(tenant, person_vectors(np.random.default_rng(13), 1)[0])])  # warm up
     burst = [ingested(tenant, v) for v in person_vectors(np.random.default_rng(12), 4, noise=0.2)]
-    publish = event_publisher(matcher.broker, "matcher")
     replicas = []
     for _ in burst:
         store = FaceVectorStore(matcher.settings.milvus_uri, "", matcher.settings.collection_prefix)
@@ -162,7 +105,7 @@ async def test_replicas_matching_the_same_new_face_at_once_create_one_person(
         replicas.append((store, await PersonCreationLease.open(nats_connection, 30)))
     results = await asyncio.gather(
         *(
-            match_faces([event], matcher.settings, store, lease, publish)
+            match_faces([event], replace(matcher.ports, store=store, lease=lease))
             for event, (store, lease) in zip(burst, replicas, strict=True)
         )
     )
@@ -184,13 +127,9 @@ async def unidentified_on_stream(
 
 async def identify_direct(matcher: Matcher, events: list[FaceIngested]) -> list[FaceMatched | FaceUnidentified]:
     """What the consumer's batcher calls, with these events as one batch."""
-    from services.common.bus import event_publisher
-    from services.matcher.adapters.person_lock import PersonCreationLease
     from services.matcher.handlers import identify_faces
 
-    lease = await PersonCreationLease.open(matcher.broker.connection, 30)
-    publish = event_publisher(matcher.broker, "matcher")
-    return await identify_faces(events, matcher.settings, matcher.store, lease, publish)
+    return await identify_faces(events, matcher.ports)
 
 
 async def test_weak_faces_are_unidentified_sightings_and_good_ones_beside_them_are_matched(

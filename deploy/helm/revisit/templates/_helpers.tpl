@@ -8,7 +8,7 @@ ingest:
   jwt: true
 matcher:
   backends: [nats, milvus]
-  jwt: false
+  jwt: true
 identity:
   backends: [nats, postgres, s3]
   jwt: true
