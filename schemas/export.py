@@ -20,6 +20,7 @@ from schemas import (
     OperationStepCompleted,
     PersonCreated,
     PersonErased,
+    PersonKindChanged,
     PersonsMarkedDifferent,
     PersonsMerged,
     PersonSplit,
@@ -42,6 +43,7 @@ EVENT_MODELS: tuple[type[BaseModel], ...] = (
     PersonErased,
     CropsErasureRequested,
     PersonsMarkedDifferent,
+    PersonKindChanged,
     OperationStepCompleted,
     AuditEntryRecorded,
 )

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.base import Event
+from schemas.faces import PersonKind
 
 MAX_CROP_KEYS = 500
 """Crop keys per `CropsErasureRequested`: an erasure of a person with more sightings sends several."""
@@ -75,6 +76,18 @@ class PersonsMarkedDifferent(Event):
     schema_name: Literal["PersonsMarkedDifferent.v1"] = Field("PersonsMarkedDifferent.v1", alias="schema")
     person_id: uuid.UUID
     other_person_id: uuid.UUID
+
+
+class PersonKindChanged(Event):
+    """An admin marked `person_id` as staff, or as a customer again; published on
+    `identity.person_kind_changed.<tenant>`. Matcher relabels the kind of its vectors (later matches carry
+    it), reporting re-attributes the person's visits: a staff member's visits leave every count, a
+    customer's come back."""
+
+    schema_name: Literal["PersonKindChanged.v1"] = Field("PersonKindChanged.v1", alias="schema")
+    operation_id: uuid.UUID
+    person_id: uuid.UUID
+    kind: PersonKind
 
 
 class OperationStepCompleted(Event):
