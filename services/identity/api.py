@@ -75,6 +75,11 @@ class SplitIn(BaseModel):
     sighting_ids: list[uuid.UUID] = Field(min_length=1, max_length=10000)
 
 
+class KindIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: PersonKind
+
+
 class NotSameIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     person_id: uuid.UUID
@@ -226,6 +231,17 @@ async def split(person_id: uuid.UUID, body: SplitIn, principal: Admin, request: 
     with lifecycle_errors():
         operation_id = await handlers.split_person(
             principal.tenant_id, person_id, body.sighting_ids, principal.subject, store, publish
+        )
+    return await accepted(store, principal.tenant_id, operation_id)
+
+
+@router.put("/persons/{person_id}/kind", status_code=status.HTTP_202_ACCEPTED)
+async def change_kind(person_id: uuid.UUID, body: KindIn, principal: Admin, request: Request) -> OperationAccepted:
+    """Mark a person as staff (its visits leave every count, later faces are staff) or as a customer again."""
+    store, publish = lifecycle_of(request)
+    with lifecycle_errors():
+        operation_id = await handlers.change_kind(
+            principal.tenant_id, person_id, body.kind, principal.subject, store, publish
         )
     return await accepted(store, principal.tenant_id, operation_id)
 

@@ -10,6 +10,7 @@ from schemas import (
     OperationStepCompleted,
     PersonCreated,
     PersonErased,
+    PersonKindChanged,
     PersonsMarkedDifferent,
     PersonsMerged,
     PersonSplit,
@@ -54,6 +55,9 @@ def register_consumers(
     document_publication(broker, "identity.person_erased.{tenant}", PersonErased, "A person to erase everywhere.")
     document_publication(
         broker, "identity.crops_erasure_requested.{tenant}", CropsErasureRequested, "Crops of an erased person."
+    )
+    document_publication(
+        broker, "identity.person_kind_changed.{tenant}", PersonKindChanged, "A person marked staff or customer."
     )
     document_publication(
         broker, "identity.persons_marked_different.{tenant}", PersonsMarkedDifferent, "Two persons are not the same."

@@ -11,6 +11,8 @@ from schemas import (
     OperationStepCompleted,
     PersonCreated,
     PersonErased,
+    PersonKind,
+    PersonKindChanged,
     PersonsMarkedDifferent,
     PersonsMerged,
     PersonSplit,
@@ -215,6 +217,35 @@ async def erase_person(
             len(crop_keys),
             [person_id],
             len(batches),
+        )
+    await publish_outbox(outbox, publish)
+    return operation_id
+
+
+async def change_kind(
+    tenant_id: str, person_id: uuid.UUID, kind: PersonKind, actor: str, store: LifecycleStore, publish: EventPublisher
+) -> uuid.UUID:
+    """Mark a person as staff (its visits leave every count) or as a customer again (they come back):
+    identity changes the person's kind now, the matcher relabels its vectors and reporting re-attributes its
+    visits (`PersonKindChanged`). Marking a person with the kind it has is still an operation (harmless)."""
+    operation_id = new_event_id()
+    async with store.unit(tenant_id) as unit:
+        await unit.lock_persons([person_id])
+        changed = await unit.set_kind(person_id, kind)
+        fact = PersonKindChanged(
+            event_id=derive_event_id(operation_id, "person_kind_changed"),
+            tenant_id=tenant_id,
+            operation_id=operation_id,
+            person_id=person_id,
+            kind=kind,
+        )
+        outbox = [
+            Outgoing(subjects.identity_event("person_kind_changed", tenant_id), fact),
+            _audit(tenant_id, operation_id, "person_kind_changed", actor, person_id, {"kind": kind.value}),
+        ]
+        result: dict[str, object] = {"kind": kind.value, "changed": changed}
+        await _record(
+            unit, operation_id, OperationKind.KIND_CHANGE, person_id, actor, outbox, result, int(changed), [person_id]
         )
     await publish_outbox(outbox, publish)
     return operation_id

@@ -21,6 +21,7 @@ from schemas import (
     CropsErasureRequested,
     PersonErased,
     PersonKind,
+    PersonKindChanged,
     PersonsMarkedDifferent,
     PersonsMerged,
     PersonSplit,
@@ -42,6 +43,7 @@ OUTBOX_MODELS: dict[str, type[Event]] = {
         PersonsMerged,
         PersonSplit,
         PersonErased,
+        PersonKindChanged,
         CropsErasureRequested,
         PersonsMarkedDifferent,
         AuditEntryRecorded,
@@ -144,6 +146,13 @@ class LifecycleUnit:
             """,
             person_id,
         )
+
+    async def set_kind(self, person_id: uuid.UUID, kind: PersonKind) -> bool:
+        """Whether the person's kind changed."""
+        result = await self._connection.execute(
+            "UPDATE persons SET kind = $2 WHERE person_id = $1 AND kind <> $2", person_id, kind.value
+        )
+        return result.split()[-1] != "0"
 
     async def revive(self, person_id: uuid.UUID) -> None:
         """A person retired by a merge comes back (the merge is undone)."""

@@ -21,6 +21,7 @@ class OperationKind(StrEnum):
     MERGE = "merge"
     SPLIT = "split"
     ERASURE = "erasure"
+    KIND_CHANGE = "kind_change"
 
 
 class OperationStatus(StrEnum):

@@ -29,7 +29,7 @@ CREATE TABLE retired_persons (
 CREATE TABLE operations (
   tenant_id      text        NOT NULL,
   operation_id   uuid        NOT NULL,
-  kind           text        NOT NULL CHECK (kind IN ('merge', 'split', 'erasure')),
+  kind           text        NOT NULL CHECK (kind IN ('merge', 'split', 'erasure', 'kind_change')),
   status         text        NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed')),
   person_id      uuid        NOT NULL,
   requested_by   text        NOT NULL,

@@ -17,6 +17,8 @@ from schemas import (
     FaceMatched,
     OperationStepCompleted,
     PersonErased,
+    PersonKind,
+    PersonKindChanged,
     PersonsMarkedDifferent,
     PersonsMerged,
     PersonSplit,
@@ -351,3 +353,25 @@ async def test_a_person_takes_part_in_one_running_operation_and_an_undo_splits_o
     await complete_steps(nats_connection, tenant, second.operation_id, ["matcher/vectors", "reporting/visits"])
     await operation_status(api, admin, str(second.operation_id), "completed")
     await persons_recorded(api, admin, {ivy: 2, jack: 2, kim: 2})
+
+
+async def test_marking_a_person_staff_is_an_operation_the_matcher_and_reporting_complete(
+    identity: Identity, api: httpx.AsyncClient, nats_connection: NatsClient, make_token: Callable[..., str]
+) -> None:
+    tenant = new_tenant()
+    admin = as_role(make_token, tenant, "admin")
+    lena = uuid.uuid4()
+    await publish_matched(nats_connection, sightings_of(tenant, lena, 2))
+    await persons_recorded(api, admin, {lena: 2})
+    assert (await api.put(f"/v1/persons/{lena}/kind", json={"kind": "boss"}, headers=admin)).status_code == 422
+    response = await api.put(f"/v1/persons/{lena}/kind", json={"kind": "staff"}, headers=admin)
+    assert response.status_code == 202
+    [fact] = await collect_messages(nats_connection, f"identity.person_kind_changed.{tenant}", 1)
+    changed = PersonKindChanged.model_validate_json(fact.data)
+    assert (changed.person_id, changed.kind) == (lena, PersonKind.STAFF)
+    assert (await api.get(f"/v1/persons/{lena}", headers=admin)).json()["kind"] == "staff"
+    await publish_matched(nats_connection, [matched(tenant, lena, T0 + timedelta(days=4))])  # a customer-kind face
+    await persons_recorded(api, admin, {lena: 3})
+    assert (await api.get(f"/v1/persons/{lena}", headers=admin)).json()["kind"] == "staff"  # the operator's mark wins
+    await complete_steps(nats_connection, tenant, changed.operation_id, ["matcher/vectors", "reporting/visits"])
+    await operation_status(api, admin, str(changed.operation_id), "completed")
