@@ -66,6 +66,22 @@ def staff_gallery_key(tenant: str, staff_id: str) -> str:
     return f"{tenant}.{staff_id}"
 
 
+REGISTRY_BUCKET = "registry"
+"""NATS KV bucket of the registry (sites, cameras, models): identity writes, ingest and reporting watch."""
+
+
+def registry_site_key(tenant: str, site: str) -> str:
+    return f"{tenant}.site.{site}"
+
+
+def registry_camera_key(tenant: str, camera: str) -> str:
+    return f"{tenant}.camera.{camera}"
+
+
+def registry_models_key(tenant: str) -> str:
+    return f"{tenant}.models"
+
+
 def tenant_of_detected(subject: str) -> str | None:
     """The tenant token of a `faces.detected.<tenant>.<site>.<camera>` subject, if it has that shape."""
     parts = subject.split(".")

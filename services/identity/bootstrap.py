@@ -19,10 +19,12 @@ from services.identity import handlers
 from services.identity.adapters.crops import CropLinks
 from services.identity.adapters.lifecycle import LifecycleStore
 from services.identity.adapters.postgres import ROLE, SCHEMA, PersonDirectory
+from services.identity.adapters.registry import RegistryBucket, RegistryStore
 from services.identity.adapters.staff_gallery import StaffGalleryStore
 from services.identity.api import router
 from services.identity.config import IdentitySettings
 from services.identity.consumers import register_consumers
+from services.identity.registry import router as registry_router
 from services.identity.staff import router as staff_router
 
 SERVICE = "identity"
@@ -56,10 +58,15 @@ async def bootstrap(settings: IdentitySettings) -> AsyncIterator[Identity]:
         publish = event_publisher(broker, SERVICE)
         register_consumers(broker, settings, directory, lifecycle, publish)
         app = create_app(
-            SERVICE, {"nats": nats_ready(broker), "postgres": directory.ping}, settings, (router, staff_router)
+            SERVICE,
+            {"nats": nats_ready(broker), "postgres": directory.ping},
+            settings,
+            (router, staff_router, registry_router),
         )
         app.state.directory, app.state.lifecycle, app.state.crop_links = directory, lifecycle, links
         app.state.staff_gallery = await StaffGalleryStore.open(broker.connection)
+        app.state.registry = RegistryStore(pool)
+        app.state.registry_bucket = await RegistryBucket.open(broker.connection)
         app.state.publish = publish
         resumer = asyncio.create_task(resume_forever(lifecycle, publish, settings.operation_resume_seconds))
         try:

@@ -1,0 +1,180 @@
+"""Admin routes for the registry of the caller's tenant: sites, cameras and allowed embedding models.
+
+Admins change, analysts and viewers read. Every change is audited and mirrored into the NATS KV bucket
+`registry`, which ingest (sites, cameras, models) and reporting (time zones) watch.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas import AuditEntryRecorded, subjects
+from schemas.base import TOKEN_PATTERN
+from schemas.models import MODEL_ID_PATTERN, embedding_dimension
+from schemas.registry import CameraEntry, OpeningHours, SiteEntry, TenantModelsEntry, Weekday
+from services.common.auth import Principal, Role, require_roles
+from services.common.bus import EventPublisher
+from services.identity.adapters.registry import RegistryBucket, RegistryConflict, RegistryStore
+
+router = APIRouter(prefix="/v1", tags=["registry"])
+Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+Reader = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.ANALYST, Role.VIEWER))]
+SiteId = Annotated[str, Path(pattern=TOKEN_PATTERN)]
+CameraId = Annotated[str, Path(pattern=TOKEN_PATTERN)]
+
+
+class SiteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    time_zone: str = Field(min_length=1, max_length=64, description="IANA time zone, e.g. America/New_York")
+    opening_hours: dict[Weekday, list[OpeningHours]] | None = None
+
+
+class CameraIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    site_id: str = Field(pattern=TOKEN_PATTERN)
+    name: str | None = Field(None, max_length=200)
+
+
+class ModelsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    embedding_models: list[Annotated[str, Field(pattern=MODEL_ID_PATTERN)]] = Field(max_length=16)
+
+
+def stores(request: Request) -> tuple[RegistryStore, RegistryBucket]:
+    return request.app.state.registry, request.app.state.registry_bucket
+
+
+@contextmanager
+def registry_errors() -> Iterator[None]:
+    """Invalid values are 422 and broken references 409, each with the reason."""
+    try:
+        yield
+    except ValidationError as error:
+        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, reasons) from error
+    except RegistryConflict as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+
+
+async def audit(request: Request, principal: Principal, action: str, resource: str, details: dict[str, object]) -> None:
+    publish: EventPublisher = request.app.state.publish
+    entry = AuditEntryRecorded(
+        tenant_id=principal.tenant_id,
+        service="identity",
+        action=action,
+        actor=principal.subject,
+        resource=resource,
+        details=details,
+    )
+    await publish(subjects.audit_entry("identity", action, principal.tenant_id), entry)
+
+
+def not_found(what: str, name: str, tenant_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no {what} {name} in tenant {tenant_id}")
+
+
+@router.put("/sites/{site_id}")
+async def put_site(site_id: SiteId, body: SiteIn, principal: Admin, request: Request, response: Response) -> SiteEntry:
+    """Create or replace a site; reports use its time zone for local days and hours."""
+    store, bucket = stores(request)
+    with registry_errors():
+        entry = SiteEntry.model_validate({"tenant_id": principal.tenant_id, "site_id": site_id, **body.model_dump()})
+        created = await store.put_site(entry)
+    await bucket.put(subjects.registry_site_key(principal.tenant_id, site_id), entry)
+    await audit(request, principal, "site_put", f"site/{site_id}", {"time_zone": entry.time_zone})
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return entry
+
+
+@router.get("/sites")
+async def list_sites(principal: Reader, request: Request) -> dict[str, list[SiteEntry]]:
+    store, _ = stores(request)
+    return {"items": await store.sites(principal.tenant_id)}
+
+
+@router.get("/sites/{site_id}")
+async def get_site(site_id: SiteId, principal: Reader, request: Request) -> SiteEntry:
+    store, _ = stores(request)
+    found = await store.sites(principal.tenant_id, site_id)
+    if not found:
+        raise not_found("site", site_id, principal.tenant_id)
+    return found[0]
+
+
+@router.delete("/sites/{site_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_site(site_id: SiteId, principal: Admin, request: Request) -> Response:
+    """Remove a site without cameras (409 while it has some); its visits stay in reports."""
+    store, bucket = stores(request)
+    with registry_errors():
+        if not await store.delete_site(principal.tenant_id, site_id):
+            raise not_found("site", site_id, principal.tenant_id)
+    await bucket.delete(subjects.registry_site_key(principal.tenant_id, site_id))
+    await audit(request, principal, "site_deleted", f"site/{site_id}", {})
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/cameras/{camera_id}")
+async def put_camera(
+    camera_id: CameraId, body: CameraIn, principal: Admin, request: Request, response: Response
+) -> CameraEntry:
+    """Create or replace a camera of a registered site (409 for an unknown site)."""
+    store, bucket = stores(request)
+    with registry_errors():
+        entry = CameraEntry.model_validate(
+            {"tenant_id": principal.tenant_id, "camera_id": camera_id, **body.model_dump()}
+        )
+        created = await store.put_camera(entry)
+    await bucket.put(subjects.registry_camera_key(principal.tenant_id, camera_id), entry)
+    await audit(request, principal, "camera_put", f"camera/{camera_id}", {"site_id": entry.site_id})
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return entry
+
+
+@router.get("/cameras")
+async def list_cameras(principal: Reader, request: Request) -> dict[str, list[CameraEntry]]:
+    store, _ = stores(request)
+    return {"items": await store.cameras(principal.tenant_id)}
+
+
+@router.get("/cameras/{camera_id}")
+async def get_camera(camera_id: CameraId, principal: Reader, request: Request) -> CameraEntry:
+    store, _ = stores(request)
+    found = await store.cameras(principal.tenant_id, camera_id)
+    if not found:
+        raise not_found("camera", camera_id, principal.tenant_id)
+    return found[0]
+
+
+@router.delete("/cameras/{camera_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_camera(camera_id: CameraId, principal: Admin, request: Request) -> Response:
+    """Remove a camera: ingest refuses its events from then on."""
+    store, bucket = stores(request)
+    if not await store.delete_camera(principal.tenant_id, camera_id):
+        raise not_found("camera", camera_id, principal.tenant_id)
+    await bucket.delete(subjects.registry_camera_key(principal.tenant_id, camera_id))
+    await audit(request, principal, "camera_deleted", f"camera/{camera_id}", {})
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/embedding-models")
+async def put_models(body: ModelsIn, principal: Admin, request: Request) -> TenantModelsEntry:
+    """The embedding models the tenant's edges may use (each a model Revisit knows); others are refused."""
+    unknown = [model for model in body.embedding_models if embedding_dimension(model) is None]
+    if unknown:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"unknown embedding models: {', '.join(unknown)}")
+    store, bucket = stores(request)
+    entry = TenantModelsEntry.model_validate({"tenant_id": principal.tenant_id, **body.model_dump()})
+    await store.set_models(entry)
+    await bucket.put(subjects.registry_models_key(principal.tenant_id), entry)
+    await audit(request, principal, "models_set", "embedding-models", {"embedding_models": entry.embedding_models})
+    return entry
+
+
+@router.get("/embedding-models")
+async def get_models(principal: Reader, request: Request) -> dict[str, list[str]]:
+    store, _ = stores(request)
+    return {"embedding_models": await store.models(principal.tenant_id)}
