@@ -17,6 +17,7 @@ import httpx
 from devstack.demo import DemoDay, build_demo_days
 from devstack.infra import EmbeddedPostgres, InfraError, ManagedProcess, start_nats, start_postgres, start_s3
 from devstack.stack import DEFAULT_PORTS, Endpoints, load_or_create_keys, shared_dir, start_services, wait_until_ready
+from edge.models import EMBEDDERS, resolve_model
 from services.common.auth import issue_token
 
 TENANT, SITE, CAMERA = "demo", "store-1", "entrance"
@@ -69,6 +70,22 @@ def wait_for_visits(url: str, token: str, params: dict[str, str], timeout: float
     return totals
 
 
+def register_demo(token: str) -> None:
+    """The demo's site, camera and embedding model, through identity's registry API as an admin would."""
+    identity = f"http://127.0.0.1:{DEFAULT_PORTS['identity']}/v1"
+    headers = {"authorization": f"Bearer {token}"}
+    model = resolve_model(shared_dir() / "models", EMBEDDERS["mobilefacenet_arcface_128"]).model_id
+    for path, body in (
+        (f"/sites/{SITE}", {"name": "Demo store", "time_zone": "UTC"}),
+        (f"/cameras/{CAMERA}", {"site_id": SITE, "name": "Entrance"}),
+        ("/embedding-models", {"embedding_models": [model]}),
+    ):
+        response = httpx.put(f"{identity}{path}", json=body, headers=headers, timeout=10)
+        if response.status_code >= 300:
+            raise InfraError(f"registering the demo ({path}) failed: {response.status_code} {response.text}")
+    print(f"registered tenant {TENANT}: site {SITE}, camera {CAMERA}, model {model}", flush=True)
+
+
 def up(source: str | None, data: Path) -> None:
     started = time.monotonic()
     processes: list[ManagedProcess] = []
@@ -79,9 +96,16 @@ def up(source: str | None, data: Path) -> None:
         processes.extend(services)
         wait_until_ready(services, DEFAULT_PORTS)
         print(f"services ready in {time.monotonic() - started:.0f}s (logs in {data / 'logs'})", flush=True)
-        today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+        token = issue_token(
+            keys.private_pem, subject="dev", tenant_id=TENANT, roles=["admin", "analyst"], issuer="revisit",
+            audience="revisit",
+        )  # fmt: skip
+        register_demo(token)
+        # the demo's two days are the two before today, whatever the hour: never in the future
+        today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) - timedelta(days=1)
         if source:
-            run_edge(source, datetime.now(UTC), endpoints, data)
+            today = datetime.now(UTC)
+            run_edge(source, today, endpoints, data)
             first_day = today
         else:
             days: list[DemoDay] = build_demo_days(
@@ -90,10 +114,6 @@ def up(source: str | None, data: Path) -> None:
             for day in days:
                 run_edge(day.folder, day.clock_start, endpoints, data)
             first_day = days[0].clock_start
-        token = issue_token(
-            keys.private_pem, subject="dev", tenant_id=TENANT, roles=["admin", "analyst"], issuer="revisit",
-            audience="revisit",
-        )  # fmt: skip
         url = f"http://127.0.0.1:{DEFAULT_PORTS['reporting']}/v1/reports/visitors"
         params = {"site_id": SITE, "from": f"{first_day:%Y-%m-%d}", "to": f"{today:%Y-%m-%d}", "granularity": "day"}
         totals = wait_for_visits(url, token, params)
