@@ -16,6 +16,7 @@ from schemas import (
     FaceUnidentified,
     OperationStepCompleted,
     PersonErased,
+    PersonKindChanged,
     PersonsMarkedDifferent,
     PersonsMerged,
     PersonSplit,
@@ -26,6 +27,7 @@ from services.matcher.config import MatcherSettings
 from services.matcher.handlers import (
     MatcherPorts,
     MatchOutcome,
+    change_person_kind,
     erase_person,
     mark_not_same,
     merge_persons,
@@ -154,6 +156,15 @@ def register_lifecycle_consumers(broker: NatsBroker, settings: MatcherSettings, 
             await erase_person(event, ports)
 
     @broker.subscriber(
+        **_identity_options(settings, "person_kind_changed"),
+        title="matcher:identity.person_kind_changed",
+        description="Relabel the kind (staff or customer) of every vector of the person; announce step `vectors`.",
+    )
+    async def on_person_kind_changed(event: PersonKindChanged) -> None:
+        with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, operation_id=str(event.operation_id)):
+            await change_person_kind(event, ports)
+
+    @broker.subscriber(
         **_identity_options(settings, "persons_marked_different"),
         title="matcher:identity.persons_marked_different",
         description="Remember that two persons are different: a face they cannot tell apart joins neither.",
@@ -175,11 +186,11 @@ def document_publications(broker: NatsBroker) -> None:
         broker,
         "operations.matcher.{tenant}",
         OperationStepCompleted,
-        "The matcher's step `vectors` of a merge, split or erasure is done (identical when repeated).",
+        "The matcher's step `vectors` of a merge, split, erasure or kind change is done (identical when repeated).",
     )
     document_publication(
         broker,
         "audit.matcher.{action}.{tenant}",
         AuditEntryRecorded,
-        "Vectors relabelled, moved or erased for an operation (counts, never a vector).",
+        "Vectors relabelled, moved, erased or marked staff/customer for an operation (counts, never a vector).",
     )

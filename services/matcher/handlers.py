@@ -21,6 +21,7 @@ from schemas import (
     OperationStepCompleted,
     PersonErased,
     PersonKind,
+    PersonKindChanged,
     PersonsMarkedDifferent,
     PersonsMerged,
     PersonSplit,
@@ -286,6 +287,16 @@ async def erase_person(event: PersonErased, ports: MatcherPorts) -> OperationSte
     await ports.decisions.forget(event.tenant_id, [row.sighting_id for part in located for row in part.rows])
     await ports.store.delete(event.tenant_id, located)
     return await _complete_step(event.tenant_id, event.operation_id, event.person_id, "vectors_erased", result, ports)
+
+
+async def change_person_kind(event: PersonKindChanged, ports: MatcherPorts) -> OperationStepCompleted:
+    """Relabel the kind of every vector of the person (every model), so a later face matched to it is published
+    with the kind an operator gave it. Only rows of another kind are rewritten; the ledger keeps the first count."""
+    located = await ports.store.vectors_of_person_not_of_kind(event.tenant_id, event.person_id, event.kind)
+    result = await ports.ledger.claim(event.tenant_id, event.operation_id, _count(located))
+    await ports.store.upsert(event.tenant_id, relabelled(located, event.person_id, event.kind))
+    action = f"vectors_marked_{event.kind.value}"
+    return await _complete_step(event.tenant_id, event.operation_id, event.person_id, action, result, ports)
 
 
 async def mark_not_same(event: PersonsMarkedDifferent, ports: MatcherPorts) -> None:

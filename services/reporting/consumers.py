@@ -1,5 +1,6 @@
 """Reporting's subscribers: matched faces become visits; unidentified sightings are counted; merges, splits
-and erasures of persons move or delete their sightings and visits."""
+and erasures of persons move or delete their sightings and visits; marking a person staff or a customer
+again removes or restores its visits."""
 
 import structlog
 from faststream.nats import NatsBroker
@@ -10,6 +11,7 @@ from schemas import (
     FaceUnidentified,
     OperationStepCompleted,
     PersonErased,
+    PersonKindChanged,
     PersonsMerged,
     PersonSplit,
     VisitRecord,
@@ -27,9 +29,11 @@ DURABLE_UNIDENTIFIED = "reporting-unidentified"
 DURABLE_MERGED = "reporting-persons-merged"
 DURABLE_SPLIT = "reporting-person-split"
 DURABLE_ERASED = "reporting-person-erased"
+DURABLE_KIND_CHANGED = "reporting-person-kind-changed"
 PERSONS_MERGED_ALL = subjects.identity_event("persons_merged", "*")
 PERSON_SPLIT_ALL = subjects.identity_event("person_split", "*")
 PERSON_ERASED_ALL = subjects.identity_event("person_erased", "*")
+PERSON_KIND_CHANGED_ALL = subjects.identity_event("person_kind_changed", "*")
 
 
 def register_consumers(
@@ -63,7 +67,10 @@ def register_consumers(
         broker, "operations.reporting.{tenant}", OperationStepCompleted, "Reporting's step (visits) of an operation."
     )
     document_publication(
-        broker, "audit.reporting.{action}.{tenant}", AuditEntryRecorded, "Sightings moved or erased by an operation."
+        broker,
+        "audit.reporting.{action}.{tenant}",
+        AuditEntryRecorded,
+        "Sightings moved, erased or re-attributed by an operation.",
     )
 
 
@@ -91,3 +98,16 @@ def register_lifecycle_consumers(
     async def on_person_erased(event: PersonErased) -> None:
         with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, operation_id=str(event.operation_id)):
             await handlers.erase_person(event, store, rules, publish)
+
+    kind_changed = durable_pull(
+        subjects.IDENTITY_STREAM, DURABLE_KIND_CHANGED, PERSON_KIND_CHANGED_ALL, settings.max_deliveries
+    )
+
+    @broker.subscriber(
+        **kind_changed,
+        title="reporting:identity.person_kind_changed",
+        description="Staff: remove the person's visits; customer: restore them from its sightings.",
+    )
+    async def on_person_kind_changed(event: PersonKindChanged) -> None:
+        with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, operation_id=str(event.operation_id)):
+            await handlers.change_person_kind(event, store, rules, publish)

@@ -1,5 +1,5 @@
 """Reporting's handlers: sightings into visits, unidentified sightings counted, and reporting's step of the
-person lifecycle (merge, split, erasure)."""
+person lifecycle (merge, split, erasure, staff or customer)."""
 
 import uuid
 from datetime import datetime
@@ -10,7 +10,7 @@ from schemas import (
     FaceUnidentified,
     OperationStepCompleted,
     PersonErased,
-    PersonKind,
+    PersonKindChanged,
     PersonsMerged,
     PersonSplit,
     VisitRecord,
@@ -26,7 +26,12 @@ from services.reporting.domain.lifecycle import STEP, OperationOutcome
 from services.reporting.domain.visits import PersonVisit, RemovedVisit, VisitChanges, VisitRules
 
 SERVICE = "reporting"
-AUDIT_ACTIONS = {"merge": "sightings_merged", "split": "sightings_split", "erase": "sightings_erased"}
+AUDIT_ACTIONS = {
+    "merge": "sightings_merged",
+    "split": "sightings_split",
+    "erase": "sightings_erased",
+    "kind_change": "sightings_reattributed",
+}
 log = get_logger(__name__)
 
 
@@ -34,10 +39,11 @@ async def record_visit(
     event: FaceMatched, store: VisitStore, rules: VisitRules, publish: EventPublisher
 ) -> list[Event]:
     """Fold a matched sighting into its person's visits and announce the visits that changed or are gone.
-    Staff are never visitors; a sighting of an erased person is dropped, one of a merged person counts for
-    the person it was merged into (it was in flight when the operation happened)."""
-    if event.person_kind is PersonKind.STAFF:
-        return []
+
+    Staff sightings are stored too (an operator may mark the person a customer later) but never make visits;
+    the kind an operator gave the person wins over the one the sighting carries. A sighting of an erased
+    person is dropped, one of a merged person counts for the person it was merged into (it was in flight
+    when the operation happened)."""
     outcome = await store.record_sighting(event, rules)
     if outcome.owner is None:
         log.info("sighting_of_erased_person_dropped", person_id=str(event.person_id))
@@ -74,6 +80,14 @@ async def erase_person(
 ) -> list[Event]:
     """Reporting's step of an erasure: the person's sightings and visits are deleted."""
     return await complete_step(await store.erase_person(event, rules), event.tenant_id, publish)
+
+
+async def change_person_kind(
+    event: PersonKindChanged, store: VisitStore, rules: VisitRules, publish: EventPublisher
+) -> list[Event]:
+    """Reporting's step of marking a person staff (its visits are removed from every count) or a customer
+    again (its visits come back from its stored sightings, with the same visit ids)."""
+    return await complete_step(await store.change_person_kind(event, rules), event.tenant_id, publish)
 
 
 async def complete_step(outcome: OperationOutcome, tenant_id: str, publish: EventPublisher) -> list[Event]:
@@ -156,6 +170,15 @@ def step_completed(tenant_id: str, outcome: OperationOutcome) -> OperationStepCo
 
 
 def audit_entry(tenant_id: str, outcome: OperationOutcome) -> AuditEntryRecorded:
+    details: dict[str, object] = {
+        "operation_id": str(outcome.operation_id),
+        "step": STEP,
+        "sightings_changed": outcome.changed_sightings,
+        "visits_changed": len(outcome.visits.changed),
+        "visits_removed": len(outcome.visits.removed),
+    }
+    if outcome.person_kind is not None:
+        details["person_kind"] = outcome.person_kind.value
     return AuditEntryRecorded(
         event_id=derive_event_id(outcome.operation_id, f"{SERVICE}/audit"),
         tenant_id=tenant_id,
@@ -164,11 +187,5 @@ def audit_entry(tenant_id: str, outcome: OperationOutcome) -> AuditEntryRecorded
         action=AUDIT_ACTIONS[outcome.kind],
         actor=SERVICE,
         resource=f"person/{outcome.person_id}",
-        details={
-            "operation_id": str(outcome.operation_id),
-            "step": STEP,
-            "sightings_changed": outcome.changed_sightings,
-            "visits_changed": len(outcome.visits.changed),
-            "visits_removed": len(outcome.visits.removed),
-        },
+        details=details,
     )

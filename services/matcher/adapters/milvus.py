@@ -112,6 +112,14 @@ class FaceVectorStore:
         condition = f"person_id in {[str(p) for p in set(persons)]}"
         return await self._run(self._query_all_collections, tenant_id, condition, with_vectors)
 
+    async def vectors_of_person_not_of_kind(
+        self, tenant_id: str, person_id: uuid.UUID, kind: PersonKind
+    ) -> list[CollectionRows]:
+        """The stored vectors (with their values) of `person_id` in every collection whose kind is not `kind`:
+        exactly the rows a change of the person's kind rewrites, so a repeat finds none."""
+        condition = f'person_id == "{person_id}" and kind != "{kind.value}"'
+        return await self._run(self._query_all_collections, tenant_id, condition, True)
+
     async def vectors_of_sightings(self, tenant_id: str, sightings: Sequence[uuid.UUID]) -> list[CollectionRows]:
         """The stored vectors (with their values) of these sighting ids in the tenant, in every collection."""
         condition = f"sighting_id in {[str(s) for s in set(sightings)]}"

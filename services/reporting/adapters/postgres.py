@@ -1,5 +1,9 @@
 """The `reporting` schema: sightings, the visits derived from them, unidentified sightings, persons merged or
-erased (retired), the lifecycle operations done, and the report queries."""
+erased (retired), the kinds operators gave persons, the lifecycle operations done, and the report queries.
+
+A sighting counts towards visits when its person is a customer: the kind an operator last gave the person
+(`person_kinds`, from `PersonKindChanged`), else the kind the sighting arrived with. The operator's mark wins,
+so a staff sighting of a person marked customer counts, and a customer sighting of one marked staff does not."""
 
 import uuid
 from collections.abc import Awaitable, Callable
@@ -9,7 +13,15 @@ from typing import Literal
 
 import asyncpg
 
-from schemas import FaceMatched, FaceUnidentified, PersonErased, PersonsMerged, PersonSplit
+from schemas import (
+    FaceMatched,
+    FaceUnidentified,
+    PersonErased,
+    PersonKind,
+    PersonKindChanged,
+    PersonsMerged,
+    PersonSplit,
+)
 from services.common.postgres import Connection, tenant_transaction
 from services.reporting.domain.lifecycle import (
     OperationKind,
@@ -45,6 +57,10 @@ class ReportRow:
     unidentified_sightings: int
 
 
+_COUNTS_AS_CUSTOMER = "coalesce(k.kind, s.person_kind) = 'customer'"
+"""SQL on `sightings s LEFT JOIN person_kinds k`: the operator's mark of the person wins over the sighting's kind."""
+
+
 class OwnerChanged(RuntimeError):
     """A person was merged or erased between reading its owner and locking it: retry the sighting."""
 
@@ -65,8 +81,8 @@ class VisitStore:
         await self._pool.fetchval("SELECT 1")
 
     async def record_sighting(self, event: FaceMatched, rules: VisitRules) -> SightingOutcome:
-        """Store the sighting under its person and recompute that person's visits at the site, under the
-        person's lock.
+        """Store the sighting (staff too, with the kind it arrived with) under its person and recompute that
+        person's visits at the site, under the person's lock.
 
         A sighting a split claimed is recorded under the person it was split to; one of a merged person
         under the person it was merged into; one of an erased person is not stored (owner None). For a
@@ -78,7 +94,8 @@ class VisitStore:
                 return SightingOutcome(None, VisitChanges())
             inserted = await connection.fetchval(
                 "INSERT INTO sightings (tenant_id, event_id, source_event_id, site_id, camera_id, person_id,"
-                " captured_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING event_id",
+                " captured_at, person_kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " ON CONFLICT DO NOTHING RETURNING event_id",
                 event.tenant_id,
                 event.event_id,
                 event.source_event_id,
@@ -86,6 +103,7 @@ class VisitStore:
                 event.camera_id,
                 owner,
                 event.captured_at,
+                event.person_kind.value,
             )
             if inserted is None:
                 return await _holder_of(connection, event)
@@ -144,16 +162,55 @@ class VisitStore:
         )
 
     async def erase_person(self, event: PersonErased, rules: VisitRules) -> OperationOutcome:
-        """Delete the person's sightings and visits and retire the person with no successor, so a late
-        sighting of it (or of a person merged into it) is dropped."""
+        """Delete the person's sightings, visits and kind (and the kinds of persons merged into it) and retire
+        the person with no successor, so a late sighting of it (or of a person merged into it) is dropped."""
 
         async def change(connection: Connection) -> int:
             deleted = await connection.execute("DELETE FROM sightings WHERE person_id = $1", event.person_id)
+            await connection.execute(
+                "DELETE FROM person_kinds WHERE person_id = $1"
+                " OR person_id IN (SELECT person_id FROM retired_persons WHERE successor_id = $1)",
+                event.person_id,
+            )
             await _retire(connection, event.tenant_id, [event.person_id], None, event.operation_id)
             return _row_count(deleted)
 
         return await self._operate(
             event.tenant_id, event.operation_id, "erase", event.person_id, [event.person_id], change, rules
+        )
+
+    async def change_person_kind(self, event: PersonKindChanged, rules: VisitRules) -> OperationOutcome:
+        """Remember the kind an operator gave the person and recompute its visits from all its stored sightings:
+        marked staff, its visits go (removed); a customer again, they come back with the same ids (a visit id
+        derives from its first sighting). `changed` is the number of sightings whose counting flipped."""
+
+        async def change(connection: Connection) -> int:
+            flipped = await connection.fetchval(
+                "SELECT count(*) FROM sightings s LEFT JOIN person_kinds k USING (tenant_id, person_id)"
+                " WHERE s.person_id = $1 AND coalesce(k.kind, s.person_kind) <> $2",
+                event.person_id,
+                event.kind.value,
+            )
+            await connection.execute(
+                "INSERT INTO person_kinds (tenant_id, person_id, kind, operation_id) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (tenant_id, person_id) DO UPDATE"
+                " SET kind = EXCLUDED.kind, operation_id = EXCLUDED.operation_id, marked_at = now()",
+                event.tenant_id,
+                event.person_id,
+                event.kind.value,
+                event.operation_id,
+            )
+            return int(flipped)
+
+        return await self._operate(
+            event.tenant_id,
+            event.operation_id,
+            "kind_change",
+            event.person_id,
+            [event.person_id],
+            change,
+            rules,
+            event.kind,
         )
 
     async def _operate(
@@ -165,6 +222,7 @@ class VisitStore:
         persons: list[uuid.UUID],
         change: Callable[[Connection], Awaitable[int]],
         rules: VisitRules,
+        person_kind: PersonKind | None = None,
     ) -> OperationOutcome:
         """Do an operation once: lock its persons, apply `change`, recompute their visits at every site and
         store the outcome; an operation already done returns its stored outcome and changes nothing."""
@@ -178,7 +236,7 @@ class VisitStore:
             after = visits_of_sightings(await _sightings_of(connection, persons), rules)
             await _replace_visits(connection, tenant_id, persons, after)
             outcome = OperationOutcome(
-                operation_id, kind, person_id, changed, diff_visits(before, after), datetime.now(UTC)
+                operation_id, kind, person_id, changed, diff_visits(before, after), datetime.now(UTC), person_kind
             )
             await connection.execute(
                 "INSERT INTO lifecycle_operations (tenant_id, operation_id, kind, person_id, outcome, completed_at)"
@@ -332,14 +390,19 @@ async def _stored_outcome(connection: Connection, operation_id: uuid.UUID) -> Op
 
 
 async def _holder_of(connection: Connection, event: FaceMatched) -> SightingOutcome:
-    """For a sighting already stored: its owner now and the visit that holds it (it may have moved since)."""
+    """For a sighting already stored: its owner now and the visit that holds it (it may have moved since); none
+    for a sighting that does not count (a staff member's), whose first delivery announced nothing either."""
     row = await connection.fetchrow(
-        "SELECT person_id, site_id, captured_at FROM sightings WHERE event_id = $1 OR source_event_id = $2",
+        "SELECT s.person_id, s.site_id, s.captured_at, " + _COUNTS_AS_CUSTOMER + " AS counted"
+        " FROM sightings s LEFT JOIN person_kinds k USING (tenant_id, person_id)"
+        " WHERE s.event_id = $1 OR s.source_event_id = $2",
         event.event_id,
         event.source_event_id,
     )
     if row is None:
         return SightingOutcome(None, VisitChanges())
+    if not row["counted"]:
+        return SightingOutcome(row["person_id"], VisitChanges())
     visits = await _visits_of(connection, [row["person_id"]], row["site_id"])
     holding = tuple(v for v in visits if v.visit.started_at <= row["captured_at"] <= v.visit.last_seen_at)
     return SightingOutcome(row["person_id"], VisitChanges(changed=holding))
@@ -348,9 +411,11 @@ async def _holder_of(connection: Connection, event: FaceMatched) -> SightingOutc
 async def _sightings_of(
     connection: Connection, persons: list[uuid.UUID], site_id: str | None = None
 ) -> list[PersonSighting]:
+    """The sightings of `persons` that make visits: those of customers (staff are stored, never visitors)."""
     rows = await connection.fetch(
-        "SELECT site_id, person_id, event_id, captured_at FROM sightings"
-        " WHERE person_id = ANY($1::uuid[]) AND ($2::text IS NULL OR site_id = $2)",
+        "SELECT s.site_id, s.person_id, s.event_id, s.captured_at"
+        " FROM sightings s LEFT JOIN person_kinds k USING (tenant_id, person_id)"
+        " WHERE s.person_id = ANY($1::uuid[]) AND ($2::text IS NULL OR s.site_id = $2) AND " + _COUNTS_AS_CUSTOMER,
         persons,
         site_id,
     )

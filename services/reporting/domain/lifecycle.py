@@ -1,4 +1,4 @@
-"""Reporting's step of the person lifecycle (merge, split, erasure): pure values, no I/O.
+"""Reporting's step of the person lifecycle (merge, split, erasure, kind change): pure values, no I/O.
 
 An operation's outcome is stored with it, so that a redelivered fact announces exactly the events the
 first delivery announced, whatever happened to the sightings since.
@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from schemas import PersonKind
 from services.reporting.domain.visits import PersonVisit, RemovedVisit, Visit, VisitChanges
 
 STEP = "visits"
 """Reporting's step name in `OperationStepCompleted`."""
 
-OperationKind = Literal["merge", "split", "erase"]
+OperationKind = Literal["merge", "split", "erase", "kind_change"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class OperationOutcome:
     changed_sightings: int
     visits: VisitChanges
     completed_at: datetime
+    person_kind: PersonKind | None = None
+    """The kind a kind change gave the person (None for the other operations): the audit entry names it."""
 
 
 def lock_order(persons: Iterable[uuid.UUID]) -> list[uuid.UUID]:
@@ -43,6 +46,7 @@ def outcome_to_json(outcome: OperationOutcome) -> str:
             "changed_sightings": outcome.changed_sightings,
             "changed": [_visit_json(placed) for placed in outcome.visits.changed],
             "removed": [[r.site_id, str(r.person_id), str(r.visit_id)] for r in outcome.visits.removed],
+            "person_kind": outcome.person_kind,
         }
     )
 
@@ -55,7 +59,10 @@ def outcome_from_json(
         changed=tuple(_visit_from(item) for item in stored["changed"]),
         removed=tuple(RemovedVisit(s, uuid.UUID(p), uuid.UUID(v)) for s, p, v in stored["removed"]),
     )
-    return OperationOutcome(operation_id, kind, person_id, stored["changed_sightings"], changes, completed_at)
+    person_kind = PersonKind(stored["person_kind"]) if stored.get("person_kind") else None
+    return OperationOutcome(
+        operation_id, kind, person_id, stored["changed_sightings"], changes, completed_at, person_kind
+    )
 
 
 def _visit_json(placed: PersonVisit) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from schemas import (
     FaceMatched,
     OperationStepCompleted,
     PersonErased,
+    PersonKind,
+    PersonKindChanged,
     PersonsMerged,
     PersonSplit,
     subjects,
@@ -23,7 +25,7 @@ from schemas import (
 from schemas.base import Event
 from schemas.ids import derive_event_id
 from services.matcher.bootstrap import Matcher
-from services.matcher.handlers import match_faces, merge_persons
+from services.matcher.handlers import change_person_kind, match_faces, merge_persons
 from tests.support import collect_messages, new_tenant
 from tests.support_matcher import MODEL, ingested, matched_by_source, person_vectors, publish, publish_again
 
@@ -166,6 +168,42 @@ async def test_erase_leaves_no_vector_and_the_same_face_afterwards_is_a_new_pers
     await publish(nats_connection, [again])
     matches = await matched_by_source(nats_connection, tenant, 3)  # with the two stored before
     assert matches[again.event_id].is_new_person and matches[again.event_id].person_id != first.person_id
+
+
+async def test_a_person_marked_staff_is_matched_as_staff_and_as_a_customer_once_unmarked(
+    matcher: Matcher, nats_connection: NatsClient
+) -> None:
+    tenant = new_tenant()
+    faces = person_vectors(np.random.default_rng(26), 4, noise=0.5)
+    first, second = await stored_faces(matcher, list(faces[:2]), tenant)
+    person = first.person_id
+    assert second.person_id == person and first.person_kind is PersonKind.CUSTOMER
+    operation = uuid.uuid4()
+    marked = PersonKindChanged(tenant_id=tenant, operation_id=operation, person_id=person, kind=PersonKind.STAFF)
+
+    completed = await step_done_twice(
+        matcher, nats_connection, subjects.identity_event("person_kind_changed", tenant), marked, operation
+    )
+
+    assert completed.changed == 2
+    [audit] = await collect_messages(nats_connection, f"audit.matcher.vectors_marked_staff.{tenant}", 1)
+    assert AuditEntryRecorded.model_validate_json(audit.data).resource == f"person/{person}"
+    ids = [first.source_event_id, second.source_event_id]
+    stored = await matcher.store.find_sightings(MODEL, DIM, tenant, ids)
+    assert {row.kind for row in stored.values()} == {PersonKind.STAFF}
+    later = ingested(tenant, faces[2])
+    await publish(nats_connection, [later])
+    matches = await matched_by_source(nats_connection, tenant, 3)
+    assert (matches[later.event_id].person_id, matches[later.event_id].person_kind) == (person, PersonKind.STAFF)
+
+    unmarked = PersonKindChanged(
+        tenant_id=tenant, operation_id=uuid.uuid4(), person_id=person, kind=PersonKind.CUSTOMER
+    )
+    # the later face's vector was kept with the person's kind then (staff): three rows to relabel
+    assert (await change_person_kind(unmarked, matcher.ports)).changed == 3
+    assert (await change_person_kind(unmarked, matcher.ports)).changed == 3  # a repeat announces the first count
+    [again] = await stored_faces(matcher, [faces[3]], tenant)
+    assert (again.person_id, again.person_kind) == (person, PersonKind.CUSTOMER)
 
 
 async def test_a_redelivered_face_republishes_the_identical_face_matched(

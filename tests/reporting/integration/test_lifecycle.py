@@ -1,5 +1,6 @@
 """Reporting's step of the person lifecycle on real NATS JetStream and Postgres: merge, split and erasure of
-persons, redelivered facts, and sightings that arrive after the operation."""
+persons, marking a person staff and a customer again, redelivered facts, and sightings that arrive after the
+operation."""
 
 import asyncio
 import uuid
@@ -20,6 +21,8 @@ from schemas import (
     FaceMatched,
     OperationStepCompleted,
     PersonErased,
+    PersonKind,
+    PersonKindChanged,
     PersonsMerged,
     PersonSplit,
     VisitRecord,
@@ -35,8 +38,13 @@ from tests.support_events import matched, publish_matched
 
 DAY1 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
-Fact = PersonsMerged | PersonSplit | PersonErased
-FACT_SUBJECTS = {PersonsMerged: "persons_merged", PersonSplit: "person_split", PersonErased: "person_erased"}
+Fact = PersonsMerged | PersonSplit | PersonErased | PersonKindChanged
+FACT_SUBJECTS = {
+    PersonsMerged: "persons_merged",
+    PersonSplit: "person_split",
+    PersonErased: "person_erased",
+    PersonKindChanged: "person_kind_changed",
+}
 
 
 @dataclass
@@ -345,3 +353,116 @@ async def test_sightings_racing_a_merge_all_end_on_the_remaining_person(
     await asyncio.gather(*(record(e) for e in late[:10]), store.merge_persons(merge, rules), *map(record, late[10:]))
     visits = await get(reporting, make_token(tenant, ["analyst"]), "/v1/visits")
     assert {v["person_id"] for v in visits} == {str(a)} and sum(v["sightings"] for v in visits) == 21
+
+
+async def visit_ids_by_person(reporting: Reporting, token: str) -> dict[uuid.UUID, set[str]]:
+    found: dict[uuid.UUID, set[str]] = {}
+    for visit in await get(reporting, token, "/v1/visits"):
+        found.setdefault(uuid.UUID(visit["person_id"]), set()).add(visit["visit_id"])
+    return found
+
+
+async def test_marking_a_person_staff_and_back_removes_and_restores_its_visits(
+    reporting: Reporting,
+    nats_connection: NatsClient,
+    make_token: Callable[..., str],
+    tenant: str,
+    announced: Announcements,
+) -> None:
+    persons = [uuid.uuid4() for _ in range(5)]
+    c = persons[2]
+    await publish_matched(
+        nats_connection,
+        [matched(tenant, p, day + timedelta(hours=i)) for i, p in enumerate(persons) for day in (DAY1, DAY2)],
+    )
+    token = make_token(tenant, ["analyst"])
+    totals = await wait_for_visits(reporting, token, 10)
+    assert (totals["unique_visitors"], totals["returning_visits"]) == (5, 5)
+    visits_before = await get(reporting, token, "/v1/visits")
+    await asyncio.sleep(0.3)
+    announced.take()
+
+    # mark C staff: C's two visits leave every count and are announced as removed
+    staff = PersonKindChanged(tenant_id=tenant, operation_id=new_event_id(), person_id=c, kind=PersonKind.STAFF)
+    await publish_fact(nats_connection, staff)
+    assert (await announced.wait_step(staff.operation_id)).changed == 2
+    first = announced.take()
+    totals = await wait_for_visits(reporting, token, 8)
+    assert (totals["visits"], totals["unique_visitors"], totals["new_visitors"]) == (8, 4, 4)
+    assert c not in await visit_ids_by_person(reporting, token)
+    removed = events_of(first, VisitRemoved)
+    assert {r.visit_id for r in removed} == {
+        uuid.UUID(v["visit_id"]) for v in visits_before if v["person_id"] == str(c)
+    }
+    assert events_of(first, VisitRecord) == []
+    [audit] = events_of(first, AuditEntryRecorded)
+    assert (audit.action, audit.details["person_kind"], audit.details["visits_removed"]) == (
+        "sightings_reattributed",
+        "staff",
+        2,
+    )
+    assert [m.data for m in await redeliver(nats_connection, staff, announced)] == [m.data for m in first]
+    assert (await wait_for_visits(reporting, token, 8))["visits"] == 8
+
+    # a customer again: the same visits come back (same ids, same returning flags), announced as records
+    customer = PersonKindChanged(tenant_id=tenant, operation_id=new_event_id(), person_id=c, kind=PersonKind.CUSTOMER)
+    await publish_fact(nats_connection, customer)
+    assert (await announced.wait_step(customer.operation_id)).changed == 2
+    first = announced.take()
+    totals = await wait_for_visits(reporting, token, 10)
+    assert (totals["unique_visitors"], totals["new_visitors"], totals["returning_visits"]) == (5, 5, 5)
+    assert await get(reporting, token, "/v1/visits") == visits_before
+    records = events_of(first, VisitRecord)
+    assert {r.visit_id for r in records} == {r.visit_id for r in removed} and events_of(first, VisitRemoved) == []
+    assert [m.data for m in await redeliver(nats_connection, customer, announced)] == [m.data for m in first]
+
+    steps = await stored_steps(nats_connection, tenant)
+    assert sorted(s.operation_id for s in steps) == sorted([staff.operation_id, customer.operation_id])
+
+
+async def test_the_operators_mark_wins_over_the_kind_a_sighting_carries(
+    reporting: Reporting,
+    nats_connection: NatsClient,
+    make_token: Callable[..., str],
+    tenant: str,
+    announced: Announcements,
+) -> None:
+    """A staff sighting of a never-marked person never counts; the matcher's (or edge's) kind of a later
+    sighting does not override an operator: staff sightings of a person marked customer count, customer
+    sightings of a person marked staff do not."""
+    customer, staff_member, never_marked = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    before = handled("faces.matched")
+    await publish_matched(
+        nats_connection,
+        [
+            matched(tenant, customer, DAY1, kind=PersonKind.STAFF),
+            matched(tenant, staff_member, DAY1),
+            matched(tenant, never_marked, DAY1, kind=PersonKind.STAFF),
+        ],
+    )
+    await wait_handled("faces.matched", before + 3)
+    token = make_token(tenant, ["analyst"])
+    assert await visits_by_person(reporting, token) == {staff_member: 1}
+
+    marks = [
+        PersonKindChanged(tenant_id=tenant, operation_id=new_event_id(), person_id=customer, kind=PersonKind.CUSTOMER),
+        PersonKindChanged(tenant_id=tenant, operation_id=new_event_id(), person_id=staff_member, kind=PersonKind.STAFF),
+    ]
+    for mark in marks:
+        await publish_fact(nats_connection, mark)
+        assert (await announced.wait_step(mark.operation_id)).changed == 1
+    assert await visits_by_person(reporting, token) == {customer: 1}
+
+    before = handled("faces.matched")
+    await publish_matched(
+        nats_connection,
+        [
+            matched(tenant, customer, DAY2, kind=PersonKind.STAFF),
+            matched(tenant, staff_member, DAY2),
+            matched(tenant, never_marked, DAY2, kind=PersonKind.STAFF),
+        ],
+    )
+    await wait_handled("faces.matched", before + 3)
+    assert await visits_by_person(reporting, token) == {customer: 2}
+    totals = await wait_for_visits(reporting, token, 2)
+    assert (totals["unique_visitors"], totals["returning_visits"]) == (1, 1)

@@ -2,9 +2,10 @@
 stored outcome, and the events announced from it."""
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from schemas import Event
+from schemas import Event, PersonKind
 from services.reporting import handlers
 from services.reporting.domain.lifecycle import OperationOutcome, lock_order, outcome_from_json, outcome_to_json
 from services.reporting.domain.visits import (
@@ -77,6 +78,14 @@ def test_a_stored_outcome_reads_back_the_same() -> None:
     done = outcome()
     text = outcome_to_json(done)
     assert outcome_from_json(done.operation_id, done.kind, done.person_id, text, done.completed_at) == done
+
+
+def test_a_stored_kind_change_keeps_the_kind_it_gave() -> None:
+    done = replace(outcome(), kind="kind_change", person_kind=PersonKind.STAFF)
+    text = outcome_to_json(done)
+    assert outcome_from_json(done.operation_id, done.kind, done.person_id, text, done.completed_at) == done
+    entry = handlers.audit_entry("acme", done)
+    assert (entry.action, entry.details["person_kind"]) == ("sightings_reattributed", "staff")
 
 
 async def test_a_repeated_step_publishes_identical_events() -> None:
