@@ -375,3 +375,28 @@ async def test_marking_a_person_staff_is_an_operation_the_matcher_and_reporting_
     assert (await api.get(f"/v1/persons/{lena}", headers=admin)).json()["kind"] == "staff"  # the operator's mark wins
     await complete_steps(nats_connection, tenant, changed.operation_id, ["matcher/vectors", "reporting/visits"])
     await operation_status(api, admin, str(changed.operation_id), "completed")
+
+
+async def test_a_matched_face_redelivered_under_a_new_message_id_is_recorded_once(
+    identity: Identity, api: httpx.AsyncClient, nats_connection: NatsClient, make_token: Callable[..., str]
+) -> None:
+    """The copy reaches identity's consumer (JetStream would drop a same-id copy): its own idempotency holds."""
+    tenant = new_tenant()
+    admin = as_role(make_token, tenant, "admin")
+    mona = uuid.uuid4()
+    [first] = sightings_of(tenant, mona, 1)
+    await publish_matched(nats_connection, [first])
+    await persons_recorded(api, admin, {mona: 1})
+    js = nats_connection.jetstream()
+    ack = await js.publish(
+        subjects.face_matched(tenant, first.site_id),
+        first.to_json_bytes(),
+        headers={"Nats-Msg-Id": f"replayed-{first.event_id}"},
+    )
+    assert not ack.duplicate
+    await publish_matched(nats_connection, sightings_of(tenant, mona, 1, day=1))  # a marker behind the copy
+    await persons_recorded(api, admin, {mona: 2})
+    await asyncio.sleep(1)  # consumers run in parallel: the copy may come after the marker
+    await persons_recorded(api, admin, {mona: 2})
+    created = await collect_messages(nats_connection, f"identity.person_created.{tenant}", 2, timeout=2)
+    assert len(created) == 1
