@@ -17,7 +17,7 @@ def noisy_face(side: int) -> np.ndarray:
 
 
 def test_a_crop_that_fits_is_encoded_at_the_configured_quality():
-    image = cv2.GaussianBlur(noisy_face(120), (0, 0), 3)
+    image = np.asarray(cv2.GaussianBlur(noisy_face(120), (0, 0), 3), dtype=np.uint8)
     assert encode_jpeg_within(image, 90, 1_000_000) == encode_jpeg(image, 90)
 
 
