@@ -81,10 +81,15 @@ def wait_for_port(managed: ManagedProcess, port: int, timeout: float = 30) -> No
     raise InfraError(f"{managed.name} did not listen on port {port} within {timeout:.0f}s; see {managed.log_path}")
 
 
-def start_nats(data_dir: Path, log_dir: Path, port: int) -> tuple[str, ManagedProcess]:
-    """nats-server with JetStream storing under `data_dir`; returns its URL."""
+def start_nats(data_dir: Path, log_dir: Path, port: int, max_payload: int | None = None) -> tuple[str, ManagedProcess]:
+    """nats-server with JetStream storing under `data_dir`; returns its URL. `max_payload` (bytes) replaces the
+    server's 1 MiB default, through a config file since the server has no flag for it."""
     data_dir.mkdir(parents=True, exist_ok=True)
     command = [venv_binary("nats-server"), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(data_dir)]
+    if max_payload is not None:
+        config = data_dir / "nats-server.conf"
+        config.write_text(f"max_payload: {max_payload}\n")
+        command += ["-c", str(config)]
     managed = spawn("nats-server", command, log_dir)
     wait_for_port(managed, port)
     return f"nats://127.0.0.1:{port}", managed

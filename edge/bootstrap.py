@@ -102,6 +102,7 @@ class Edge:
             "ok": True,
             "nats_connected": self.publisher.connected,
             "outbox_depth": self.outbox.depth,
+            "outbox_dead": self.outbox.dead_count,
             "last_publish_error": self.relay.last_error,
         }
 
@@ -182,6 +183,7 @@ async def bootstrap(settings: EdgeSettings, cameras: list[Camera], clock_start: 
     galleries: dict[str, StaffGallery] = {watcher.gallery.tenant_id: watcher.gallery for watcher in watchers}
     for run in runs:
         run.pipeline.use_staff_gallery(galleries[run.pipeline.camera.tenant_id])
+        run.pipeline.limit_payload(publisher.max_payload)
     outbox = Outbox(settings.outbox_path, limits)
     edge = Edge(settings, runs, outbox, publisher, OutboxRelay(outbox, publisher), watchers)
     if settings.metrics_port:
@@ -192,6 +194,7 @@ async def bootstrap(settings: EdgeSettings, cameras: list[Camera], clock_start: 
         detector=f"{settings.detector.value} ({detector_model.model_id})",
         embedding_model=embedder.model_id,
         outbox_depth=outbox.depth,
+        max_payload=min(settings.max_payload_bytes, publisher.max_payload),
         staff={tenant: len(gallery) for tenant, gallery in galleries.items()},
         metrics_port=settings.metrics_port,
     )

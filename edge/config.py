@@ -44,6 +44,18 @@ class EdgeSettings(BaseSettings):
     crop_margin: float = Field(0.2, ge=0, le=1, description="Margin added around the box of the JPEG crop")
     jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of the crops events carry")
     send_crops: bool = Field(True, description="False is privacy mode: events carry the embedding, no crop")
+    max_crop_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        description="Larger crops are re-encoded at a lower JPEG quality, then made smaller, to fit: ingest refuses "
+        "crops over its REVISIT_MAX_CROP_BYTES (the same default)",
+    )
+    max_payload_bytes: int = Field(
+        1024 * 1024,
+        ge=16 * 1024,
+        description="Largest event published, headers included (the NATS default max_payload); the server's own "
+        "max_payload wins when smaller. Crops are made smaller so that every event fits",
+    )
     staff_threshold: float = Field(
         0.45,
         ge=-1,

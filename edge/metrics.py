@@ -28,6 +28,9 @@ STREAM_BLACK = Gauge("revisit_edge_stream_black", "1 while the stream is dark (m
 STREAM_RECONNECTS = Counter("revisit_edge_stream_reconnects_total", "Reconnections to a live stream.", ["camera"])
 OUTBOX_DEPTH = Gauge("revisit_edge_outbox_depth", "Events waiting in the outbox for a PubAck.")
 OUTBOX_DROPPED = Counter("revisit_edge_outbox_dropped_total", "Events dropped by the outbox bounds.", ["reason"])
+OUTBOX_DEAD = Counter(
+    "revisit_edge_outbox_dead_total", "Events the bus refused for good (too large, invalid), moved to the dead table."
+)
 DETECT_SECONDS = Histogram("revisit_edge_detect_seconds", "Face detection time per frame.", buckets=LATENCY_BUCKETS)
 EMBED_SECONDS = Histogram("revisit_edge_embed_seconds", "Embedding time per face.", buckets=LATENCY_BUCKETS)
 PUBLISH_SECONDS = Histogram("revisit_edge_publish_seconds", "Publish until PubAck.", buckets=LATENCY_BUCKETS)

@@ -5,6 +5,10 @@ event the pipeline produced is either still here or acknowledged by JetStream. A
 delete replays the event; its `Nats-Msg-Id` makes JetStream drop the copy. The outbox is bounded by
 count, bytes and age; the oldest events are dropped first, counted in metrics and logged, because an
 edge that was offline for days must keep running on a small disk.
+
+A message the bus refuses for good (too large, invalid) is moved to the `dead` table with the reason, in one
+transaction, so the events behind it still go out; the dead rows are kept for operators to inspect, bounded
+by the same maximum age and by `MAX_DEAD_EVENTS`.
 """
 
 import sqlite3
@@ -13,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.metrics import OUTBOX_DEPTH, OUTBOX_DROPPED
+from edge.metrics import OUTBOX_DEAD, OUTBOX_DEPTH, OUTBOX_DROPPED
 from edge.publisher import OutgoingMessage
 from services.common.logging import get_logger
 
@@ -26,8 +30,19 @@ CREATE TABLE IF NOT EXISTS outbox (
     subject TEXT NOT NULL,
     payload BLOB NOT NULL,
     created_at REAL NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS dead (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    reason TEXT NOT NULL,
+    dead_at REAL NOT NULL
+);
 """
+MAX_DEAD_EVENTS = 1000
+"""Dead events kept for inspection; the oldest go first. They are refused for good, so only a few matter."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,7 @@ class Outbox:
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(SCHEMA)
+        self._db.executescript(SCHEMA)
         self._limits, self._clock = limits, clock
         self.dropped: dict[str, int] = {"age": 0, "count": 0, "bytes": 0}
         count, size = self._db.execute("SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox").fetchone()
@@ -92,8 +107,45 @@ class Outbox:
             self._depth, self._bytes = self._depth - 1, self._bytes - int(row[0])
             OUTBOX_DEPTH.set(self._depth)
 
+    def move_aside(self, seq: int, reason: str) -> None:
+        """Move a message the bus refuses for good to the `dead` table with `reason`, atomically, so it no longer
+        blocks the messages behind it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            moved = self._db.execute(
+                "INSERT INTO dead (seq, event_id, subject, payload, created_at, reason, dead_at) "
+                "SELECT seq, event_id, subject, payload, created_at, ?, ? FROM outbox WHERE seq = ? "
+                "RETURNING event_id, length(payload)",
+                (reason, self._clock(), seq),
+            ).fetchone()
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+            self._db.execute(
+                "DELETE FROM dead WHERE seq <= (SELECT seq FROM dead ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                (MAX_DEAD_EVENTS,),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        if moved:
+            self._depth, self._bytes = self._depth - 1, self._bytes - int(moved[1])
+            OUTBOX_DEPTH.set(self._depth)
+            OUTBOX_DEAD.inc()
+            log.error("outbox_event_moved_aside", event_id=moved[0], reason=reason, depth=self._depth)
+
+    def dead(self) -> list[tuple[str, str]]:
+        """The (event id, reason) of each message set aside, oldest first."""
+        return [
+            (str(row[0]), str(row[1])) for row in self._db.execute("SELECT event_id, reason FROM dead ORDER BY seq")
+        ]
+
+    @property
+    def dead_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM dead").fetchone()[0])
+
     def enforce_limits(self) -> None:
         """Drop what is too old, then the oldest beyond the count and byte bounds."""
+        self._db.execute("DELETE FROM dead WHERE created_at < ?", (self._clock() - self._limits.max_age_seconds,))
         self._drop("age", "created_at < ?", self._clock() - self._limits.max_age_seconds)
         excess = self._depth - self._limits.max_events
         if excess > 0:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import numpy as np
 
-from edge.align import align_face, crop_box, encode_jpeg, share_inside_frame, template_transform
+from edge.align import align_face, crop_box, encode_jpeg_within, share_inside_frame, template_transform
 from edge.appearance import EmbeddedLook
 from edge.best_crop import BestCropSelector
 from edge.config import Camera, EdgeSettings
@@ -27,9 +27,14 @@ from edge.staff import StaffGallery
 from edge.tracker import FaceTracker, Observation, TrackerTuning
 from schemas.faces import FaceBox, FaceDetected
 from schemas.ids import new_event_id
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
 
 CLEAR = 0.9
 """Unoccluded score from which a face's embedding is trusted by the tracker to tell it from another face."""
+HEADERS_ALLOWANCE = 1024
+"""Room left under the bus's max_payload for the message headers (Nats-Msg-Id, content-type: about 100 bytes)."""
 ALREADY_EMBEDDED_EXTRA = 2
 """A track also holds this many faces after its `track_pooled_faces` best, pooled only if the tracker has
 already embedded them: free evidence. On the motion benchmark this pooled as well as embedding the best
@@ -89,11 +94,16 @@ class CameraPipeline:
             settings.track_emit_interval_seconds, settings.track_pooled_faces + ALREADY_EMBEDDED_EXTRA
         )
         self._track_prefix = new_event_id().hex[-12:]  # unique per run: track ids never repeat across restarts
+        self._max_payload = settings.max_payload_bytes
         self._untracked = 0
         self.counters = PipelineCounters()
 
     def use_staff_gallery(self, staff: StaffGallery) -> None:
         self._staff = staff
+
+    def limit_payload(self, server_max_payload: int) -> None:
+        """Fit events under the server's max_payload too, when it is below the configured one."""
+        self._max_payload = min(self._settings.max_payload_bytes, server_max_payload)
 
     def process(self, frame: Frame) -> list[FaceDetected]:
         """The events due after this frame."""
@@ -187,9 +197,8 @@ class CameraPipeline:
         return [bool(value >= self._settings.staff_threshold) for value in similarities]
 
     def _event(self, track_id: str, candidate: FaceCandidate, embedding: list[float]) -> FaceDetected:
-        detection, settings = candidate.detection, self._settings
-        crop = None if candidate.crop is None else encode_jpeg(candidate.crop, settings.jpeg_quality)
-        return FaceDetected(
+        detection = candidate.detection
+        event = FaceDetected(
             tenant_id=self.camera.tenant_id,
             site_id=self.camera.site_id,
             camera_id=self.camera.camera_id,
@@ -201,8 +210,18 @@ class CameraPipeline:
             detector_score=detection.score,
             quality=min(max(candidate.quality, 0.0), 1.0),
             embedding=embedding,
-            crop_jpeg=crop,
         )
+        return event if candidate.crop is None else self._with_crop(event, candidate.crop)
+
+    def _with_crop(self, event: FaceDetected, crop: Image) -> FaceDetected:
+        """The event with its crop, encoded to fit both ingest's crop limit and the bus's max_payload, so no
+        event can block the outbox or be refused for its size."""
+        budget = min(self._settings.max_crop_bytes, crop_budget(len(event.to_json_bytes()), self._max_payload))
+        jpeg = encode_jpeg_within(crop, self._settings.jpeg_quality, budget)
+        if jpeg is None:
+            log.warning("crop_dropped_too_large", camera=self.camera.camera_id, shape=crop.shape, budget=budget)
+            return event
+        return event.model_copy(update={"crop_jpeg": jpeg})
 
     def _track_id(self, track_number: int) -> str:
         return f"{self._track_prefix}-{track_number}"
@@ -225,6 +244,13 @@ class CameraPipeline:
         FRAMES.labels(camera).inc(frames)
         FACES.labels(camera).inc(faces)
         TRACKS.labels(camera).inc(tracks)
+
+
+def crop_budget(event_bytes_without_crop: int, max_payload: int) -> int:
+    """The largest crop, in bytes, an event of `event_bytes_without_crop` (its `"crop_jpeg":null`) can carry
+    under `max_payload`: the crop travels as base64 (4 characters per 3 bytes) between quotes."""
+    base64_room = max_payload - HEADERS_ALLOWANCE - event_bytes_without_crop + len("null") - len('""')
+    return max(base64_room // 4 * 3, 0)
 
 
 def _next_events(pipeline: CameraPipeline, frames: Iterator[Frame]) -> list[FaceDetected] | None:

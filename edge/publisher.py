@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import nats
+import nats.js.errors
 from nats.aio.client import Client as NatsClient
 
 from edge.metrics import PUBLISH_SECONDS
@@ -30,10 +31,43 @@ class OutgoingMessage:
     event_id: str
     payload: bytes
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Nats-Msg-Id": self.event_id, "content-type": "application/json"}
+
+    @property
+    def wire_bytes(self) -> int:
+        """What the server counts against its max_payload: the payload and the header block (`NATS/1.0`,
+        one `name: value` line per header, a blank line)."""
+        header_block = len("NATS/1.0\r\n\r\n") + sum(len(f"{k}: {v}\r\n") for k, v in self.headers.items())
+        return len(self.payload) + header_block
+
 
 def to_message(event: FaceDetected) -> OutgoingMessage:
     subject = face_detected(event.tenant_id, event.site_id, event.camera_id)
     return OutgoingMessage(subject, str(event.event_id), event.to_json_bytes())
+
+
+class PublishRefused(Exception):
+    """The bus refuses this message for good (too large, a bad subject, a request JetStream rejects): sending it
+    again cannot succeed, so the outbox must set it aside rather than retry it forever."""
+
+
+PERMANENT_ERRORS = (
+    nats.errors.MaxPayloadError,
+    nats.errors.BadSubjectError,
+    nats.errors.BadHeaderError,
+    nats.js.errors.BadRequestError,
+)
+"""Errors a retry cannot cure. Anything else (timeouts, disconnections, no responders, a 503 from JetStream) is
+transient and retried forever."""
+
+
+class MessagePublisher(Protocol):
+    """What the outbox relay needs: publish one message, True if JetStream already had it; PublishRefused when
+    it never will."""
+
+    async def publish(self, message: OutgoingMessage) -> bool: ...
 
 
 class EventSink(Protocol):
@@ -56,15 +90,28 @@ class JetStreamPublisher:
     def connected(self) -> bool:
         return bool(self._connection.is_connected)
 
+    @property
+    def max_payload(self) -> int:
+        """The server's max_payload (headers included), from its INFO."""
+        return int(self._connection.max_payload)
+
     async def publish(self, message: OutgoingMessage) -> bool:
-        """Publish and wait for the PubAck; True if JetStream already had this event id (a duplicate)."""
-        with PUBLISH_SECONDS.time():
-            ack = await self._js.publish(
-                message.subject,
-                message.payload,
-                timeout=self._timeout,
-                headers={"Nats-Msg-Id": message.event_id, "content-type": "application/json"},
+        """Publish and wait for the PubAck; True if JetStream already had this event id (a duplicate).
+
+        Raises PublishRefused when the bus will never take it. A message over max_payload with its headers is
+        refused here: nats-py checks the payload alone, and the server would drop the whole connection."""
+        if message.wire_bytes > self.max_payload:
+            raise PublishRefused(
+                f"message of {message.wire_bytes} bytes with headers is over the server's max_payload "
+                f"of {self.max_payload}"
             )
+        try:
+            with PUBLISH_SECONDS.time():
+                ack = await self._js.publish(
+                    message.subject, message.payload, timeout=self._timeout, headers=message.headers
+                )
+        except PERMANENT_ERRORS as error:
+            raise PublishRefused(f"{type(error).__name__}: {error}") from error
         return bool(ack.duplicate)
 
     async def send(self, event: FaceDetected) -> None:

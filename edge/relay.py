@@ -1,4 +1,7 @@
-"""Moves events from the outbox to JetStream in order, and keeps trying while NATS is away."""
+"""Moves events from the outbox to JetStream in order, and keeps trying while NATS is away.
+
+Transient failures (NATS away, a timeout) stop the batch and are retried with backoff, forever: order is kept.
+An event the bus refuses for good is moved aside (the outbox's dead table) and the next one goes out."""
 
 import asyncio
 import contextlib
@@ -7,7 +10,7 @@ import nats
 
 from edge.metrics import EVENTS
 from edge.outbox import Outbox
-from edge.publisher import JetStreamPublisher, to_message
+from edge.publisher import MessagePublisher, PublishRefused, to_message
 from schemas.faces import FaceDetected
 from services.common.logging import get_logger
 
@@ -20,7 +23,7 @@ RETRY_MAX_SECONDS = 10.0
 class OutboxRelay:
     """The pipeline's `EventSink`: `send` stores durably; `run` publishes oldest first, deletes on PubAck."""
 
-    def __init__(self, outbox: Outbox, publisher: JetStreamPublisher) -> None:
+    def __init__(self, outbox: Outbox, publisher: MessagePublisher) -> None:
         self._outbox, self._publisher = outbox, publisher
         self._wake = asyncio.Event()
         self._emptied = asyncio.Event()
@@ -51,10 +54,13 @@ class OutboxRelay:
             delay = min(delay * 2, RETRY_MAX_SECONDS)
 
     async def _publish_batch(self) -> bool:
-        """Publish the oldest messages one by one; False at the first failure (order is kept)."""
+        """Publish the oldest messages one by one; False at the first transient failure (order is kept)."""
         for row in self._outbox.oldest(BATCH):
             try:
                 duplicate = await self._publisher.publish(row.message)
+            except PublishRefused as refused:
+                self._outbox.move_aside(row.seq, str(refused))
+                continue
             except (TimeoutError, OSError, nats.errors.Error) as error:
                 self.last_error = f"{type(error).__name__}: {error}"
                 log.warning("publish_failed_will_retry", error=self.last_error, depth=self._outbox.depth)

@@ -6,7 +6,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol, TypeVar
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Response, status
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
 from faststream.nats import NatsBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -57,6 +57,26 @@ def create_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def read_body_within(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused with 413 before it is read when Content-Length says it is longer than
+    `max_bytes`, and cut off at `max_bytes` when it streams without one (or lies): a hostile body costs at most
+    `max_bytes` of memory. Call it only after authenticating, so an anonymous body is never read at all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"body of {declared} bytes is over the limit of {max_bytes} bytes"
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                f"body is over the limit of {max_bytes} bytes; it was not read further",
+            )
+    return bytes(body)
 
 
 def nats_ready(broker: NatsBroker) -> ReadinessCheck:

@@ -3,6 +3,7 @@ erase a batch of crops for identity's erasure saga."""
 
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from nats.aio.msg import Msg
@@ -18,6 +19,7 @@ from schemas import (
 )
 from schemas.base import TOKEN_PATTERN
 from schemas.ids import derive_event_id, new_event_id
+from schemas.models import EMBEDDING_DIMENSIONS
 from services.common.bus import EventPublisher
 from services.common.logging import get_logger
 from services.ingest.adapters.s3 import CropStore
@@ -30,12 +32,24 @@ CROPS_ERASED = "crops_erased"
 log = get_logger(__name__)
 
 
+def embedding_models_of(tenant_id: str) -> Mapping[str, int]:
+    """The embedding models `tenant_id`'s devices may send (name: dimension): every model Revisit knows, until the
+    tenant registry says which each tenant uses; this is where it will plug in."""
+    return EMBEDDING_DIMENSIONS
+
+
 def validate_detected(event: FaceDetected, subject: str, settings: IngestSettings, now: datetime) -> None:
     """Every check beyond the schema; raises InvalidEvent with the reason."""
     validation.check_subject_matches(event, subject)
+    validation.check_embedding_model(event.embedding_model, len(event.embedding), embedding_models_of(event.tenant_id))
     validation.check_embedding(event.embedding)
     validation.check_crop(event.crop_jpeg, settings.max_crop_bytes)
-    validation.check_capture_time(event.captured_at, now, timedelta(seconds=settings.max_clock_skew_seconds))
+    validation.check_capture_time(
+        event.captured_at,
+        now,
+        max_skew=timedelta(seconds=settings.max_clock_skew_seconds),
+        max_age=timedelta(seconds=settings.outbox_max_age_seconds),
+    )
 
 
 async def ingest_face(

@@ -23,7 +23,9 @@ from devstack.stack import SERVICE_NAMES, Endpoints, SigningKeys, service_enviro
 
 TENANT, SITE = "life", "store-1"
 PEOPLE = ("biden", "eric_clapton", "john_lennon", "kit_harington", "obama")
-DAY_ONE = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+DAY_ONE = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) - timedelta(days=4)
+"""Recent days (the test spans three): ingest refuses sightings older than the edges' outbox keeps events (7 days)."""
+REPORTED = {"from": f"{DAY_ONE:%Y-%m-%d}", "to": f"{DAY_ONE + timedelta(days=3):%Y-%m-%d}"}
 
 
 @dataclass
@@ -107,12 +109,10 @@ class Api:
         return self.get("identity", "/v1/persons", limit="100").json()["items"]
 
     def totals(self) -> dict:
-        return self.get(
-            "reporting", "/v1/reports/visitors", site_id=SITE, **{"from": "2026-11-02", "to": "2026-11-05"}
-        ).json()["totals"]
+        return self.get("reporting", "/v1/reports/visitors", site_id=SITE, **REPORTED).json()["totals"]
 
     def visits_of(self, person_id: str) -> int:
-        visits = self.get("reporting", "/v1/visits", site_id=SITE, **{"from": "2026-11-02", "to": "2026-11-05"}).json()
+        visits = self.get("reporting", "/v1/visits", site_id=SITE, **REPORTED).json()
         return sum(v["person_id"] == person_id for v in visits)
 
     def completed(self, operation_id: str, timeout: float = 90) -> dict:

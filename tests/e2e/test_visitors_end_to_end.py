@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,8 +20,9 @@ from devstack.infra import free_port
 from devstack.stack import SERVICE_NAMES, Endpoints, SigningKeys, start_services, wait_until_ready
 
 TENANT, SITE = "e2e", "store-1"
-DAY_ONE = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
-DAY_TWO = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+DAY_ONE = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) - timedelta(days=3)
+"""Recent days: ingest refuses sightings older than the edges' outbox keeps events (7 days)."""
+DAY_TWO = DAY_ONE + timedelta(days=1)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def run_edge(source: Path, clock_start: datetime, endpoints: Endpoints, shared: 
 def visitor_report(port: int, token: str) -> dict:
     response = httpx.get(
         f"http://127.0.0.1:{port}/v1/reports/visitors",
-        params={"site_id": SITE, "from": "2026-11-02", "to": "2026-11-03", "granularity": "day"},
+        params={"site_id": SITE, "from": f"{DAY_ONE:%Y-%m-%d}", "to": f"{DAY_TWO:%Y-%m-%d}", "granularity": "day"},
         headers={"authorization": f"Bearer {token}"},
         timeout=5,
     )
@@ -112,8 +113,9 @@ def test_unique_and_returning_visitors_from_real_faces(
     assert totals["visits"] == expected_visits
     assert totals["unidentified_sightings"] == 0  # every demo photo is a clear, frontal face: all identified
     by_day = {period["period_start"][:10]: period for period in report["periods"]}
-    assert by_day["2026-11-02"]["new_visitors"] == people and by_day["2026-11-02"]["returning_visitors"] == 0
-    assert by_day["2026-11-03"]["returning_visitors"] == returning and by_day["2026-11-03"]["new_visitors"] == 0
+    first, second = by_day[f"{DAY_ONE:%Y-%m-%d}"], by_day[f"{DAY_TWO:%Y-%m-%d}"]
+    assert first["new_visitors"] == people and first["returning_visitors"] == 0
+    assert second["returning_visitors"] == returning and second["new_visitors"] == 0
 
     # the other consumers of the same run: the person directory and the audit chain agree
     admin = {"authorization": f"Bearer {make_token(TENANT, ['admin'])}"}

@@ -92,3 +92,29 @@ def test_age_bound_drops_what_is_older_than_the_limit(tmp_path):
     outbox.enforce_limits()
     assert ids(outbox) == ["event-1"]
     assert outbox.dropped["age"] == 1
+
+
+def test_a_refused_message_is_moved_aside_with_its_reason_and_the_rest_keep_their_order(tmp_path):
+    outbox = Outbox(tmp_path / "o.db", ROOMY)
+    for n in range(3):
+        outbox.put(message(n))
+    outbox.move_aside(outbox.oldest(1)[0].seq, "message of 2000000 bytes is over the server's max_payload")
+    assert ids(outbox) == ["event-1", "event-2"]
+    assert outbox.depth == 2 and outbox.size_bytes == 20
+    outbox.close()
+    reopened = Outbox(tmp_path / "o.db", ROOMY)  # the dead table is durable too
+    assert reopened.dead() == [("event-0", "message of 2000000 bytes is over the server's max_payload")]
+    assert reopened.dead_count == 1 and ids(reopened) == ["event-1", "event-2"]
+
+
+def test_dead_messages_are_bounded_by_age_and_count(tmp_path, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr("edge.outbox.MAX_DEAD_EVENTS", 2)
+    outbox = Outbox(tmp_path / "o.db", OutboxLimits(100, 10_000, max_age_seconds=60), clock=lambda: now[0])
+    for n in range(3):
+        outbox.put(message(n))
+        outbox.move_aside(outbox.oldest(1)[0].seq, f"refused {n}")
+    assert [event_id for event_id, _ in outbox.dead()] == ["event-1", "event-2"]
+    now[0] += 61
+    outbox.enforce_limits()
+    assert outbox.dead() == []

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 import pytest
 
@@ -29,11 +30,13 @@ async def ingest(nats_url: str, s3_endpoint: str, s3_credentials: tuple[str, str
 
 def _detected(tenant: str, **changes: object) -> FaceDetected:
     example = json.loads((EXAMPLES_DIR / "FaceDetected.v1.json").read_text())
-    example |= {"tenant_id": tenant, "event_id": str(new_event_id())} | changes
-    return FaceDetected.model_validate(example)
+    now = datetime.now(UTC).isoformat()
+    example |= {"tenant_id": tenant, "event_id": str(new_event_id()), "captured_at": now, "occurred_at": now}
+    return FaceDetected.model_validate(example | changes)
 
 
 @pytest.fixture
 def detected() -> Callable[..., FaceDetected]:
-    """The schema's example FaceDetected for `tenant` with a fresh event id and any field changed."""
+    """The schema's example FaceDetected for `tenant`, captured now (ingest refuses sightings older than the
+    edges' outbox keeps them), with a fresh event id and any field changed."""
     return _detected

@@ -1,6 +1,7 @@
 """Ingest against real NATS JetStream and a real S3 server."""
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from nats.aio.client import Client as NatsClient
@@ -28,7 +29,7 @@ async def test_accepted_face_is_stored_and_republished(
     ingested = FaceIngested.model_validate_json(message.data)
     assert ingested.source_event_id == event.event_id
     assert ingested.embedding == event.embedding
-    assert ingested.crop_key == f"{tenant}/store-1/2026/11/02/{event.event_id}.jpg"
+    assert ingested.crop_key == f"{tenant}/store-1/{event.captured_at:%Y/%m/%d}/{event.event_id}.jpg"
     assert await ingest.crops.get_crop(ingested.crop_key) == event.crop_jpeg
 
 
@@ -104,3 +105,82 @@ async def test_health_and_metrics(ingest: Ingest) -> None:
         assert (await client.get("/readyz")).json() == {"status": "ready"}
         metrics = (await client.get("/metrics")).text
     assert "revisit_messages_consumed_total" in metrics
+
+
+EIGHT_MIB = 8 * 1024 * 1024
+CHUNK = 64 * 1024
+
+
+class CountingBody:
+    """An 8 MiB request body that streams in chunks and counts how many bytes the server pulled from it."""
+
+    def __init__(self) -> None:
+        self.pulled = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for _ in range(EIGHT_MIB // CHUNK):
+            self.pulled += CHUNK
+            yield b"[" * CHUNK
+
+
+async def test_an_anonymous_8_mib_body_is_refused_unread(ingest: Ingest) -> None:
+    transport = httpx.ASGITransport(app=ingest.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+        body = CountingBody()
+        response = await client.post("/v1/faces", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 401
+    assert body.pulled == 0
+
+
+async def test_an_8_mib_body_is_refused_before_it_is_read_or_cut_at_the_limit(
+    ingest: Ingest, make_token: Callable[..., str]
+) -> None:
+    limit = ingest.settings.body_limit
+    device = {"authorization": f"Bearer {make_token(new_tenant(), ['device'])}", "content-type": "application/json"}
+    transport = httpx.ASGITransport(app=ingest.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+        declared = CountingBody()
+        headers = {**device, "content-length": str(EIGHT_MIB)}
+        refused = await client.post("/v1/faces", content=declared, headers=headers)
+        assert refused.status_code == 413 and f"limit of {limit} bytes" in refused.text
+        assert declared.pulled == 0
+        streamed = CountingBody()  # no Content-Length: chunked, read only up to the limit
+        cut = await client.post("/v1/faces", content=streamed, headers=device)
+        assert cut.status_code == 413 and "not read further" in cut.text
+        assert limit < streamed.pulled <= limit + CHUNK
+
+
+async def test_http_refuses_old_sightings_and_unknown_models_with_the_reason(
+    ingest: Ingest, make_token: Callable[..., str], detected: Detected
+) -> None:
+    tenant = new_tenant()
+    device = {"authorization": f"Bearer {make_token(tenant, ['device'])}", "content-type": "application/json"}
+    refusals = {
+        "older than 7 days": detected(tenant, captured_at=datetime(1970, 1, 1, tzinfo=UTC)),
+        "in the future": detected(tenant, captured_at=datetime.now(UTC) + timedelta(days=1)),
+        "not a known model": detected(tenant, embedding_model="anything-at-all@1"),
+        "gives 512": detected(tenant, embedding_model="arcface_r50_w600k_512@01234567"),
+    }
+    transport = httpx.ASGITransport(app=ingest.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+        for reason, event in refusals.items():
+            response = await client.post("/v1/faces", content=event.to_json_bytes(), headers=device)
+            assert response.status_code == 422 and reason in response.text, (reason, response.text)
+        unparsable = await client.post("/v1/faces", content=b'{"schema": "FaceDetected.v1"}', headers=device)
+        assert unparsable.status_code == 422 and "tenant_id" in unparsable.text
+
+
+async def test_the_bus_rejects_old_sightings_and_unknown_models_with_the_reason(
+    ingest: Ingest, nats_connection: NatsClient, detected: Detected
+) -> None:
+    tenant = new_tenant()
+    js = nats_connection.jetstream()
+    subject = subjects.face_detected(tenant, "store-1", "entrance")
+    await js.publish(subject, detected(tenant, captured_at=datetime(1970, 1, 1, tzinfo=UTC)).to_json_bytes())
+    await js.publish(subject, detected(tenant, embedding_model="bench-model@00000000").to_json_bytes())
+    messages = await collect_messages(nats_connection, subjects.face_rejected(tenant), 2)
+    reasons = sorted(FaceRejected.model_validate_json(m.data).reason for m in messages)
+    assert len(reasons) == 2
+    assert any("1970-01-01" in r and "older than" in r for r in reasons)
+    assert any("bench-model@00000000" in r and "not a known model" in r for r in reasons)
+    assert await ingest.crops.keys_under(f"{tenant}/") == []

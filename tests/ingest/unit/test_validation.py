@@ -8,6 +8,8 @@ from schemas.export import EXAMPLES_DIR
 from services.common.bus import InvalidEvent
 from services.ingest.domain import validation
 
+JPEG_START = b"\xff\xd8\xff"
+
 
 @pytest.fixture
 def event() -> FaceDetected:
@@ -37,11 +39,36 @@ def test_crop_must_be_a_small_jpeg() -> None:
         validation.check_crop(b"\xff\xd8\xff" + b"0" * 200, 100)
 
 
-def test_capture_time_may_not_be_in_the_future() -> None:
-    now = datetime(2026, 11, 2, tzinfo=UTC)
-    validation.check_capture_time(now + timedelta(seconds=10), now, timedelta(minutes=5))
+def test_capture_time_may_be_neither_in_the_future_nor_older_than_the_outbox_keeps_events() -> None:
+    now, skew, week = datetime(2026, 11, 2, tzinfo=UTC), timedelta(minutes=5), timedelta(days=7)
+    validation.check_capture_time(now + timedelta(seconds=10), now, skew, week)
+    validation.check_capture_time(now - timedelta(days=6, hours=23), now, skew, week)
     with pytest.raises(InvalidEvent, match="future"):
-        validation.check_capture_time(now + timedelta(hours=1), now, timedelta(minutes=5))
+        validation.check_capture_time(now + timedelta(hours=1), now, skew, week)
+    with pytest.raises(InvalidEvent, match=r"1970-01-01.* older than 7 days"):
+        validation.check_capture_time(datetime(1970, 1, 1, tzinfo=UTC), now, skew, week)
+
+
+def test_embedding_model_must_be_known_and_its_vectors_its_length() -> None:
+    known = {"mobilefacenet_arcface_128": 128, "arcface_r50_w600k_512": 512}
+    validation.check_embedding_model("mobilefacenet_arcface_128@e72a5710", 128, known)
+    validation.check_embedding_model("arcface_r50_w600k_512@0123abcd", 512, known)
+    for unknown in ("test-model@1", "bench-model@00000000", "mobilefacenet_arcface_128", "sface@0123abcd"):
+        with pytest.raises(InvalidEvent, match="not a known model"):
+            validation.check_embedding_model(unknown, 128, known)
+    with pytest.raises(InvalidEvent, match="has 128 values; arcface_r50_w600k_512@0123abcd gives 512"):
+        validation.check_embedding_model("arcface_r50_w600k_512@0123abcd", 128, known)
+
+
+def test_the_body_limit_holds_the_largest_legal_event(event: FaceDetected) -> None:
+    """A crop of the maximum size and the longest embedding, each value as long as JSON writes a float."""
+    max_crop = 256 * 1024
+    largest = event.model_copy(
+        update={"crop_jpeg": JPEG_START + b"\xff" * (max_crop - 3), "embedding": [-1.2345678901234567e-100] * 2048}
+    )
+    indented = json.dumps(json.loads(largest.to_json_bytes()), indent=2).encode()
+    assert len(largest.to_json_bytes()) < len(indented) <= validation.largest_event_bytes(max_crop)
+    assert validation.largest_event_bytes(max_crop) == 431_448
 
 
 def test_crop_key_is_partitioned_by_tenant_site_and_day(event: FaceDetected) -> None:
