@@ -79,7 +79,9 @@ async def bootstrap(settings: AuditSettings) -> AsyncIterator[Audit]:
             store = CheckpointStore(broker.connection.jetstream())
             await store.declare()
             audit_log = AuditLog(pool)
-            schedule = CheckpointSchedule(settings.audit_checkpoint_every_records, settings.audit_checkpoint_every_seconds)
+            schedule = CheckpointSchedule(
+                settings.audit_checkpoint_every_records, settings.audit_checkpoint_every_seconds
+            )
             anchoring = Anchoring(load_signing_key(settings.audit_signing_key), schedule, store)
             register_consumers(broker, settings, audit_log, anchoring)
             app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": audit_log.ping}, settings, (router,))
