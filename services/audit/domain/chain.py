@@ -27,7 +27,7 @@ class AuditRecord:
     hash: str
     details: dict[str, Any] = field(default_factory=dict)
     # The exact text that was hashed and stored; None only for records written before it existed
-    # (migration 002), whose hash covers `details` as parsed back from jsonb.
+    # (migration 003), whose hash covers `details` as parsed back from jsonb.
     details_text: str | None = None
 
 
