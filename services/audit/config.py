@@ -14,11 +14,15 @@ class AuditSettings(PostgresServiceSettings):
     model_config = SettingsConfigDict(**PostgresServiceSettings.model_config, hide_input_in_errors=True)
 
     http_port: int = Field(8005, description="Port of /healthz, /readyz, /metrics and the REST API")
+    postgres_dsn: str = Field(
+        description="postgresql://user:pass@host:5432/db of audit's runtime login: it must own nothing and may"
+        " only read and insert (it is granted `revisit_audit` at start); refused if it could UPDATE or DELETE"
+    )
     postgres_migration_dsn: str | None = Field(
         None,
         description="Login that owns schema `audit` and runs its migrations; REVISIT_POSTGRES_DSN is then a"
-        " separate login that may only read and insert. Required outside dev and test; without it (dev"
-        " only) the DSN's login migrates and the pool SET ROLEs, which RESET ROLE undoes",
+        " separate login that may only read and insert. Required outside dev and test; without it (dev and"
+        " test only) REVISIT_POSTGRES_DSN migrates and the pool SET ROLEs, which RESET ROLE undoes",
     )
     audit_signing_key: str = Field(
         description="Ed25519 private key that signs chain checkpoints: PKCS8 PEM, or the raw 32-byte seed as"
