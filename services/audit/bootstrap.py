@@ -1,12 +1,13 @@
 """Builds audit's adapters from settings; the only place they are constructed."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import nats
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
@@ -68,6 +69,18 @@ async def anchor_periodically(anchoring: Anchoring, every_seconds: float) -> Non
             log.warning("audit_checkpoint_failed", error=f"{type(error).__name__}: {error}")
 
 
+def anchor_at_shutdown(anchoring: Anchoring) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Sign the pending heads when HTTP shuts down: uvicorn re-raises SIGTERM once it has stopped, so code
+    after the server (the end of `bootstrap`) does not run in a terminated process."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await anchor_due_heads(anchoring, everything=True)
+
+    return lifespan
+
+
 @asynccontextmanager
 async def bootstrap(settings: AuditSettings) -> AsyncIterator[Audit]:
     pool = await connect_audit_pool(settings)
@@ -75,8 +88,11 @@ async def bootstrap(settings: AuditSettings) -> AsyncIterator[Audit]:
         broker = await connect_broker(
             settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds
         )
+        # Checkpoints get a connection of their own: `serve` stops the broker before this context exits, and
+        # the heads still pending then must be signed and stored after that.
+        checkpoint_connection = await nats.connect(settings.nats_url, connect_timeout=5)
         try:
-            store = CheckpointStore(broker.connection.jetstream())
+            store = CheckpointStore(checkpoint_connection.jetstream())
             await store.declare()
             audit_log = AuditLog(pool)
             schedule = CheckpointSchedule(
@@ -87,6 +103,7 @@ async def bootstrap(settings: AuditSettings) -> AsyncIterator[Audit]:
             app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": audit_log.ping}, settings, (router,))
             app.state.audit_log, app.state.checkpoints = audit_log, store
             app.state.public_keys = verification_keys(settings)
+            app.router.lifespan_context = anchor_at_shutdown(anchoring)
             ticker = asyncio.create_task(anchor_periodically(anchoring, settings.audit_checkpoint_every_seconds))
             try:
                 yield Audit(settings, broker, audit_log, anchoring, app)
@@ -94,6 +111,7 @@ async def bootstrap(settings: AuditSettings) -> AsyncIterator[Audit]:
                 ticker.cancel()
                 await anchor_due_heads(anchoring, everything=True)  # leave nothing this process wrote unanchored
         finally:
+            await checkpoint_connection.close()
             await broker.stop()
     finally:
         await pool.close()
