@@ -32,7 +32,7 @@ def documented_broker() -> NatsBroker:
     register_matcher(broker, MatcherSettings.model_construct(max_deliveries=5, batch_size=64), unused, unused)
     register_identity(broker, IdentitySettings.model_construct(max_deliveries=5), unused, unused, unused)
     register_reporting(broker, ReportingSettings.model_construct(max_deliveries=5), unused, unused, unused)
-    register_audit(broker, AuditSettings.model_construct(max_deliveries=5), unused)
+    register_audit(broker, AuditSettings.model_construct(max_deliveries=5), unused, unused)
     return broker
 
 

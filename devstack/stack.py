@@ -1,19 +1,25 @@
 """The running system: dev keys, each service's environment, starting the services and waiting until ready."""
 
+import asyncio
 import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from devstack.infra import S3_ACCESS_KEY, S3_SECRET_KEY, InfraError, ManagedProcess, spawn
 
 SERVICE_NAMES = ("ingest", "matcher", "identity", "reporting", "audit")
 DEFAULT_PORTS = {"ingest": 8001, "matcher": 8002, "identity": 8003, "reporting": 8004, "audit": 8005}
+# The audit service's runtime login in dev and tests: separate from the owner login that migrates, so it
+# cannot rewrite the chain (docs/operations.md). The password is a dev one, like the embedded S3 keys.
+AUDIT_LOGIN, AUDIT_LOGIN_PASSWORD = "revisit_audit_app", "revisit-dev-audit"
 
 
 @dataclass(frozen=True)
@@ -28,11 +34,14 @@ class Endpoints:
 class SigningKeys:
     private_pem: str
     public_pem: str
+    audit_private_pem: str
 
 
 def load_or_create_keys(directory: Path) -> SigningKeys:
-    """An RS256 key pair for dev tokens, kept under `directory` so tokens survive restarts."""
+    """An RS256 key pair for dev tokens and the audit checkpoint key, kept under `directory` so tokens and
+    checkpoints still verify after a restart."""
     private_path, public_path = directory / "jwt-private.pem", directory / "jwt-public.pem"
+    audit_path = directory / "audit-signing.pem"
     if not private_path.exists():
         directory.mkdir(parents=True, exist_ok=True)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -45,7 +54,34 @@ def load_or_create_keys(directory: Path) -> SigningKeys:
         public_path.write_bytes(
             key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
-    return SigningKeys(private_path.read_text(), public_path.read_text())
+    if not audit_path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        audit_key = ed25519.Ed25519PrivateKey.generate()
+        audit_path.write_bytes(
+            audit_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        audit_path.chmod(0o600)
+    return SigningKeys(private_path.read_text(), public_path.read_text(), audit_path.read_text())
+
+
+def audit_login_dsn(admin_dsn: str) -> str:
+    """The admin DSN with the audit runtime login in place of its user."""
+    parts = urlsplit(admin_dsn)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{AUDIT_LOGIN}:{AUDIT_LOGIN_PASSWORD}@{host}"))
+
+
+async def create_audit_login(admin_dsn: str) -> None:
+    """What a DBA does once in production: a LOGIN role for the audit service that owns nothing (the
+    service grants it `revisit_audit` at start)."""
+    connection = await asyncpg.connect(admin_dsn)
+    try:
+        if not await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", AUDIT_LOGIN):
+            await connection.execute(f"CREATE ROLE {AUDIT_LOGIN} LOGIN PASSWORD '{AUDIT_LOGIN_PASSWORD}'")
+    finally:
+        await connection.close()
 
 
 def service_environment(
@@ -69,6 +105,12 @@ def service_environment(
         }
     if name == "matcher":
         env |= {"REVISIT_MILVUS_URI": endpoints.milvus_uri}
+    elif name == "audit":
+        env |= {
+            "REVISIT_POSTGRES_DSN": audit_login_dsn(endpoints.postgres_dsn),
+            "REVISIT_POSTGRES_MIGRATION_DSN": endpoints.postgres_dsn,
+            "REVISIT_AUDIT_SIGNING_KEY": keys.audit_private_pem,
+        }
     elif name != "ingest":
         env |= {"REVISIT_POSTGRES_DSN": endpoints.postgres_dsn}
     return env
@@ -79,6 +121,7 @@ def start_services(
 ) -> list[ManagedProcess]:
     """Each service as its own process (`python -m services.<name>`), as in production."""
     python = sys.executable
+    asyncio.run(create_audit_login(endpoints.postgres_dsn))
     return [
         spawn(
             name,

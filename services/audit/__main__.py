@@ -1,11 +1,17 @@
 """`python -m services.audit`: the hash-chained audit log. `python -m services.audit verify --tenant T`
-recomputes a tenant's chain from the database and exits 1 naming the first broken record."""
+recomputes a tenant's chain from the database, holds it against the signed checkpoints in NATS, and exits
+1 naming the first broken record or checkpoint."""
 
 import argparse
 import json
 import sys
 
-from services.audit.bootstrap import SERVICE, bootstrap, connect_audit_log
+import nats
+
+from services.audit.adapters.checkpoints import CheckpointStore
+from services.audit.adapters.postgres import AuditLog
+from services.audit.bootstrap import SERVICE, connect_audit_pool, verification_keys
+from services.audit.bootstrap import bootstrap as bootstrap_service
 from services.audit.config import AuditSettings
 from services.audit.handlers import verify_tenant_chain
 from services.common.http import serve_service
@@ -16,9 +22,14 @@ from services.common.startup import run_service
 async def verify(tenant_id: str) -> None:
     settings = AuditSettings()  # type: ignore[call-arg]
     configure_logging(SERVICE, "WARNING")
-    pool, log = await connect_audit_log(settings)
+    pool = await connect_audit_pool(settings)
     try:
-        verdict = await verify_tenant_chain(tenant_id, log)
+        connection = await nats.connect(settings.nats_url, connect_timeout=5, max_reconnect_attempts=2)
+        try:
+            store = CheckpointStore(connection.jetstream())
+            verdict = await verify_tenant_chain(tenant_id, AuditLog(pool), store, verification_keys(settings))
+        finally:
+            await connection.close()
     finally:
         await pool.close()
     print(json.dumps({"tenant_id": tenant_id, **verdict.__dict__}))
@@ -30,13 +41,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.audit")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="consume and serve the API (default)")
-    verify_command = commands.add_parser("verify", help="verify one tenant's chain")
+    verify_command = commands.add_parser("verify", help="verify one tenant's chain and its signed checkpoints")
     verify_command.add_argument("--tenant", required=True)
     args = parser.parse_args()
     if args.command == "verify":
         run_service(lambda: verify(args.tenant))
     else:
-        run_service(lambda: serve_service(SERVICE, AuditSettings, bootstrap))
+        run_service(lambda: serve_service(SERVICE, AuditSettings, bootstrap_service))
 
 
 if __name__ == "__main__":

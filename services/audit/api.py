@@ -1,11 +1,10 @@
-"""Audit's REST routes: verify the caller's tenant chain, read its latest records."""
+"""Audit's REST routes: verify the caller's tenant chain against its signed checkpoints."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from services.audit.adapters.postgres import AuditLog
 from services.audit.handlers import verify_tenant_chain
 from services.common.auth import Principal, Role, require_roles
 
@@ -19,11 +18,15 @@ class Verification(BaseModel):
     records: int
     first_broken_seq: int | None
     reason: str | None
+    checkpoints: int
+    anchored_through_seq: int | None
+    broken_checkpoint_seq: int | None
 
 
 @router.get("/verify")
 async def verify(principal: Admin, request: Request) -> Verification:
-    """Recompute the caller's tenant chain; names the first broken record if any."""
-    log: AuditLog = request.app.state.audit_log
-    verdict = await verify_tenant_chain(principal.tenant_id, log)
+    """Recompute the caller's tenant chain and check it passes through every signed checkpoint; names the
+    first broken record (or the first records a checkpoint no longer matches) if any."""
+    state = request.app.state
+    verdict = await verify_tenant_chain(principal.tenant_id, state.audit_log, state.checkpoints, state.public_keys)
     return Verification(tenant_id=principal.tenant_id, **verdict.__dict__)

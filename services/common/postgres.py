@@ -14,7 +14,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from services.common.logging import get_logger
-from services.common.startup import wait_for_dependency
+from services.common.startup import DependencyUnavailable, wait_for_dependency
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 log = get_logger(__name__)
@@ -98,3 +98,81 @@ async def tenant_transaction(pool: asyncpg.Pool, tenant_id: str) -> AsyncIterato
     async with pool.acquire() as connection, connection.transaction():
         await connection.execute("SELECT set_config($1, $2, true)", TENANT_SETTING, tenant_id)
         yield connection
+
+
+class PrivilegeError(DependencyUnavailable):
+    """The runtime login could rewrite what it must only append to; the service refuses to start."""
+
+
+# Every role the session's login is a member of (so could SET ROLE to, or inherits from), and what in
+# `schema` any of them could use to change or remove rows instead of only reading and inserting.
+LEAST_PRIVILEGE_VIOLATIONS = """
+WITH reachable AS (
+  SELECT oid, rolname, rolsuper, rolbypassrls FROM pg_roles WHERE pg_has_role(session_user, oid, 'MEMBER')
+), tables AS (
+  SELECT c.oid, c.relname, c.relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+)
+SELECT rolname || ' is a superuser' FROM reachable WHERE rolsuper
+UNION ALL SELECT rolname || ' bypasses row-level security' FROM reachable WHERE rolbypassrls
+UNION ALL SELECT r.rolname || ' owns schema ' || n.nspname
+  FROM reachable r JOIN pg_namespace n ON n.nspowner = r.oid WHERE n.nspname = $1
+UNION ALL SELECT r.rolname || ' owns ' || t.relname FROM reachable r JOIN tables t ON t.relowner = r.oid
+UNION ALL SELECT r.rolname || ' may ' || p.privilege || ' ' || t.relname
+  FROM reachable r CROSS JOIN tables t CROSS JOIN unnest(ARRAY['UPDATE', 'DELETE', 'TRUNCATE']) AS p(privilege)
+  WHERE has_table_privilege(r.oid, t.oid, p.privilege)
+"""
+
+
+async def least_privilege_violations(connection: Connection, schema: str) -> list[str]:
+    """What the session's login (and any role it can become) could do in `schema` beyond SELECT and INSERT."""
+    return [row[0] for row in await connection.fetch(LEAST_PRIVILEGE_VIOLATIONS, schema)]
+
+
+async def connect_postgres_as_login(
+    dsn: str, migration_dsn: str, schema: str, role: str, migrations: Path, timeout_seconds: float, max_size: int = 10
+) -> asyncpg.Pool:
+    """Migrate `schema` as the owner login of `migration_dsn`, grant `role` to the login of `dsn`, and return
+    a pool of that login, which must own nothing and be unable to become a role that may UPDATE, DELETE or
+    TRUNCATE in `schema`. Unlike `connect_postgres` there is no `SET ROLE` that `RESET ROLE` could undo:
+    the pool's login is the least-privileged identity itself."""
+
+    async def connect() -> asyncpg.Pool:
+        owner = await asyncpg.connect(migration_dsn, timeout=5)
+        try:
+            await apply_migrations(owner, schema, migrations)
+            runtime = await asyncpg.connect(dsn, timeout=5)
+            try:
+                login = await runtime.fetchval("SELECT session_user")
+            finally:
+                await runtime.close()
+            if login != await owner.fetchval("SELECT session_user"):
+                await owner.execute(f'GRANT "{role}" TO "{login}"')  # inherited: no SET ROLE needed
+        finally:
+            await owner.close()
+
+        async def use_schema(conn: Connection) -> None:
+            await conn.execute(f'SET search_path TO "{schema}"')
+
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, setup=use_schema)
+        assert pool is not None
+        return pool
+
+    pool = await wait_for_dependency(
+        "Postgres",
+        connect,
+        timeout_seconds,
+        hint="Check REVISIT_POSTGRES_DSN (the runtime login) and REVISIT_POSTGRES_MIGRATION_DSN (the schema owner),"
+        " that the server accepts both, and that the owner may create the schema and the service role"
+        " (docs/operations.md).",
+    )
+    async with pool.acquire() as connection:
+        violations = await least_privilege_violations(connection, schema)
+    if violations:
+        await pool.close()
+        raise PrivilegeError(
+            f"the login of REVISIT_POSTGRES_DSN must only read and insert in schema {schema}, but: "
+            + "; ".join(violations)
+            + ". Use a separate LOGIN role for it and the owner only in REVISIT_POSTGRES_MIGRATION_DSN."
+        )
+    return pool

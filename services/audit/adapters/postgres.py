@@ -12,8 +12,11 @@ from services.common.postgres import tenant_transaction
 SCHEMA = "audit"
 ROLE = "revisit_audit"
 COLUMNS = (
-    "tenant_id, seq, event_id, service, action, actor, resource, details, occurred_at, recorded_at, prev_hash, hash"
+    "tenant_id, seq, event_id, service, action, actor, resource, details_text, occurred_at, recorded_at, prev_hash,"
+    " hash"
 )
+# Records written before migration 002 keep their details in jsonb only; their hash covers the parsed value.
+READ_COLUMNS = COLUMNS + ", details"
 
 
 class AuditLog:
@@ -29,7 +32,7 @@ class AuditLog:
             await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"audit:{entry.tenant_id}")
             if await connection.fetchval("SELECT 1 FROM records WHERE event_id = $1", entry.event_id):
                 return None
-            head = await connection.fetchrow(f"SELECT {COLUMNS} FROM records ORDER BY seq DESC LIMIT 1")
+            head = await connection.fetchrow(f"SELECT {READ_COLUMNS} FROM records ORDER BY seq DESC LIMIT 1")
             record = next_record(None if head is None else _record(head), entry, datetime.now(UTC))
             await connection.execute(
                 f"INSERT INTO records ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -40,7 +43,7 @@ class AuditLog:
                 record.action,
                 record.actor,
                 record.resource,
-                json.dumps(record.details),
+                record.details_text,
                 record.occurred_at,
                 record.recorded_at,
                 record.prev_hash,
@@ -54,7 +57,7 @@ class AuditLog:
         while True:
             async with tenant_transaction(self._pool, tenant_id) as connection:
                 rows = await connection.fetch(
-                    f"SELECT {COLUMNS} FROM records WHERE seq > $1 ORDER BY seq LIMIT $2", after, batch
+                    f"SELECT {READ_COLUMNS} FROM records WHERE seq > $1 ORDER BY seq LIMIT $2", after, batch
                 )
             for row in rows:
                 yield _record(row)
@@ -64,4 +67,5 @@ class AuditLog:
 
 
 def _record(row: asyncpg.Record) -> AuditRecord:
-    return AuditRecord(**{**dict(row), "details": json.loads(row["details"])})
+    stored = row["details_text"] if row["details_text"] is not None else row["details"]
+    return AuditRecord(**{**dict(row), "details": json.loads(stored)})

@@ -26,6 +26,9 @@ class AuditRecord:
     prev_hash: str
     hash: str
     details: dict[str, Any] = field(default_factory=dict)
+    # The exact text that was hashed and stored; None only for records written before it existed
+    # (migration 003), whose hash covers `details` as parsed back from jsonb.
+    details_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,21 @@ class ChainVerdict:
     records: int
     first_broken_seq: int | None = None
     reason: str | None = None
+    checkpoints: int = 0
+    anchored_through_seq: int | None = None
+    broken_checkpoint_seq: int | None = None
+
+
+def canonical_details(details: dict[str, Any]) -> str:
+    """The one text of `details` that is hashed, stored and re-read: sorted keys, no spaces, Python's
+    shortest round-trip floats. Stored as text, not jsonb, because jsonb rewrites numbers (1e16 comes
+    back as 10000000000000000) and the hash must cover what the database returns."""
+    return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def canonical_content(record: AuditRecord) -> bytes:
-    """Everything but the hash itself, as canonical JSON (sorted keys, no spaces, UTC ISO times)."""
+    """Everything but the hash itself, as canonical JSON (sorted keys, no spaces, UTC ISO times);
+    `details` enters as its stored text, so the hash never depends on how a number was parsed."""
     content = {
         "tenant_id": record.tenant_id,
         "seq": record.seq,
@@ -46,7 +60,7 @@ def canonical_content(record: AuditRecord) -> bytes:
         "action": record.action,
         "actor": record.actor,
         "resource": record.resource,
-        "details": record.details,
+        "details": record.details if record.details_text is None else record.details_text,
         "occurred_at": _utc_iso(record.occurred_at),
         "recorded_at": _utc_iso(record.recorded_at),
         "prev_hash": record.prev_hash,
@@ -81,6 +95,7 @@ def next_record(previous: AuditRecord | None, entry: AuditEntry, recorded_at: da
     """The record that follows `previous` (or starts the chain), with its hash."""
     unhashed = AuditRecord(
         **entry.__dict__,
+        details_text=canonical_details(entry.details),
         seq=1 if previous is None else previous.seq + 1,
         recorded_at=recorded_at,
         prev_hash=GENESIS_HASH if previous is None else previous.hash,

@@ -18,6 +18,7 @@ reporting:
 audit:
   backends: [nats, postgres]
   jwt: true
+  auditSigning: true
 {{- end }}
 
 {{/* The wiring of one service: (dict "root" $ "name" "ingest") */}}
@@ -124,6 +125,21 @@ Environment of one service beyond its ConfigMaps: values read from existing Secr
     secretKeyRef:
       name: {{ required "postgres.dsnSecret.name is required" $v.postgres.dsnSecret.name }}
       key: {{ required (printf "postgres.dsnSecret.keys.%s is required" .name) (index $v.postgres.dsnSecret.keys .name) }}
+{{- $migrationKeys := $v.postgres.dsnSecret.migrationKeys | default dict }}
+{{- if hasKey $migrationKeys .name }}
+- name: REVISIT_POSTGRES_MIGRATION_DSN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.postgres.dsnSecret.name }}
+      key: {{ index $migrationKeys .name }}
+{{- end }}
+{{- end }}
+{{- if $wiring.auditSigning }}
+- name: REVISIT_AUDIT_SIGNING_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "audit.signingKeySecret.name is required" $v.audit.signingKeySecret.name }}
+      key: {{ $v.audit.signingKeySecret.key }}
 {{- end }}
 {{- if $wiring.jwt }}
 - name: REVISIT_JWT_PUBLIC_KEY
