@@ -28,7 +28,7 @@ def documented_broker() -> NatsBroker:
     """A broker (never connected) with every service's registrations; adapters are not needed to describe them."""
     broker = NatsBroker("nats://revisit-nats:4222")
     unused: Any = None  # registrations only close over the adapters; describing them never calls one
-    register_ingest(broker, IngestSettings.model_construct(max_deliveries=5), unused, unused)
+    register_ingest(broker, IngestSettings.model_construct(max_deliveries=5), unused, unused, unused)
     register_matcher(broker, MatcherSettings.model_construct(max_deliveries=5, batch_size=64), unused, unused)
     register_identity(broker, IdentitySettings.model_construct(max_deliveries=5), unused, unused, unused)
     register_reporting(broker, ReportingSettings.model_construct(max_deliveries=5), unused, unused, unused)

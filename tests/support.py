@@ -32,3 +32,22 @@ async def collect_messages(
 
 def new_tenant() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+def register_camera(identity_url: str, admin_token: str, site: str, camera: str) -> None:
+    """Register a site, its camera and the shared model pack's embedder through identity's API, as an admin
+    does before installing an edge: ingest refuses events of anything unregistered."""
+    import httpx
+
+    from devstack.stack import shared_dir
+    from edge.models import EMBEDDERS, resolve_model
+
+    model = resolve_model(shared_dir() / "models", EMBEDDERS["mobilefacenet_arcface_128"]).model_id
+    headers = {"authorization": f"Bearer {admin_token}"}
+    for path, body in (
+        (f"/v1/sites/{site}", {"name": site, "time_zone": "UTC"}),
+        (f"/v1/cameras/{camera}", {"site_id": site}),
+        ("/v1/embedding-models", {"embedding_models": [model]}),
+    ):
+        response = httpx.put(f"{identity_url}{path}", json=body, headers=headers, timeout=10)
+        assert response.status_code < 300, f"{path}: {response.status_code} {response.text}"

@@ -65,7 +65,7 @@ async def post_face(principal: Device, request: Request) -> Accepted:
     publish: EventPublisher = request.app.state.publish
     subject = subjects.face_detected(event.tenant_id, event.site_id, event.camera_id)
     try:
-        validate_detected(event, subject, settings, datetime.now(UTC))
+        validate_detected(event, subject, settings, request.app.state.registry, datetime.now(UTC))
     except InvalidEvent as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
     await publish(subject, event)

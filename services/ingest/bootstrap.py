@@ -13,10 +13,12 @@ from services.common.bus import connect_broker, event_publisher, publish_dead_le
 from services.common.http import create_app, nats_ready
 from services.common.startup import wait_for_dependency
 from services.ingest import handlers
+from services.ingest.adapters.registry import open_registry
 from services.ingest.adapters.s3 import CropStore
 from services.ingest.api import router
 from services.ingest.config import IngestSettings
 from services.ingest.consumers import register_consumers
+from services.ingest.domain.registry import Registry
 
 SERVICE = handlers.SERVICE
 STREAMS = (
@@ -34,6 +36,7 @@ class Ingest:
     settings: IngestSettings
     broker: NatsBroker
     crops: CropStore
+    registry: Registry
     app: FastAPI
 
 
@@ -65,10 +68,13 @@ async def bootstrap(settings: IngestSettings) -> AsyncIterator[Ingest]:
                 hint=f"Check REVISIT_S3_ENDPOINT_URL ({settings.s3_endpoint_url}) and the access keys.",
             )
             publish = event_publisher(broker, SERVICE)
-            register_consumers(broker, settings, crops, publish)
+            registry, mirror = await open_registry(broker.connection)
+            register_consumers(broker, settings, registry, crops, publish)
             app = create_app(SERVICE, {"nats": nats_ready(broker), "s3": crops.ensure_bucket}, settings, (router,))
-            app.state.settings = settings
-            app.state.publish = publish
-            yield Ingest(settings, broker, crops, app)
+            app.state.settings, app.state.publish, app.state.registry = settings, publish, registry
+            try:
+                yield Ingest(settings, broker, crops, registry, app)
+            finally:
+                await mirror.stop()
     finally:
         await broker.stop()

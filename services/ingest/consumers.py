@@ -17,13 +17,16 @@ from services.common.bus import EventPublisher, document_publication, durable_pu
 from services.ingest import handlers
 from services.ingest.adapters.s3 import CropStore
 from services.ingest.config import IngestSettings
+from services.ingest.domain.registry import Registry
 
 DURABLE = "ingest"
 DURABLE_CROPS_ERASURE = "ingest-crops-erasure"
 CROPS_ERASURE_REQUESTED_ALL = subjects.identity_event("crops_erasure_requested", "*")
 
 
-def register_consumers(broker: NatsBroker, settings: IngestSettings, crops: CropStore, publish: EventPublisher) -> None:
+def register_consumers(
+    broker: NatsBroker, settings: IngestSettings, registry: Registry, crops: CropStore, publish: EventPublisher
+) -> None:
     options = durable_pull(
         subjects.FACES_DETECTED_STREAM, DURABLE, subjects.FACES_DETECTED_ALL, settings.max_deliveries
     )
@@ -31,7 +34,7 @@ def register_consumers(broker: NatsBroker, settings: IngestSettings, crops: Crop
     @broker.subscriber(**options, title="ingest:faces.detected", description="Validate, store the crop, republish.")
     async def on_face_detected(event: FaceDetected, msg: NatsMessage) -> None:
         with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, event_id=str(event.event_id)):
-            await handlers.ingest_face(event, msg.raw_message.subject, settings, crops, publish)
+            await handlers.ingest_face(event, msg.raw_message.subject, settings, registry, crops, publish)
 
     erasure = durable_pull(
         subjects.IDENTITY_STREAM, DURABLE_CROPS_ERASURE, CROPS_ERASURE_REQUESTED_ALL, settings.max_deliveries

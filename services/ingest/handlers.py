@@ -3,7 +3,6 @@ erase a batch of crops for identity's erasure saga."""
 
 import re
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from nats.aio.msg import Msg
@@ -25,6 +24,7 @@ from services.common.logging import get_logger
 from services.ingest.adapters.s3 import CropStore
 from services.ingest.config import IngestSettings
 from services.ingest.domain import erasure, validation
+from services.ingest.domain.registry import Registry
 
 MAX_RAW_EVENT_CHARS = 64 * 1024
 SERVICE = "ingest"
@@ -32,16 +32,13 @@ CROPS_ERASED = "crops_erased"
 log = get_logger(__name__)
 
 
-def embedding_models_of(tenant_id: str) -> Mapping[str, int]:
-    """The embedding models `tenant_id`'s devices may send (name: dimension): every model Revisit knows, until the
-    tenant registry says which each tenant uses; this is where it will plug in."""
-    return EMBEDDING_DIMENSIONS
-
-
-def validate_detected(event: FaceDetected, subject: str, settings: IngestSettings, now: datetime) -> None:
+def validate_detected(
+    event: FaceDetected, subject: str, settings: IngestSettings, registry: Registry, now: datetime
+) -> None:
     """Every check beyond the schema; raises InvalidEvent with the reason."""
     validation.check_subject_matches(event, subject)
-    validation.check_embedding_model(event.embedding_model, len(event.embedding), embedding_models_of(event.tenant_id))
+    validation.check_embedding_model(event.embedding_model, len(event.embedding), EMBEDDING_DIMENSIONS)
+    registry.check(event)
     validation.check_embedding(event.embedding)
     validation.check_crop(event.crop_jpeg, settings.max_crop_bytes)
     validation.check_capture_time(
@@ -53,11 +50,16 @@ def validate_detected(event: FaceDetected, subject: str, settings: IngestSetting
 
 
 async def ingest_face(
-    event: FaceDetected, subject: str, settings: IngestSettings, crops: CropStore, publish: EventPublisher
+    event: FaceDetected,
+    subject: str,
+    settings: IngestSettings,
+    registry: Registry,
+    crops: CropStore,
+    publish: EventPublisher,
 ) -> FaceIngested:
     """Validate, store the crop, publish FaceIngested. Idempotent: same input, same key and the identical event
     (its id is derived and its occurred_at is the source's), so a redelivery under any Nats-Msg-Id repeats nothing."""
-    validate_detected(event, subject, settings, datetime.now(UTC))
+    validate_detected(event, subject, settings, registry, datetime.now(UTC))
     key = None
     if event.crop_jpeg is not None:
         key = validation.crop_key(event)

@@ -20,6 +20,7 @@ import pytest
 
 from devstack.infra import ManagedProcess, free_port, spawn
 from devstack.stack import SERVICE_NAMES, Endpoints, SigningKeys, service_environment, start_services, wait_until_ready
+from tests.support import register_camera
 
 TENANT, SITE = "life", "store-1"
 PEOPLE = ("biden", "eric_clapton", "john_lennon", "kit_harington", "obama")
@@ -55,7 +56,9 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(nats_url: str, postgres_dsn: str, s3_endpoint: str, keys: SigningKeys, run_dir: Path) -> Iterator[Stack]:
+def stack(
+    nats_url: str, postgres_dsn: str, s3_endpoint: str, keys: SigningKeys, run_dir: Path, make_token: Callable[..., str]
+) -> Iterator[Stack]:
     endpoints = Endpoints(nats_url, postgres_dsn, s3_endpoint, str(run_dir / "life-milvus.db"))
     ports = {name: free_port() for name in SERVICE_NAMES}
     log_dir = run_dir / "life-logs"
@@ -63,6 +66,7 @@ def stack(nats_url: str, postgres_dsn: str, s3_endpoint: str, keys: SigningKeys,
     running = Stack(endpoints, keys, ports, {p.name: p for p in processes}, log_dir)
     try:
         wait_until_ready(processes, ports)
+        register_camera(running.url("identity", ""), make_token(TENANT, ["admin"]), SITE, "entrance")
         yield running
     finally:
         for process in running.processes.values():

@@ -13,7 +13,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
-from services.matcher.adapters.kv_mirror import KvMirror
+from services.common.kv_mirror import KvMirror
 from services.matcher.domain.not_same import PersonPair, person_pair
 
 BUCKET = "matcher_not_same"

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from schemas.staff import StaffGalleryEntry
 from services.common.bus import open_staff_gallery
-from services.matcher.adapters.kv_mirror import KvMirror
+from services.common.kv_mirror import KvMirror
 from services.matcher.domain.staff import StaffVectors, staff_vectors
 
 

@@ -17,7 +17,8 @@ from schemas import (
 from schemas.ids import derive_event_id, new_event_id
 from services.ingest.bootstrap import Ingest
 from services.ingest.consumers import DURABLE_CROPS_ERASURE
-from tests.support import collect_messages, new_tenant
+from tests.ingest.integration.conftest import registered_tenant
+from tests.support import collect_messages
 
 Detected = Callable[..., FaceDetected]
 
@@ -67,7 +68,7 @@ async def wait_until_acked(connection: NatsClient, sequence: int, timeout: float
 async def test_crops_are_erased_and_the_step_completed_once_even_when_redelivered_under_a_new_id(
     ingest: Ingest, nats_connection: NatsClient, detected: Detected
 ) -> None:
-    tenant = new_tenant()
+    tenant = await registered_tenant(nats_connection)
     keys = await store_crops(nats_connection, detected, tenant, 3)
     assert await ingest.crops.keys_under(f"{tenant}/") == keys
     never_stored = f"{tenant}/store-1/2026/11/02/{new_event_id()}.jpg"  # a missing crop counts as deleted
@@ -102,7 +103,7 @@ async def test_crops_are_erased_and_the_step_completed_once_even_when_redelivere
 async def test_a_batch_naming_another_tenants_crop_is_refused_and_nothing_is_deleted(
     ingest: Ingest, nats_connection: NatsClient, detected: Detected
 ) -> None:
-    tenant, other = new_tenant(), new_tenant()
+    tenant, other = await registered_tenant(nats_connection), await registered_tenant(nats_connection)
     [own] = await store_crops(nats_connection, detected, tenant, 1)
     [foreign] = await store_crops(nats_connection, detected, other, 1)
     request = erasure_request(tenant, [own, foreign])

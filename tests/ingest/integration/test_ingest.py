@@ -9,6 +9,7 @@ from nats.aio.client import Client as NatsClient
 from schemas import FaceDetected, FaceIngested, FaceRejected, subjects
 from schemas.ids import derive_event_id, new_event_id
 from services.ingest.bootstrap import Ingest
+from tests.ingest.integration.conftest import registered_tenant
 from tests.support import collect_messages, new_tenant
 
 Detected = Callable[..., FaceDetected]
@@ -17,7 +18,7 @@ Detected = Callable[..., FaceDetected]
 async def test_accepted_face_is_stored_and_republished(
     ingest: Ingest, nats_connection: NatsClient, detected: Detected
 ) -> None:
-    tenant = new_tenant()
+    tenant = await registered_tenant(nats_connection)
     event = detected(tenant)
     js = nats_connection.jetstream()
     await js.publish(
@@ -36,7 +37,7 @@ async def test_accepted_face_is_stored_and_republished(
 async def test_invalid_events_are_rejected_with_a_reason(
     nats_connection: NatsClient, ingest: Ingest, detected: Detected
 ) -> None:
-    tenant = new_tenant()
+    tenant = await registered_tenant(nats_connection)
     js = nats_connection.jetstream()
     subject = subjects.face_detected(tenant, "store-1", "entrance")
     await js.publish(subject, b"not json at all")
@@ -53,7 +54,7 @@ async def test_invalid_events_are_rejected_with_a_reason(
 async def test_http_ingest_needs_a_device_token_of_the_tenant(
     ingest: Ingest, make_token: Callable[..., str], nats_connection: NatsClient, detected: Detected
 ) -> None:
-    tenant = new_tenant()
+    tenant = await registered_tenant(nats_connection)
     event = detected(tenant)
     transport = httpx.ASGITransport(app=ingest.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
@@ -79,7 +80,7 @@ async def test_a_face_redelivered_under_a_new_msg_id_is_stored_once_and_announce
 ) -> None:
     """An edge replaying its outbox after the duplicate window, or a copy republished by hand, reaches the
     consumer again: it must overwrite the same crop and publish the byte-identical FaceIngested."""
-    tenant = new_tenant()
+    tenant = await registered_tenant(nats_connection)
     event = detected(tenant)
     ingested_subject = subjects.face_ingested(tenant, "store-1")
     seen = await nats_connection.subscribe(ingested_subject)  # core NATS: sees every publish, duplicates too
@@ -151,9 +152,9 @@ async def test_an_8_mib_body_is_refused_before_it_is_read_or_cut_at_the_limit(
 
 
 async def test_http_refuses_old_sightings_and_unknown_models_with_the_reason(
-    ingest: Ingest, make_token: Callable[..., str], detected: Detected
+    ingest: Ingest, make_token: Callable[..., str], detected: Detected, nats_connection: NatsClient
 ) -> None:
-    tenant = new_tenant()
+    tenant = await registered_tenant(nats_connection)
     device = {"authorization": f"Bearer {make_token(tenant, ['device'])}", "content-type": "application/json"}
     refusals = {
         "older than 7 days": detected(tenant, captured_at=datetime(1970, 1, 1, tzinfo=UTC)),
@@ -173,7 +174,7 @@ async def test_http_refuses_old_sightings_and_unknown_models_with_the_reason(
 async def test_the_bus_rejects_old_sightings_and_unknown_models_with_the_reason(
     ingest: Ingest, nats_connection: NatsClient, detected: Detected
 ) -> None:
-    tenant = new_tenant()
+    tenant = await registered_tenant(nats_connection)
     js = nats_connection.jetstream()
     subject = subjects.face_detected(tenant, "store-1", "entrance")
     await js.publish(subject, detected(tenant, captured_at=datetime(1970, 1, 1, tzinfo=UTC)).to_json_bytes())
@@ -183,4 +184,30 @@ async def test_the_bus_rejects_old_sightings_and_unknown_models_with_the_reason(
     assert len(reasons) == 2
     assert any("1970-01-01" in r and "older than" in r for r in reasons)
     assert any("bench-model@00000000" in r and "not a known model" in r for r in reasons)
+    assert await ingest.crops.keys_under(f"{tenant}/") == []
+
+
+async def test_events_of_unregistered_sites_cameras_and_models_are_refused_with_the_reason(
+    ingest: Ingest, nats_connection: NatsClient, detected: Detected, make_token: Callable[..., str]
+) -> None:
+    tenant = await registered_tenant(nats_connection)
+    js = nats_connection.jetstream()
+    refused = [
+        detected(tenant, site_id="store-9"),  # no such site
+        detected(tenant, camera_id="back-door"),  # no such camera
+        detected(tenant, embedding_model="mobilefacenet_arcface_128@00000000"),  # a known name, not its model
+    ]
+    for event in refused:
+        await js.publish(subjects.face_detected(tenant, event.site_id, event.camera_id), event.to_json_bytes())
+    reasons = sorted(
+        FaceRejected.model_validate_json(m.data).reason
+        for m in await collect_messages(nats_connection, subjects.face_rejected(tenant), 3)
+    )
+    assert any("site store-9 is not registered" in r for r in reasons)
+    assert any("camera back-door is not registered" in r for r in reasons)
+    assert any("mobilefacenet_arcface_128@00000000 is not one of" in r for r in reasons)
+    device = {"authorization": f"Bearer {make_token(tenant, ['device'])}", "content-type": "application/json"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ingest.app), base_url="http://ingest") as client:
+        answer = await client.post("/v1/faces", content=refused[0].to_json_bytes(), headers=device)
+    assert answer.status_code == 422 and "PUT /v1/sites" in answer.json()["detail"]
     assert await ingest.crops.keys_under(f"{tenant}/") == []

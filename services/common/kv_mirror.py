@@ -1,8 +1,9 @@
-"""An in-memory copy of a NATS KV bucket kept current by a watcher, for state read on every match.
+"""An in-memory copy of a NATS KV bucket kept current by a watcher, for state read on every message.
 
-The matcher consults the staff gallery and the not-same pairs for every face; a KV round trip per face
-would dominate a batch, so each replica mirrors the bucket and reads memory. `start` returns once the
-bucket's current values are applied, so the matcher never serves with an empty copy of a full bucket.
+The matcher consults the staff gallery and the not-same pairs for every face, ingest the registry for every
+event; a KV round trip per face would dominate a batch, so each replica mirrors the bucket and reads memory.
+`start` returns once the bucket's current values are applied, so a service never serves with an empty copy
+of a full bucket.
 """
 
 import asyncio
