@@ -87,5 +87,5 @@ async def put_settings(principal: Admin, request: Request, body: TenantMatchSett
     try:
         policy = await change_tenant_settings(principal.tenant_id, body, principal.subject, ports)
     except InvertedQualityFloors as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from error
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
     return _settings_out(body, policy)
