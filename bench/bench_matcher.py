@@ -16,12 +16,14 @@ from bench.report import table, write_section
 from devstack.infra import free_port, start_nats
 from schemas import FaceIngested, FaceMatched, PersonKind, subjects
 from schemas.base import Event
+from services.matcher.adapters.ambiguous_pairs import AmbiguousPairs
 from services.matcher.adapters.decisions import MatchDecisions
 from services.matcher.adapters.milvus import FaceVectorStore, StoredVector
 from services.matcher.adapters.not_same import NotSamePairs
 from services.matcher.adapters.person_lock import PersonCreationLease
 from services.matcher.adapters.staff_gallery import StaffGallery
 from services.matcher.adapters.step_ledger import StepLedger
+from services.matcher.adapters.tenant_settings import TenantSettings
 from services.matcher.bootstrap import bootstrap
 from services.matcher.config import MatcherSettings
 from services.matcher.handlers import MatcherPorts, match_faces
@@ -88,6 +90,8 @@ async def direct(folder: Path, connection: NatsClient) -> list[list[object]]:
             await NotSamePairs.open(connection),
             await StepLedger.open(connection),
             collect,
+            await TenantSettings.open(connection),
+            await AmbiguousPairs.open(connection),
         )
         started = time.perf_counter()
         results: list[FaceMatched] = []

@@ -3,11 +3,13 @@
 Renders the labelled scenes of `devstack.motion` (random shop-entrance clips and scenes made to break a
 tracker), runs each through the edge's real `CameraPipeline` (YuNet, alignment, quality, tracker, best
 crop, MobileFaceNet, staff filter with the staff member enrolled from another photo), then assigns the
-published events to persons the way the matcher does (its own `assign_batch`, the same threshold and
-quality floor, over an exact search), and scores the result against the truth:
+published events to persons the way the matcher does (its own `assign_batch`, the same threshold, ambiguous
+band and quality floors, over an exact search), and scores the result against the truth:
 
 - events per person-visit (a walk across the frame is one person-visit),
 - unique visitors found vs true, and pairwise precision / recall / F1 of person assignment over events,
+- ambiguous matches (a face in the band started a provisional person; how many of those pairs were in
+  truth one person, i.e. a merge an operator would accept),
 - staff counted (a staff event that became or joined a person), unidentified sightings,
 - edge CPU seconds per second of video at 5 and 10 fps, against a naive per-frame pipeline (detection on
   every frame of a 15 fps camera at full resolution, an embedding for every face).
@@ -143,6 +145,8 @@ class Assigned:
     published: PublishedEvent
     person_id: uuid.UUID | None
     """None: an unidentified sighting (below the quality floor, or below the enrolment floor and matching nobody)."""
+    ambiguous_with: uuid.UUID | None = None
+    """The candidate of a provisional person (the duplicate suggestion the matcher records)."""
 
 
 def assign_persons(runs: list[SceneRun], quality_floor: float, enrol_floor: float) -> list[Assigned]:
@@ -163,9 +167,13 @@ def assign_persons(runs: list[SceneRun], quality_floor: float, enrol_floor: floa
             MATCH["duplicate_vector_similarity"].default,
             uuid.uuid4,
             [p.event.quality >= enrol_floor for p in identifiable],
+            ambiguous_band=MATCH["ambiguous_band"].default,
         )
         for published, decision, vector in zip(identifiable, decided, vectors, strict=True):
-            assigned.append(Assigned(published, None if decision is None else decision.person_id))
+            if decision is None:
+                assigned.append(Assigned(published, None))
+            else:
+                assigned.append(Assigned(published, decision.person_id, decision.ambiguous_with))
             if decision is not None and decision.keep_vector:
                 store.vectors.append(vector)
                 store.persons.append(decision.person_id)
@@ -182,6 +190,8 @@ class Score:
     precision: float
     recall: float
     f1: float
+    ambiguous: int
+    ambiguous_same: int
     staff_events: int
     staff_counted: int
     unidentified: int
@@ -210,6 +220,15 @@ def pairwise(labels: list[tuple[str, uuid.UUID]]) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
+def person_truth(identified: list[Assigned]) -> dict[uuid.UUID, str]:
+    """Who each predicted person mostly is (the truth label of most of its events)."""
+    labels: dict[uuid.UUID, Counter[str]] = {}
+    for a in identified:
+        if a.person_id is not None and a.published.truth is not None:
+            labels.setdefault(a.person_id, Counter())[a.published.truth.person] += 1
+    return {person: counts.most_common(1)[0][0] for person, counts in labels.items()}
+
+
 def score(runs: list[SceneRun], assigned: list[Assigned]) -> Score:
     visits = sum(len(run.scene.walks) for run in runs)
     walkers = [a for a in assigned if a.published.truth is not None and a.published.truth.person != STAFF_PERSON]
@@ -222,6 +241,8 @@ def score(runs: list[SceneRun], assigned: list[Assigned]) -> Score:
     }
     precision, recall, f1 = pairwise([(a.published.truth.person, a.person_id) for a in identified])  # type: ignore[union-attr,misc]
     video_seconds = sum(run.scene.seconds for run in runs)
+    truth_of = person_truth(identified)
+    provisional = [a for a in identified if a.ambiguous_with is not None]
     return Score(
         visits=visits,
         events=len(assigned),
@@ -231,6 +252,8 @@ def score(runs: list[SceneRun], assigned: list[Assigned]) -> Score:
         precision=precision,
         recall=recall,
         f1=f1,
+        ambiguous=len(provisional),
+        ambiguous_same=sum(truth_of.get(a.ambiguous_with) == a.published.truth.person for a in provisional),  # type: ignore[union-attr,arg-type]
         staff_events=len(staff),
         staff_counted=sum(a.person_id is not None for a in staff),
         unidentified=sum(a.person_id is None for a in assigned),
@@ -286,6 +309,7 @@ def row(name: str, fps: float, result: Score, naive: float) -> list[object]:
         f"{result.found_visitors} / {result.true_visitors}",
         f"{result.visitor_error:.1%}",
         f"{result.precision:.3f} / {result.recall:.3f} / {result.f1:.3f}",
+        f"{result.ambiguous} ({result.ambiguous_same})",
         f"{result.staff_counted} ({result.staff_events} published)",
         result.unidentified,
         result.missed_visits,
@@ -319,16 +343,20 @@ def main() -> None:
             rows.append(row(name, fps, score(runs, assign_persons(runs, floor, enrol_floor)), naive))
     headers = [
         "scenes", "fps", "person-visits", "events", "events per visit", "visitors found / true", "visitor error",
-        "pairwise P / R / F1", "staff counted", "unidentified", "visits missed", "edge CPU s per s", "naive / edge",
+        "pairwise P / R / F1", "ambiguous (same person)", "staff counted", "unidentified", "visits missed",
+        "edge CPU s per s", "naive / edge",
     ]  # fmt: skip
     body = table(headers, rows) + (
         f"\n\nNaive pipeline (every frame of a {NAIVE_FPS:g} fps camera, detection at full 1280 px, an embedding "
         "for every face), on the same scenes: "
         + ", ".join(f"{name} **{naive:.3f}**" for name, naive in naive_by_suite.items())
         + " CPU s per s of video. Persons are "
-        f"assigned as the matcher does (threshold {MATCH['match_threshold'].default}, quality floor {floor}, "
-        f"enrolment floor {enrol_floor}) over an exact search; each clip is a separate hour, so a visitor's walks "
-        "in different clips are separate visits. A track's embedding is pooled from its "
+        f"assigned as the matcher does (threshold {MATCH['match_threshold'].default}, ambiguous band "
+        f"{MATCH['ambiguous_band'].default}, quality floor {floor}, enrolment floor {enrol_floor}) over an exact "
+        "search, before an operator resolves any suggestion: a provisional person counts as a visitor of its own. "
+        "`ambiguous (same person)`: faces in the band that started a provisional person, and how many of those "
+        "pairs were one person in truth (a merge an operator would accept). Each clip is a separate hour, so a "
+        "visitor's walks in different clips are separate visits. A track's embedding is pooled from its "
         f"{settings.track_pooled_faces} best faces (and two more the tracker already embedded). The entrance clips "
         f"of other seeds are the same kind of scene drawn again: they show how much the figures of the first "
         "depend on its draw."

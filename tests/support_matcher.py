@@ -54,3 +54,16 @@ async def matched_by_source(
     messages = await collect_messages(connection, f"faces.matched.{tenant}.>", count, timeout)
     events = [FaceMatched.model_validate_json(m.data) for m in messages]
     return {e.source_event_id: e for e in events}
+
+
+def axis_mix(*weights: float, dim: int = 128) -> np.ndarray:
+    """A unit vector from weights on the first axes: similarities between such faces are set exactly."""
+    vector = np.zeros(dim, dtype=np.float32)
+    vector[: len(weights)] = weights
+    result: np.ndarray = vector / np.linalg.norm(vector)
+    return result
+
+
+def at_similarity(similarity: float, dim: int = 128) -> np.ndarray:
+    """A unit vector whose cosine similarity to `axis_mix(1)` is exactly `similarity`."""
+    return axis_mix(similarity, float(np.sqrt(1 - similarity**2)), dim=dim)

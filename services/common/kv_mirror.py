@@ -10,6 +10,9 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+import nats.js.api
+from nats.aio.client import Client as NatsClient
+from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
 from services.common.logging import get_logger
@@ -18,6 +21,16 @@ log = get_logger(__name__)
 ApplyEntry = Callable[[str, bytes | None], None]
 """Called with a key and its new value, or None when the key was deleted or purged."""
 DELETED = frozenset({"DEL", "PURGE"})
+
+
+async def open_bucket(connection: NatsClient, name: str) -> KeyValue:
+    """A bucket the matcher owns (latest value per key, on file), created by the first replica that starts."""
+    js = connection.jetstream()
+    try:
+        return await js.key_value(name)
+    except BucketNotFoundError:
+        config = nats.js.api.KeyValueConfig(bucket=name, history=1, storage=nats.js.api.StorageType.FILE)
+        return await js.create_key_value(config=config)
 
 
 class KvMirror:

@@ -11,12 +11,14 @@ from schemas import FaceIngested, subjects
 from services.common.bus import connect_broker, event_publisher
 from services.common.http import create_app, nats_ready
 from services.common.startup import wait_for_dependency
+from services.matcher.adapters.ambiguous_pairs import AmbiguousPairs
 from services.matcher.adapters.decisions import MatchDecisions
 from services.matcher.adapters.milvus import FaceVectorStore
 from services.matcher.adapters.not_same import NotSamePairs
 from services.matcher.adapters.person_lock import PersonCreationLease
 from services.matcher.adapters.staff_gallery import StaffGallery
 from services.matcher.adapters.step_ledger import StepLedger
+from services.matcher.adapters.tenant_settings import TenantSettings
 from services.matcher.api import router
 from services.matcher.config import MatcherSettings
 from services.matcher.consumers import MatchBatcher, register_consumers
@@ -71,12 +73,15 @@ async def bootstrap(settings: MatcherSettings) -> AsyncIterator[Matcher]:
 async def _open_ports(
     settings: MatcherSettings, broker: NatsBroker, store: FaceVectorStore, stack: AsyncExitStack
 ) -> MatcherPorts:
-    """The KV-backed adapters; the two mirrors are loaded before the matcher consumes anything."""
+    """The KV-backed adapters; the mirrors (staff, not-same, tenant settings) are loaded before the matcher
+    consumes anything."""
     connection = broker.connection
     staff = await StaffGallery.open(connection)
     stack.push_async_callback(staff.close)
     not_same = await NotSamePairs.open(connection)
     stack.push_async_callback(not_same.close)
+    tenant_settings = await TenantSettings.open(connection)
+    stack.push_async_callback(tenant_settings.close)
     return MatcherPorts(
         settings=settings,
         store=store,
@@ -86,4 +91,6 @@ async def _open_ports(
         not_same=not_same,
         ledger=await StepLedger.open(connection),
         publish=event_publisher(broker, SERVICE),
+        tenant_settings=tenant_settings,
+        ambiguous=await AmbiguousPairs.open(connection),
     )

@@ -1,10 +1,11 @@
-"""Matcher settings: the vector store and the decision thresholds."""
+"""Matcher settings: the vector store and the decision thresholds (the defaults of tenants' own, `PUT /v1/settings`)."""
 
 from typing import Self
 
 from pydantic import AliasChoices, Field, model_validator
 
 from services.common.settings import RestServiceSettings
+from services.matcher.domain.tenant_settings import MAX_AMBIGUOUS_BAND, MatchPolicy
 
 
 class MatcherSettings(RestServiceSettings):
@@ -19,6 +20,18 @@ class MatcherSettings(RestServiceSettings):
         description=(
             "Cosine similarity at or above which a face is an existing person; 0.40 lies in the measured gap"
             " between same-person (min 0.51) and different-person (max 0.26) pairs, docs/BENCHMARKS.md"
+        ),
+    )
+    ambiguous_band: float = Field(
+        0.05,
+        ge=0,
+        le=MAX_AMBIGUOUS_BAND,
+        validation_alias=AliasChoices("ambiguous_band", "REVISIT_MATCHER_AMBIGUOUS_BAND"),
+        description=(
+            "A face whose best person is at least the match threshold but less than threshold + band is not"
+            " joined to that person: it starts a provisional person (or is unidentified if it may not enrol) and"
+            " the pair is returned by GET /v1/persons/duplicates for an operator to merge or mark not the same."
+            " 0 joins every face at or above the threshold. Tenants may override it (PUT /v1/settings)"
         ),
     )
     identify_min_quality: float = Field(
@@ -61,6 +74,11 @@ class MatcherSettings(RestServiceSettings):
         30.0, gt=0, description="Longest a replica may hold a tenant's person-creation lease (a dead one's expires)"
     )
     batch_wait_ms: int = Field(20, ge=0, description="How long a batch waits to fill")
+
+    @property
+    def default_policy(self) -> MatchPolicy:
+        """The thresholds of every tenant that overrides none of them."""
+        return MatchPolicy(self.match_threshold, self.ambiguous_band, self.identify_min_quality, self.enrol_min_quality)
 
     @model_validator(mode="after")
     def enrolment_asks_at_least_identification(self) -> Self:

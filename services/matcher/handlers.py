@@ -3,7 +3,9 @@ counted as unidentified sightings (FaceUnidentified) and never become persons.
 
 Two floors on the edge's quality: below `identify_min_quality` a face is not even searched; below
 `enrol_min_quality` it may join a person it matches but never starts one nor adds a vector (see
-`domain.assignment`)."""
+`domain.assignment`). A face only just above `match_threshold` (within `ambiguous_band`) starts a provisional
+person whose pair with the candidate is a duplicate suggestion. A tenant may override all four
+(`domain.tenant_settings`)."""
 
 import asyncio
 import uuid
@@ -31,6 +33,7 @@ from schemas.ids import derive_event_id, new_event_id
 from services.common.bus import EventPublisher, InvalidEvent
 from services.common.logging import get_logger
 from services.common.metrics import UNIDENTIFIED_SIGHTINGS
+from services.matcher.adapters.ambiguous_pairs import AmbiguousPairRecord, AmbiguousPairs
 from services.matcher.adapters.decisions import MatchDecisions
 from services.matcher.adapters.milvus import (
     CollectionRows,
@@ -43,17 +46,20 @@ from services.matcher.adapters.not_same import NotSamePairs
 from services.matcher.adapters.person_lock import PersonCreationLease
 from services.matcher.adapters.staff_gallery import StaffGallery
 from services.matcher.adapters.step_ledger import StepLedger, StepResult
+from services.matcher.adapters.tenant_settings import TenantSettings
 from services.matcher.config import MatcherSettings
 from services.matcher.domain.assignment import Assignment, Vectors, assign_batch, normalize
-from services.matcher.domain.duplicates import DuplicatePair, closest_pairs, rank_duplicates
-from services.matcher.domain.not_same import decisive_candidate
+from services.matcher.domain.duplicates import DuplicatePair, closest_pairs, rank_duplicates, standing_pairs
+from services.matcher.domain.not_same import PersonPair, decisive_candidate, person_pair
 from services.matcher.domain.quality_floor import identifiable_indexes
 from services.matcher.domain.staff import best_staff_match, staff_person_id
+from services.matcher.domain.tenant_settings import MatchPolicy, TenantMatchSettings, check_policy, effective_policy
 
 log = get_logger(__name__)
 MatchOutcome = FaceMatched | FaceUnidentified
 SERVICE = "matcher"
 STEP = "vectors"
+SETTINGS_CHANGED = "settings_changed"
 GroupKey = tuple[str, str, int]
 """(tenant, embedding model, dimension): the faces one search serves."""
 
@@ -70,12 +76,22 @@ class MatcherPorts:
     not_same: NotSamePairs
     ledger: StepLedger
     publish: EventPublisher
+    tenant_settings: TenantSettings
+    ambiguous: AmbiguousPairs
+
+
+def tenant_policy(tenant_id: str, ports: MatcherPorts) -> MatchPolicy:
+    """The thresholds this tenant's faces are decided with: the matcher's, with the tenant's overrides."""
+    return effective_policy(ports.settings.default_policy, ports.tenant_settings.overrides(tenant_id))
 
 
 async def identify_faces(events: Sequence[FaceIngested], ports: MatcherPorts) -> list[MatchOutcome]:
     """Match the faces good enough to recognise; the others are unidentified sightings, never searched,
     stored or made persons. Every outcome is published; results in input order."""
-    identifiable = identifiable_indexes([event.quality for event in events], ports.settings.identify_min_quality)
+    identifiable = identifiable_indexes(
+        [event.quality for event in events],
+        [tenant_policy(event.tenant_id, ports).identify_min_quality for event in events],
+    )
     results: dict[int, MatchOutcome] = {}
     if identifiable:
         matched = await match_faces([events[i] for i in identifiable], ports)
@@ -161,11 +177,14 @@ def _staff_sightings(
 async def _search_and_assign(
     key: GroupKey, events: list[FaceIngested], vectors: Vectors, ports: MatcherPorts
 ) -> dict[uuid.UUID, MatchOutcome]:
-    """Search once for the group, decide each face (not-same pairs veto a match they cannot tell apart),
-    store the kept vectors. A sighting whose vector is already stored (a crash before its decision was
-    recorded) is rebuilt from the stored row."""
+    """Search once for the group, decide each face with the tenant's policy (not-same pairs veto a match they
+    cannot tell apart), record the ambiguous pairs, store the kept vectors. A sighting whose vector is already
+    stored (a crash before its decision was recorded) is rebuilt from the stored row.
+
+    Ambiguous pairs are recorded before the vectors: a crash in between leaves a pair naming a person with
+    no vector, which the duplicates route ignores, and the redelivered face is decided again."""
     tenant_id, model, dim = key
-    settings, store = ports.settings, ports.store
+    settings, store, policy = ports.settings, ports.store, tenant_policy(tenant_id, ports)
     known = await store.find_sightings(model, dim, tenant_id, [event.event_id for event in events])
     fresh = [index for index, event in enumerate(events) if event.event_id not in known]
     assignments: dict[uuid.UUID, Assignment | None] = {}
@@ -179,16 +198,31 @@ async def _search_and_assign(
             fresh_vectors,
             best,
             counts,
-            settings.match_threshold,
+            policy.match_threshold,
             settings.max_vectors_per_person,
             settings.duplicate_vector_similarity,
             new_event_id,
-            [events[i].quality >= settings.enrol_min_quality for i in fresh],
+            [events[i].quality >= policy.enrol_min_quality for i in fresh],
+            ambiguous_band=policy.ambiguous_band,
         )
         assignments = {events[i].event_id: assignment for i, assignment in zip(fresh, decided, strict=True)}
+        await ports.ambiguous.record(tenant_id, _ambiguous_pairs([events[i] for i in fresh], decided))
         await store.insert(model, dim, _kept_vectors([events[i] for i in fresh], decided, fresh_vectors))
     return {
         event.event_id: _outcome(event, assignments.get(event.event_id), known.get(event.event_id)) for event in events
+    }
+
+
+def _ambiguous_pairs(
+    events: list[FaceIngested], decided: list[Assignment | None]
+) -> dict[PersonPair, AmbiguousPairRecord]:
+    """(provisional person, candidate) of each face that started a provisional person."""
+    return {
+        person_pair(assignment.person_id, assignment.ambiguous_with): AmbiguousPairRecord(
+            similarity=assignment.similarity or 0.0, sighting_id=event.event_id
+        )
+        for event, assignment in zip(events, decided, strict=True)
+        if assignment is not None and assignment.ambiguous_with is not None
     }
 
 
@@ -309,16 +343,52 @@ async def mark_not_same(event: PersonsMarkedDifferent, ports: MatcherPorts) -> N
 async def duplicate_suggestions(
     tenant_id: str, min_similarity: float, limit: int, ports: MatcherPorts
 ) -> list[DuplicatePair]:
-    """Pairs of customer persons whose closest vectors reach `min_similarity`, most similar first, without
-    the pairs marked different. Exact over every vector of the tenant (per embedding model)."""
+    """Pairs of customer persons whose closest vectors reach `min_similarity`, and the ambiguous matches the
+    matcher recorded whatever their similarity, most similar first, without the pairs marked different.
+    Exact over every vector of the tenant (per embedding model)."""
     found = []
+    customers: set[uuid.UUID] = set()
     for part in await ports.store.all_vectors(tenant_id):
-        customers = [row for row in part.rows if row.kind == PersonKind.CUSTOMER]
-        if len(customers) > 1:
-            vectors = normalize(np.asarray([row.vector for row in customers], dtype=np.float32))
-            persons = [row.person_id for row in customers]
+        rows = [row for row in part.rows if row.kind == PersonKind.CUSTOMER]
+        customers.update(row.person_id for row in rows)
+        if len(rows) > 1:
+            vectors = normalize(np.asarray([row.vector for row in rows], dtype=np.float32))
+            persons = [row.person_id for row in rows]
             found.append(await asyncio.to_thread(closest_pairs, persons, vectors, min_similarity))
-    return rank_duplicates(found, ports.not_same.pairs(tenant_id), limit)
+    ambiguous = standing_pairs(await ports.ambiguous.pairs(tenant_id), customers)
+    return rank_duplicates(found, ports.not_same.pairs(tenant_id), limit, ambiguous)
+
+
+def tenant_settings(tenant_id: str, ports: MatcherPorts) -> tuple[TenantMatchSettings, MatchPolicy]:
+    """The tenant's overrides and the policy its faces are decided with."""
+    return ports.tenant_settings.overrides(tenant_id), tenant_policy(tenant_id, ports)
+
+
+async def change_tenant_settings(
+    tenant_id: str, overrides: TenantMatchSettings, actor: str, ports: MatcherPorts
+) -> MatchPolicy:
+    """Replace the tenant's overrides; raises `InvertedQualityFloors` (nothing changed) if the resulting floors
+    would let a face too poor to identify start a person.
+
+    The audit entry is published before the overrides are stored, so no change escapes the audit chain; if
+    storing then fails, the caller repeats the request."""
+    policy = check_policy(effective_policy(ports.settings.default_policy, overrides))
+    before = ports.tenant_settings.overrides(tenant_id)
+    audit = AuditEntryRecorded(
+        tenant_id=tenant_id,
+        service=SERVICE,
+        action=SETTINGS_CHANGED,
+        actor=actor,
+        resource="settings/matcher",
+        details={
+            "before": before.model_dump(exclude_none=True),
+            "after": overrides.model_dump(exclude_none=True),
+        },
+    )
+    await ports.publish(subjects.audit_entry(SERVICE, SETTINGS_CHANGED, tenant_id), audit)
+    await ports.tenant_settings.replace(tenant_id, overrides)
+    log.info("tenant_settings_changed", tenant_id=tenant_id, **overrides.model_dump(exclude_none=True))
+    return policy
 
 
 async def _kind_of(store: FaceVectorStore, tenant_id: str, person_id: uuid.UUID) -> PersonKind | None:

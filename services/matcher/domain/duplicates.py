@@ -2,10 +2,14 @@
 
 Exact: every vector against every other (one embedding model at a time), computed in blocks of rows sized
 so that one block of similarities stays about 64 MB whatever the tenant's vector count.
+
+Beside them, the ambiguous matches the matcher recorded (a provisional person and the person it was only
+just similar to) are suggested whatever `min_similarity` asks: they are decisions the matcher left to an
+operator, not a search result.
 """
 
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +26,8 @@ class DuplicatePair:
     person_id: uuid.UUID
     other_person_id: uuid.UUID
     similarity: float
+    ambiguous_match: bool = False
+    """The matcher started `person_id` or `other_person_id` as a provisional person instead of joining the other."""
 
 
 def closest_pairs(persons: Sequence[uuid.UUID], vectors: Vectors, min_similarity: float) -> dict[PersonPair, float]:
@@ -46,14 +52,25 @@ def closest_pairs(persons: Sequence[uuid.UUID], vectors: Vectors, min_similarity
     return best
 
 
+def standing_pairs(recorded: Mapping[PersonPair, float], customers: Collection[uuid.UUID]) -> dict[PersonPair, float]:
+    """The recorded ambiguous pairs whose two persons are still customers with vectors: a merge, an erasure or a
+    relabelling to staff resolved the others."""
+    return {pair: similarity for pair, similarity in recorded.items() if pair[0] in customers and pair[1] in customers}
+
+
 def rank_duplicates(
-    found: Iterable[dict[PersonPair, float]], not_same: Collection[PersonPair], limit: int
+    found: Iterable[dict[PersonPair, float]],
+    not_same: Collection[PersonPair],
+    limit: int,
+    ambiguous: Mapping[PersonPair, float] | None = None,
 ) -> list[DuplicatePair]:
-    """Most similar first, across embedding models (a pair's best model counts), without not-same pairs."""
+    """Most similar first, across embedding models (a pair's best model counts), with the `ambiguous` pairs
+    flagged, without not-same pairs."""
+    ambiguous = ambiguous or {}
     best: dict[PersonPair, float] = {}
-    for pairs in found:
+    for pairs in [*found, ambiguous]:
         for pair, similarity in pairs.items():
             if pair not in not_same:
                 best[pair] = max(best.get(pair, -1.0), similarity)
     ranked = sorted(best.items(), key=lambda item: (-item[1], str(item[0][0]), str(item[0][1])))
-    return [DuplicatePair(a, b, round(similarity, 6)) for (a, b), similarity in ranked[:limit]]
+    return [DuplicatePair(a, b, round(similarity, 6), (a, b) in ambiguous) for (a, b), similarity in ranked[:limit]]

@@ -8,6 +8,9 @@ The floor is the server's, not the edge's, so an old or misconfigured edge canno
 from collections.abc import Sequence
 
 
-def identifiable_indexes(qualities: Sequence[float], min_quality: float) -> list[int]:
-    """Indexes, in order, of the faces whose quality reaches `min_quality` (at the floor counts as good enough)."""
-    return [index for index, quality in enumerate(qualities) if quality >= min_quality]
+def identifiable_indexes(qualities: Sequence[float], min_qualities: Sequence[float]) -> list[int]:
+    """Indexes, in order, of the faces whose quality reaches their floor (`min_qualities[i]`, their tenant's;
+    at the floor counts as good enough)."""
+    return [
+        index for index, (quality, floor) in enumerate(zip(qualities, min_qualities, strict=True)) if quality >= floor
+    ]

@@ -5,7 +5,7 @@ import pytest
 
 from services.matcher.domain import duplicates
 from services.matcher.domain.assignment import normalize
-from services.matcher.domain.duplicates import DuplicatePair, closest_pairs, rank_duplicates
+from services.matcher.domain.duplicates import DuplicatePair, closest_pairs, rank_duplicates, standing_pairs
 from services.matcher.domain.not_same import person_pair
 
 A, B, C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -42,3 +42,23 @@ def test_ranking_drops_not_same_pairs_keeps_the_best_model_and_limits() -> None:
     first, second = person_pair(A, B), person_pair(B, C)
     assert ranked == [DuplicatePair(*first, 0.9), DuplicatePair(*second, 0.6)]
     assert rank_duplicates([one_model, other_model], set(), limit=1) == [DuplicatePair(*first, 0.9)]
+
+
+def test_ambiguous_pairs_are_ranked_among_the_others_and_flagged_whatever_their_similarity() -> None:
+    found = {person_pair(A, B): 0.8}
+    ambiguous = {person_pair(A, C): 0.42, person_pair(B, C): 0.41}
+    ranked = rank_duplicates([found], {person_pair(B, C)}, limit=5, ambiguous=ambiguous)
+    assert ranked == [DuplicatePair(*person_pair(A, B), 0.8), DuplicatePair(*person_pair(A, C), 0.42, True)]
+
+
+def test_an_ambiguous_pair_also_found_by_its_vectors_is_one_flagged_pair() -> None:
+    pair = person_pair(A, C)
+    assert rank_duplicates([{pair: 0.4201}], set(), limit=5, ambiguous={pair: 0.42}) == [
+        DuplicatePair(*pair, 0.4201, True)
+    ]
+
+
+def test_recorded_pairs_stand_while_both_persons_are_customers_with_vectors() -> None:
+    """After a merge or an erasure one of the two has no vector left; after a relabelling it is staff."""
+    recorded = {person_pair(A, B): 0.42, person_pair(A, C): 0.43}
+    assert standing_pairs(recorded, {A, B}) == {person_pair(A, B): 0.42}

@@ -1,0 +1,111 @@
+"""The ambiguous band and tenants' own thresholds, against real NATS and Milvus Lite."""
+
+import uuid
+from collections.abc import Callable
+
+import httpx
+from nats.aio.client import Client as NatsClient
+
+from schemas import AuditEntryRecorded, PersonKind
+from services.matcher.adapters.milvus import StoredVector
+from services.matcher.bootstrap import Matcher
+from tests.support import collect_messages, new_tenant
+from tests.support_matcher import MODEL, at_similarity, axis_mix, ingested, matched_by_source, publish
+
+DIM = 128
+
+
+async def stored_person(matcher: Matcher, tenant: str) -> uuid.UUID:
+    """A person with one vector, `axis_mix(1)`, written straight into the store."""
+    person = uuid.uuid4()
+    row = StoredVector(uuid.uuid4(), person, tenant, PersonKind.CUSTOMER, 0, axis_mix(1).tolist())
+    await matcher.store.insert(MODEL, DIM, [row])
+    return person
+
+
+def client(matcher: Matcher) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=matcher.app), base_url="http://matcher")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_face_just_above_the_threshold_is_a_provisional_person_suggested_as_a_duplicate(
+    matcher: Matcher, nats_connection: NatsClient, make_token: Callable[..., str]
+) -> None:
+    tenant = new_tenant()
+    alice = await stored_person(matcher, tenant)
+    face = ingested(tenant, at_similarity(0.42))  # in [0.40, 0.45): the default band
+    await publish(nats_connection, [face])
+    [matched] = (await matched_by_source(nats_connection, tenant, 1)).values()
+    async with client(matcher) as http:
+        response = await http.get("/v1/persons/duplicates", headers=bearer(make_token(tenant, ["analyst"])))
+
+    assert matched.is_new_person and matched.person_id != alice
+    assert abs((matched.similarity or 0) - 0.42) < 1e-3  # the candidate's, not None
+    assert response.status_code == 200, response.text
+    [item] = response.json()["items"]  # the default min_similarity (0.5) would hide it without the record
+    assert {item["person_id"], item["other_person_id"]} == {str(alice), str(matched.person_id)}
+    assert item["ambiguous_match"] is True and abs(item["similarity"] - 0.42) < 1e-3
+
+
+async def test_a_face_well_above_the_threshold_joins_its_person(matcher: Matcher, nats_connection: NatsClient) -> None:
+    tenant = new_tenant()
+    alice = await stored_person(matcher, tenant)
+    face = ingested(tenant, at_similarity(0.6))
+    await publish(nats_connection, [face])
+    [matched] = (await matched_by_source(nats_connection, tenant, 1)).values()
+    assert matched.person_id == alice and not matched.is_new_person
+
+
+async def test_a_tenant_override_changes_the_decision_for_that_tenant_only(
+    matcher: Matcher, nats_connection: NatsClient, make_token: Callable[..., str]
+) -> None:
+    strict, plain = new_tenant(), new_tenant()
+    async with client(matcher) as http:
+        response = await http.put(
+            "/v1/settings", json={"ambiguous_band": 0.0}, headers=bearer(make_token(strict, ["admin"]))
+        )
+        settings = await http.get("/v1/settings", headers=bearer(make_token(strict, ["analyst"])))
+    assert response.status_code == 200, response.text
+    assert settings.json()["overrides"] == {"ambiguous_band": 0.0}
+    assert settings.json()["effective"]["ambiguous_band"] == 0.0
+    assert settings.json()["effective"]["match_threshold"] == matcher.settings.match_threshold
+
+    persons = {tenant: await stored_person(matcher, tenant) for tenant in (strict, plain)}
+    faces = {tenant: ingested(tenant, at_similarity(0.42)) for tenant in (strict, plain)}
+    await publish(nats_connection, list(faces.values()))
+    [strict_match] = (await matched_by_source(nats_connection, strict, 1)).values()
+    [plain_match] = (await matched_by_source(nats_connection, plain, 1)).values()
+
+    assert strict_match.person_id == persons[strict] and not strict_match.is_new_person
+    assert plain_match.is_new_person and plain_match.person_id != persons[plain]
+
+
+async def test_changing_settings_is_audited_and_refused_for_bad_values_and_non_admins(
+    matcher: Matcher, nats_connection: NatsClient, make_token: Callable[..., str]
+) -> None:
+    tenant = new_tenant()
+    admin, analyst, viewer = (
+        bearer(make_token(tenant, [role], subject=f"{role}@shop")) for role in ("admin", "analyst", "viewer")
+    )
+    async with client(matcher) as http:
+        too_wide = await http.put("/v1/settings", json={"ambiguous_band": 0.3}, headers=admin)
+        above_one = await http.put("/v1/settings", json={"match_threshold": 1.5}, headers=admin)
+        inverted = await http.put("/v1/settings", json={"enrol_min_quality": 0.5}, headers=admin)
+        by_analyst = await http.put("/v1/settings", json={"match_threshold": 0.5}, headers=analyst)
+        read_by_viewer = await http.get("/v1/settings", headers=viewer)
+        unchanged = await http.get("/v1/settings", headers=analyst)
+        accepted = await http.put("/v1/settings", json={"match_threshold": 0.5, "ambiguous_band": 0.1}, headers=admin)
+    [message] = await collect_messages(nats_connection, f"audit.matcher.settings_changed.{tenant}", 1)
+    audit = AuditEntryRecorded.model_validate_json(message.data)
+
+    assert too_wide.status_code == 422 and "ambiguous_band" in too_wide.text
+    assert above_one.status_code == 422 and "match_threshold" in above_one.text
+    assert inverted.status_code == 422 and "below identify_min_quality" in inverted.json()["detail"]
+    assert by_analyst.status_code == 403 and read_by_viewer.status_code == 403
+    assert unchanged.json()["overrides"] == {}
+    assert accepted.status_code == 200 and accepted.json()["effective"]["match_threshold"] == 0.5
+    assert audit.actor == "admin@shop" and audit.resource == "settings/matcher"
+    assert audit.details == {"before": {}, "after": {"match_threshold": 0.5, "ambiguous_band": 0.1}}
