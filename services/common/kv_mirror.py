@@ -24,7 +24,7 @@ DELETED = frozenset({"DEL", "PURGE"})
 
 
 async def open_bucket(connection: NatsClient, name: str) -> KeyValue:
-    """A bucket the matcher owns (latest value per key, on file), created by the first replica that starts."""
+    """A bucket of current state (latest value per key, on file), created by the first service that starts."""
     js = connection.jetstream()
     try:
         return await js.key_value(name)

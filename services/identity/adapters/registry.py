@@ -8,13 +8,13 @@ fails and repeating it (every registry write is an idempotent PUT or DELETE) wri
 import json
 
 import asyncpg
-import nats.js.api
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from schemas import subjects
 from schemas.registry import CameraEntry, RegistryValue, SiteEntry, TenantModelsEntry
+from services.common.kv_mirror import open_bucket
 from services.common.postgres import tenant_transaction
 
 
@@ -122,14 +122,7 @@ class RegistryBucket:
 
     @classmethod
     async def open(cls, connection: NatsClient) -> "RegistryBucket":
-        js = connection.jetstream()
-        try:
-            return cls(await js.key_value(subjects.REGISTRY_BUCKET))
-        except BucketNotFoundError:
-            config = nats.js.api.KeyValueConfig(
-                bucket=subjects.REGISTRY_BUCKET, history=1, storage=nats.js.api.StorageType.FILE
-            )
-            return cls(await js.create_key_value(config=config))
+        return cls(await open_bucket(connection, subjects.REGISTRY_BUCKET))
 
     async def put(self, key: str, value: RegistryValue) -> None:
         await self._bucket.put(key, value.to_json_bytes())

@@ -15,8 +15,8 @@ from nats.aio.client import Client as NatsClient
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ValidationError
 
+from services.common.kv_mirror import DELETED, open_bucket
 from services.common.logging import get_logger
-from services.matcher.adapters.kv_mirror import DELETED, open_bucket
 from services.matcher.domain.not_same import PersonPair
 
 BUCKET = "matcher_ambiguous_pairs"

@@ -8,7 +8,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
-from services.matcher.adapters.kv_mirror import KvMirror, open_bucket
+from services.common.kv_mirror import KvMirror, open_bucket
 from services.matcher.domain.tenant_settings import TenantMatchSettings
 
 BUCKET = "matcher_tenant_settings"
