@@ -31,12 +31,22 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+async def review_band(matcher: Matcher, tenant: str, make_token: Callable[..., str], band: float = 0.05) -> None:
+    """The tenant's operators review duplicates: near-threshold faces go to them (the default band is 0)."""
+    async with client(matcher) as http:
+        response = await http.put(
+            "/v1/settings", json={"ambiguous_band": band}, headers=bearer(make_token(tenant, ["admin"]))
+        )
+    assert response.status_code == 200, response.text
+
+
 async def test_a_face_just_above_the_threshold_is_a_provisional_person_suggested_as_a_duplicate(
     matcher: Matcher, nats_connection: NatsClient, make_token: Callable[..., str]
 ) -> None:
     tenant = new_tenant()
+    await review_band(matcher, tenant, make_token)
     alice = await stored_person(matcher, tenant)
-    face = ingested(tenant, at_similarity(0.42))  # in [0.40, 0.45): the default band
+    face = ingested(tenant, at_similarity(0.42))  # in [0.40, 0.45): the band
     await publish(nats_connection, [face])
     [matched] = (await matched_by_source(nats_connection, tenant, 1)).values()
     async with client(matcher) as http:
@@ -62,25 +72,22 @@ async def test_a_face_well_above_the_threshold_joins_its_person(matcher: Matcher
 async def test_a_tenant_override_changes_the_decision_for_that_tenant_only(
     matcher: Matcher, nats_connection: NatsClient, make_token: Callable[..., str]
 ) -> None:
-    strict, plain = new_tenant(), new_tenant()
+    reviewed, plain = new_tenant(), new_tenant()
+    await review_band(matcher, reviewed, make_token)
     async with client(matcher) as http:
-        response = await http.put(
-            "/v1/settings", json={"ambiguous_band": 0.0}, headers=bearer(make_token(strict, ["admin"]))
-        )
-        settings = await http.get("/v1/settings", headers=bearer(make_token(strict, ["analyst"])))
-    assert response.status_code == 200, response.text
-    assert settings.json()["overrides"] == {"ambiguous_band": 0.0}
-    assert settings.json()["effective"]["ambiguous_band"] == 0.0
+        settings = await http.get("/v1/settings", headers=bearer(make_token(reviewed, ["analyst"])))
+    assert settings.json()["overrides"] == {"ambiguous_band": 0.05}
+    assert settings.json()["effective"]["ambiguous_band"] == 0.05
     assert settings.json()["effective"]["match_threshold"] == matcher.settings.match_threshold
 
-    persons = {tenant: await stored_person(matcher, tenant) for tenant in (strict, plain)}
-    faces = {tenant: ingested(tenant, at_similarity(0.42)) for tenant in (strict, plain)}
+    persons = {tenant: await stored_person(matcher, tenant) for tenant in (reviewed, plain)}
+    faces = {tenant: ingested(tenant, at_similarity(0.42)) for tenant in (reviewed, plain)}
     await publish(nats_connection, list(faces.values()))
-    [strict_match] = (await matched_by_source(nats_connection, strict, 1)).values()
+    [reviewed_match] = (await matched_by_source(nats_connection, reviewed, 1)).values()
     [plain_match] = (await matched_by_source(nats_connection, plain, 1)).values()
 
-    assert strict_match.person_id == persons[strict] and not strict_match.is_new_person
-    assert plain_match.is_new_person and plain_match.person_id != persons[plain]
+    assert reviewed_match.is_new_person and reviewed_match.person_id != persons[reviewed]
+    assert plain_match.person_id == persons[plain] and not plain_match.is_new_person
 
 
 async def test_changing_settings_is_audited_and_refused_for_bad_values_and_non_admins(
