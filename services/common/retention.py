@@ -147,9 +147,7 @@ async def run_retention(
             entry = audit_entry(service, policy, now, run_id, counts)
             await publish(subjects.audit_entry(service, AUDIT_ACTION, tenant_id), entry)
             log.info("retention_tenant_done", service=service, tenant_id=tenant_id, deleted=counts)
-        log.info(
-            AUDIT_ACTION, service=service, run_id=str(run_id), as_of=now.isoformat(), deleted=totals(deleted)
-        )
+        log.info(AUDIT_ACTION, service=service, run_id=str(run_id), as_of=now.isoformat(), deleted=totals(deleted))
         return RetentionRun(ran=True, deleted=deleted)
 
 

@@ -58,7 +58,10 @@ class RetentionSettings(ServiceSettings):
         365, ge=1, le=RETENTION_MAX_DAYS, description="Default days after a person's newest vector that its vectors go"
     )
     retention_sightings_days: int = Field(
-        400, ge=1, le=RETENTION_MAX_DAYS, description="Default days sightings are kept (a year-over-year view needs > 365)"
+        400,
+        ge=1,
+        le=RETENTION_MAX_DAYS,
+        description="Default days sightings are kept (a year-over-year view needs > 365)",
     )
     retention_visits_days: int = Field(
         400, ge=1, le=RETENTION_MAX_DAYS, description="Default days visits are kept; at least the sightings' days"
