@@ -8,10 +8,8 @@ event stream of registry changes, compacted to the latest state per key.
 """
 
 from datetime import time
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from typing import Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 

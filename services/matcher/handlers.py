@@ -7,10 +7,10 @@ Two floors on the edge's quality: below `identify_min_quality` a face is not eve
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 

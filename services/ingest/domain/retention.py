@@ -18,7 +18,7 @@ def date_parts_expiry(parts: list[str], keep_from: date) -> Expiry:
     captured before `keep_from`, none were, or some."""
     try:
         numbers = [int(part) for part in parts]
-        year, month, day = (numbers + [0, 0])[:3]
+        year, month, day = [*numbers, 0, 0][:3]
         first = date(year, month or 1, day or 1)
         last = date(year, month or 12, day or calendar.monthrange(year, month or 12)[1])
     except ValueError:
