@@ -78,8 +78,9 @@ RETENTION_MAX_DAYS = 3650
 class RetentionPolicyEntry(RegistryValue):
     """How long the tenant's data is kept; each owning service's retention job reads it (key `<tenant>.retention`).
 
-    Days count back from the job's run. A sighting makes visits, so visits are kept at least as long as the
-    sightings they come from (a visit recomputed from sightings would otherwise come back)."""
+    Days count back from the job's run. Visits are kept at least as long as the sightings they come from (a
+    visit recomputed from sightings would otherwise come back), and crops no longer than their sightings (an
+    erasure finds a person's crops through its sightings)."""
 
     schema_name: Literal["RetentionPolicyEntry.v1"] = Field("RetentionPolicyEntry.v1", alias="schema")
     crops_days: int = Field(ge=1, le=RETENTION_MAX_DAYS, description="Face crops (ingest's bucket) older than this go")
@@ -97,5 +98,10 @@ class RetentionPolicyEntry(RegistryValue):
             raise ValueError(
                 f"visits_days ({self.visits_days}) is below sightings_days ({self.sightings_days}): visits are"
                 " derived from sightings and must be kept at least as long"
+            )
+        if self.crops_days > self.sightings_days:
+            raise ValueError(
+                f"crops_days ({self.crops_days}) is above sightings_days ({self.sightings_days}): an erasure finds a"
+                " person's crops through its sightings, so a crop must not outlive its sighting"
             )
         return self
