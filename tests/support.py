@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from typing import Any
 
 import nats
 import nats.aio.msg
@@ -76,7 +77,7 @@ async def known_tenant(connection: NatsClient, policy: dict[str, int] | None = N
     return tenant
 
 
-async def retention_audits(connection: NatsClient, service: str, tenant: str, count: int) -> list[dict[str, object]]:
+async def retention_audits(connection: NatsClient, service: str, tenant: str, count: int) -> list[dict[str, Any]]:
     """The details of the `retention_run` audit entries a service published for a tenant (at least `count`)."""
     import json
 

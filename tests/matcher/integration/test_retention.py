@@ -53,10 +53,14 @@ async def test_vectors_of_unseen_persons_go_in_every_collection(
     store = FaceVectorStore(settings.milvus_uri, "", settings.collection_prefix)
     await store.connect()
     await store.insert(first_model, 128, [vector(default_tenant, gone, 400), vector(default_tenant, gone, 366)])
-    await store.insert(first_model, 128, [vector(default_tenant, seen_lately, 900), vector(default_tenant, seen_lately, 3)])
+    await store.insert(
+        first_model, 128, [vector(default_tenant, seen_lately, 900), vector(default_tenant, seen_lately, 3)]
+    )
     await store.insert(first_model, 128, [vector(default_tenant, in_two_models, 500)])
     await store.insert(second_model, 128, [vector(default_tenant, in_two_models, 10)])  # seen lately in another model
-    await store.insert(first_model, 128, [vector(strict_tenant, strict_gone, 31), vector(strict_tenant, strict_kept, 29)])
+    await store.insert(
+        first_model, 128, [vector(strict_tenant, strict_gone, 31), vector(strict_tenant, strict_kept, 29)]
+    )
     await store.close()  # Milvus Lite: one process (here one client) per file
 
     first = await retention(settings, NOW)
