@@ -1,7 +1,8 @@
 """`python -m devstack up`: what `make dev` runs. Starts the embedded infrastructure (or reuses what
 REVISIT_NATS_URL / REVISIT_POSTGRES_DSN / REVISIT_S3_ENDPOINT_URL / REVISIT_MILVUS_URI name), every service,
 then the demo edge over `../shared/faces` (or SOURCE), and prints the reporting URL, a dev token and a
-curl line. Ctrl-C stops everything; data stays under `.dev/` for the next start."""
+curl line, and runs the services' retention jobs at start and every 24 hours (the chart's CronJobs' stand-in).
+Ctrl-C stops everything; data stays under `.dev/` for the next start."""
 
 import argparse
 import os
@@ -16,7 +17,16 @@ import httpx
 
 from devstack.demo import DemoDay, build_demo_days
 from devstack.infra import EmbeddedPostgres, InfraError, ManagedProcess, start_nats, start_postgres, start_s3
-from devstack.stack import DEFAULT_PORTS, Endpoints, load_or_create_keys, shared_dir, start_services, wait_until_ready
+from devstack.stack import (
+    DEFAULT_PORTS,
+    Endpoints,
+    load_or_create_keys,
+    retention_services,
+    shared_dir,
+    start_retention_scheduler,
+    start_services,
+    wait_until_ready,
+)
 from edge.models import EMBEDDERS, resolve_model
 from services.common.auth import issue_token
 
@@ -101,6 +111,8 @@ def up(source: str | None, data: Path) -> None:
             audience="revisit",
         )  # fmt: skip
         register_demo(token)
+        start_retention_scheduler(endpoints, keys, DEFAULT_PORTS, data / "logs")
+        print(f"retention jobs at start and every 24 h: {', '.join(retention_services(endpoints))}", flush=True)
         # the demo's two days are the two before today, whatever the hour: never in the future
         today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) - timedelta(days=1)
         if source:

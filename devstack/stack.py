@@ -2,7 +2,9 @@
 
 import asyncio
 import os
+import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from devstack.infra import S3_ACCESS_KEY, S3_SECRET_KEY, InfraError, ManagedProcess, spawn
 
 SERVICE_NAMES = ("ingest", "matcher", "identity", "reporting", "audit")
+RETENTION_SERVICES = ("ingest", "matcher", "identity", "reporting")
+RETENTION_EVERY_SECONDS = 24 * 3600
 DEFAULT_PORTS = {"ingest": 8001, "matcher": 8002, "identity": 8003, "reporting": 8004, "audit": 8005}
 # The audit service's runtime login in dev and tests: separate from the owner login that migrates, so it
 # cannot rewrite the chain (docs/operations.md). The password is a dev one, like the embedded S3 keys.
@@ -131,6 +135,42 @@ def start_services(
         )
         for name in SERVICE_NAMES
     ]
+
+
+def retention_services(endpoints: Endpoints) -> tuple[str, ...]:
+    """The services whose retention job `make dev` can run beside the running services: not the matcher's on a
+    Milvus Lite file, which only one process may open (the running matcher has it)."""
+    lite = "://" not in endpoints.milvus_uri
+    return tuple(name for name in RETENTION_SERVICES if not (lite and name == "matcher"))
+
+
+def run_retention_jobs(endpoints: Endpoints, keys: SigningKeys, ports: dict[str, int], log_dir: Path) -> None:
+    """Each service's `python -m services.<name> retention` once, one after the other, as the chart's CronJobs
+    run them; output appended to `<log_dir>/<name>-retention.log`. A failed job is reported, not fatal."""
+    for name in retention_services(endpoints):
+        env = {**os.environ, **service_environment(name, endpoints, keys, ports[name]), "PYTHONUNBUFFERED": "1"}
+        with (log_dir / f"{name}-retention.log").open("a") as log:
+            code = subprocess.run(
+                [sys.executable, "-m", f"services.{name}", "retention"], env=env, stdout=log, stderr=log, check=False
+            ).returncode
+        if code != 0:
+            print(f"retention job of {name} failed ({code}): see {log_dir / f'{name}-retention.log'}", flush=True)
+
+
+def start_retention_scheduler(
+    endpoints: Endpoints, keys: SigningKeys, ports: dict[str, int], log_dir: Path
+) -> threading.Thread:
+    """`make dev`'s stand-in for the chart's CronJobs: the retention jobs at start, then every 24 hours, in a
+    daemon thread (it dies with `make dev`; the jobs are idempotent, so a run cut short is simply redone)."""
+
+    def loop() -> None:
+        while True:
+            run_retention_jobs(endpoints, keys, ports, log_dir)
+            time.sleep(RETENTION_EVERY_SECONDS)
+
+    thread = threading.Thread(target=loop, name="retention-scheduler", daemon=True)
+    thread.start()
+    return thread
 
 
 def wait_until_ready(processes: list[ManagedProcess], ports: dict[str, int], timeout: float = 120) -> None:

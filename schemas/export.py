@@ -28,7 +28,7 @@ from schemas import (
     VisitRecord,
     VisitRemoved,
 )
-from schemas.registry import CameraEntry, SiteEntry, TenantModelsEntry
+from schemas.registry import CameraEntry, RetentionPolicyEntry, SiteEntry, TenantModelsEntry
 
 EVENT_MODELS: tuple[type[BaseModel], ...] = (
     FaceDetected,
@@ -48,7 +48,13 @@ EVENT_MODELS: tuple[type[BaseModel], ...] = (
     OperationStepCompleted,
     AuditEntryRecorded,
 )
-KV_MODELS: tuple[type[BaseModel], ...] = (StaffGalleryEntry, SiteEntry, CameraEntry, TenantModelsEntry)
+KV_MODELS: tuple[type[BaseModel], ...] = (
+    StaffGalleryEntry,
+    SiteEntry,
+    CameraEntry,
+    TenantModelsEntry,
+    RetentionPolicyEntry,
+)
 """Values of NATS KV buckets: versioned contracts too, but not events on a stream."""
 EXPORTED_MODELS = EVENT_MODELS + KV_MODELS
 SCHEMA_DIR = Path(__file__).parent / "json"

@@ -1,4 +1,5 @@
-"""The registry of a tenant's sites, cameras and allowed embedding models, as identity publishes it.
+"""The registry of a tenant's sites, cameras, allowed embedding models and retention policy, as identity
+publishes it.
 
 Identity owns the registry (Postgres) and mirrors its current state into the NATS KV bucket
 `REGISTRY_BUCKET`: ingest checks events against it, reporting takes the sites' time zones from it. Every
@@ -7,10 +8,10 @@ event stream of registry changes, compacted to the latest state per key.
 """
 
 from datetime import time
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.base import TOKEN_PATTERN, utc_now
 from schemas.models import MODEL_ID_PATTERN
@@ -68,3 +69,39 @@ class TenantModelsEntry(RegistryValue):
 
     schema_name: Literal["TenantModelsEntry.v1"] = Field("TenantModelsEntry.v1", alias="schema")
     embedding_models: list[Annotated[str, Field(pattern=MODEL_ID_PATTERN)]] = Field(max_length=16)
+
+
+RETENTION_MAX_DAYS = 3650
+"""Ten years: a longer period is a typo, not a policy."""
+
+
+class RetentionPolicyEntry(RegistryValue):
+    """How long the tenant's data is kept; each owning service's retention job reads it (key `<tenant>.retention`).
+
+    Days count back from the job's run. Visits are kept at least as long as the sightings they come from (a
+    visit recomputed from sightings would otherwise come back), and crops no longer than their sightings (an
+    erasure finds a person's crops through its sightings)."""
+
+    schema_name: Literal["RetentionPolicyEntry.v1"] = Field("RetentionPolicyEntry.v1", alias="schema")
+    crops_days: int = Field(ge=1, le=RETENTION_MAX_DAYS, description="Face crops (ingest's bucket) older than this go")
+    vectors_unseen_days: int = Field(
+        ge=1, le=RETENTION_MAX_DAYS, description="A person's vectors go when its newest one is older than this"
+    )
+    sightings_days: int = Field(
+        ge=1, le=RETENTION_MAX_DAYS, description="Sightings (identity, reporting; unidentified too) older than this go"
+    )
+    visits_days: int = Field(ge=1, le=RETENTION_MAX_DAYS, description="Visits that started longer ago than this go")
+
+    @model_validator(mode="after")
+    def visits_outlive_their_sightings(self) -> Self:
+        if self.visits_days < self.sightings_days:
+            raise ValueError(
+                f"visits_days ({self.visits_days}) is below sightings_days ({self.sightings_days}): visits are"
+                " derived from sightings and must be kept at least as long"
+            )
+        if self.crops_days > self.sightings_days:
+            raise ValueError(
+                f"crops_days ({self.crops_days}) is above sightings_days ({self.sightings_days}): an erasure finds a"
+                " person's crops through its sightings, so a crop must not outlive its sighting"
+            )
+        return self

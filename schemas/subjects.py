@@ -67,7 +67,8 @@ def staff_gallery_key(tenant: str, staff_id: str) -> str:
 
 
 REGISTRY_BUCKET = "registry"
-"""NATS KV bucket of the registry (sites, cameras, models): identity writes, ingest and reporting watch."""
+"""NATS KV bucket of the registry (sites, cameras, models, retention policy): identity writes, ingest and reporting
+watch, the retention jobs read it once per run."""
 
 
 def registry_site_key(tenant: str, site: str) -> str:
@@ -80,6 +81,15 @@ def registry_camera_key(tenant: str, camera: str) -> str:
 
 def registry_models_key(tenant: str) -> str:
     return f"{tenant}.models"
+
+
+def registry_retention_key(tenant: str) -> str:
+    return f"{tenant}.retention"
+
+
+def tenant_of_registry_key(key: str) -> str:
+    """Every registry key starts with its tenant: `<tenant>.site.<id>`, `<tenant>.models`, `<tenant>.retention`."""
+    return key.split(".", 1)[0]
 
 
 def tenant_of_detected(subject: str) -> str | None:

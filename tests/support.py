@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from typing import Any
 
 import nats
 import nats.aio.msg
@@ -51,3 +52,34 @@ def register_camera(identity_url: str, admin_token: str, site: str, camera: str)
     ):
         response = httpx.put(f"{identity_url}{path}", json=body, headers=headers, timeout=10)
         assert response.status_code < 300, f"{path}: {response.status_code} {response.text}"
+
+
+async def known_tenant(connection: NatsClient, policy: dict[str, int] | None = None) -> str:
+    """A new tenant in the registry bucket, as identity writes it: its models key (every tenant with data has
+    one) and, if given, its retention policy (`<tenant>.retention`)."""
+    from nats.js.api import KeyValueConfig
+    from nats.js.errors import BucketNotFoundError
+
+    from schemas import subjects
+    from schemas.registry import RetentionPolicyEntry, TenantModelsEntry
+
+    tenant = new_tenant()
+    js = connection.jetstream()
+    try:
+        bucket = await js.key_value(subjects.REGISTRY_BUCKET)
+    except BucketNotFoundError:
+        bucket = await js.create_key_value(config=KeyValueConfig(bucket=subjects.REGISTRY_BUCKET, history=1))
+    models = TenantModelsEntry(tenant_id=tenant, embedding_models=["mobilefacenet_arcface_128@e72a5710"])
+    await bucket.put(subjects.registry_models_key(tenant), models.to_json_bytes())
+    if policy is not None:
+        entry = RetentionPolicyEntry(tenant_id=tenant, **policy)
+        await bucket.put(subjects.registry_retention_key(tenant), entry.to_json_bytes())
+    return tenant
+
+
+async def retention_audits(connection: NatsClient, service: str, tenant: str, count: int) -> list[dict[str, Any]]:
+    """The details of the `retention_run` audit entries a service published for a tenant (at least `count`)."""
+    import json
+
+    messages = await collect_messages(connection, f"audit.{service}.retention_run.{tenant}", count, timeout=5)
+    return [json.loads(message.data)["details"] for message in messages]

@@ -25,6 +25,14 @@ UNIDENTIFIED_SIGHTINGS = Counter(
 )
 
 
+RETENTION_DELETED = Counter(
+    "revisit_retention_deleted_total",
+    "Items a retention job deleted, by kind (crops, vectors, sightings, visits...). The job is short-lived and no"
+    " Pushgateway is assumed: each run also logs and audits its counts per tenant.",
+    ["service", "kind"],
+)
+
+
 def subject_family(subject: str) -> str:
     """The first two tokens of a subject (`faces.ingested`): low-cardinality label, no tenant ids."""
     return ".".join(subject.split(".")[:2])

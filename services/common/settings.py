@@ -1,9 +1,12 @@
 """The settings every service shares; each service subclasses it with its own fields."""
 
 from enum import StrEnum
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.registry import RETENTION_MAX_DAYS, RetentionPolicyEntry
 
 
 class Environment(StrEnum):
@@ -44,3 +47,37 @@ class PostgresServiceSettings(RestServiceSettings):
     postgres_dsn: str = Field(
         description="postgresql://user:pass@host:5432/db; the user owns the service's schema (docs/operations.md)"
     )
+
+
+class RetentionSettings(ServiceSettings):
+    """The retention policy of a tenant that set none (`PUT /v1/retention` in identity sets one); a service whose
+    `retention` job deletes data, and identity, which answers `GET /v1/retention` with it, mix this in."""
+
+    retention_crops_days: int = Field(30, ge=1, le=RETENTION_MAX_DAYS, description="Default days face crops are kept")
+    retention_vectors_unseen_days: int = Field(
+        365, ge=1, le=RETENTION_MAX_DAYS, description="Default days after a person's newest vector that its vectors go"
+    )
+    retention_sightings_days: int = Field(
+        400,
+        ge=1,
+        le=RETENTION_MAX_DAYS,
+        description="Default days sightings are kept (a year-over-year view needs > 365)",
+    )
+    retention_visits_days: int = Field(
+        400, ge=1, le=RETENTION_MAX_DAYS, description="Default days visits are kept; at least the sightings' days"
+    )
+
+    @model_validator(mode="after")
+    def default_policy_is_valid(self) -> Self:
+        self.default_retention("default")
+        return self
+
+    def default_retention(self, tenant_id: str) -> RetentionPolicyEntry:
+        """The policy of a tenant without its own entry (the same validation as a tenant's)."""
+        return RetentionPolicyEntry(
+            tenant_id=tenant_id,
+            crops_days=self.retention_crops_days,
+            vectors_unseen_days=self.retention_vectors_unseen_days,
+            sightings_days=self.retention_sightings_days,
+            visits_days=self.retention_visits_days,
+        )

@@ -11,10 +11,11 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
 from schemas import subjects
-from services.common.bus import EventPublisher, event_publisher
+from services.common.bus import EventPublisher, connect_broker, event_publisher
 from services.common.connections import postgres_and_broker
 from services.common.http import create_app, nats_ready
 from services.common.logging import get_logger
+from services.common.postgres import connect_postgres
 from services.identity import handlers
 from services.identity.adapters.crops import CropLinks
 from services.identity.adapters.lifecycle import LifecycleStore
@@ -36,6 +37,7 @@ STREAMS = (
     subjects.DEADLETTER_STREAM,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
+RETENTION_STREAMS = (subjects.AUDIT_STREAM,)
 log = get_logger(__name__)
 
 
@@ -67,7 +69,7 @@ async def bootstrap(settings: IdentitySettings) -> AsyncIterator[Identity]:
         app.state.staff_gallery = await StaffGalleryStore.open(broker.connection)
         app.state.registry = RegistryStore(pool)
         app.state.registry_bucket = await RegistryBucket.open(broker.connection)
-        app.state.publish = publish
+        app.state.publish, app.state.settings = publish, settings
         resumer = asyncio.create_task(resume_forever(lifecycle, publish, settings.operation_resume_seconds))
         try:
             yield Identity(settings, broker, directory, lifecycle, app)
@@ -97,3 +99,28 @@ async def resume_forever(lifecycle: LifecycleStore, publish: EventPublisher, eve
             await handlers.resume_open_operations(lifecycle, publish, every_seconds)
         except Exception as error:  # the loop must outlive a Postgres or NATS hiccup; logged, retried next round
             log.warning("operations_resume_failed", error=repr(error))
+
+
+@dataclass
+class IdentityRetention:
+    """What identity's retention job needs, and nothing else: no consumers, resumer or HTTP server."""
+
+    settings: IdentitySettings
+    broker: NatsBroker
+    directory: PersonDirectory
+    publish: EventPublisher
+
+
+@asynccontextmanager
+async def bootstrap_retention(settings: IdentitySettings) -> AsyncIterator[IdentityRetention]:
+    """Postgres (migrated, as the service role) and NATS (policies, the run lease, audit)."""
+    timeout = settings.startup_timeout_seconds
+    pool = await connect_postgres(settings.postgres_dsn, SCHEMA, ROLE, MIGRATIONS, timeout, max_size=2)
+    try:
+        broker = await connect_broker(settings.nats_url, SERVICE, settings.max_deliveries, RETENTION_STREAMS, timeout)
+        try:
+            yield IdentityRetention(settings, broker, PersonDirectory(pool), event_publisher(broker, SERVICE))
+        finally:
+            await broker.stop()
+    finally:
+        await pool.close()

@@ -2,10 +2,10 @@
 
 from pydantic import Field
 
-from services.common.settings import PostgresServiceSettings
+from services.common.settings import PostgresServiceSettings, RetentionSettings
 
 
-class IdentitySettings(PostgresServiceSettings):
+class IdentitySettings(PostgresServiceSettings, RetentionSettings):
     http_port: int = Field(8003, description="Port of /healthz, /readyz, /metrics and the REST API")
     s3_endpoint_url: str = Field(description="S3 API endpoint of the crops bucket (ingest's), e.g. http://minio:9000")
     s3_public_endpoint_url: str | None = Field(

@@ -3,6 +3,7 @@
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from schemas import (
     AuditEntryRecorded,
@@ -19,6 +20,7 @@ from schemas import (
     subjects,
 )
 from schemas.ids import derive_event_id, new_event_id
+from schemas.registry import RetentionPolicyEntry
 from services.common.bus import EventPublisher
 from services.common.logging import get_logger
 from services.identity.adapters.lifecycle import LifecycleStore, LifecycleUnit, Outgoing
@@ -349,3 +351,13 @@ def _audit(
         details={"operation_id": str(operation_id), **details},
     )
     return Outgoing(subjects.audit_entry(SERVICE, action, tenant_id), entry)
+
+
+async def delete_expired_sightings(
+    policy: RetentionPolicyEntry, now: datetime, directory: PersonDirectory
+) -> dict[str, int]:
+    """Identity's retention for one tenant: its sightings (crop keys, similarity) captured before
+    `now - sightings_days` go; the persons stay. Crops expire no later (the policy forbids crops_days above
+    sightings_days), so an erasure still finds every crop that exists through the sightings kept."""
+    deleted = await directory.delete_sightings_before(policy.tenant_id, now - timedelta(days=policy.sightings_days))
+    return {"sightings": deleted}

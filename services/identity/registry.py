@@ -1,7 +1,9 @@
-"""Admin routes for the registry of the caller's tenant: sites, cameras and allowed embedding models.
+"""Admin routes for the registry of the caller's tenant: sites, cameras, allowed embedding models and the
+retention policy.
 
 Admins change, analysts and viewers read. Every change is audited and mirrored into the NATS KV bucket
-`registry`, which ingest (sites, cameras, models) and reporting (time zones) watch.
+`registry`, which ingest (sites, cameras, models) and reporting (time zones) watch and every service's
+retention job reads (the policy, `<tenant>.retention`).
 """
 
 from collections.abc import Iterator
@@ -14,7 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from schemas import AuditEntryRecorded, subjects
 from schemas.base import TOKEN_PATTERN
 from schemas.models import MODEL_ID_PATTERN, embedding_dimension
-from schemas.registry import CameraEntry, OpeningHours, SiteEntry, TenantModelsEntry, Weekday
+from schemas.registry import (
+    RETENTION_MAX_DAYS,
+    CameraEntry,
+    OpeningHours,
+    RetentionPolicyEntry,
+    SiteEntry,
+    TenantModelsEntry,
+    Weekday,
+)
 from services.common.auth import Principal, Role, require_roles
 from services.common.bus import EventPublisher
 from services.identity.adapters.registry import RegistryBucket, RegistryConflict, RegistryStore
@@ -42,6 +52,21 @@ class CameraIn(BaseModel):
 class ModelsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     embedding_models: list[Annotated[str, Field(pattern=MODEL_ID_PATTERN)]] = Field(max_length=16)
+
+
+class RetentionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    crops_days: int = Field(ge=1, le=RETENTION_MAX_DAYS, description="Face crops older than this are deleted")
+    vectors_unseen_days: int = Field(
+        ge=1, le=RETENTION_MAX_DAYS, description="A person's vectors go once its newest is older than this"
+    )
+    sightings_days: int = Field(ge=1, le=RETENTION_MAX_DAYS, description="Sightings older than this are deleted")
+    visits_days: int = Field(ge=1, le=RETENTION_MAX_DAYS, description="Visits older than this are deleted")
+
+
+class RetentionOut(BaseModel):
+    policy: RetentionPolicyEntry
+    is_default: bool = Field(description="True: the tenant set none, these are the defaults of the settings")
 
 
 def stores(request: Request) -> tuple[RegistryStore, RegistryBucket]:
@@ -178,3 +203,26 @@ async def put_models(body: ModelsIn, principal: Admin, request: Request) -> Tena
 async def get_models(principal: Reader, request: Request) -> dict[str, list[str]]:
     store, _ = stores(request)
     return {"embedding_models": await store.models(principal.tenant_id)}
+
+
+@router.put("/retention")
+async def put_retention(body: RetentionIn, principal: Admin, request: Request) -> RetentionOut:
+    """Set how long the tenant's crops, vectors, sightings and visits are kept; the services' nightly retention
+    jobs apply it from the registry bucket. Refused (422) when visits would go before their sightings or crops
+    outlive theirs."""
+    store, bucket = stores(request)
+    with registry_errors():
+        entry = RetentionPolicyEntry.model_validate({"tenant_id": principal.tenant_id, **body.model_dump()})
+    await store.set_retention(entry)
+    await bucket.put(subjects.registry_retention_key(principal.tenant_id), entry)
+    await audit(request, principal, "retention_policy_set", "retention", body.model_dump())
+    return RetentionOut(policy=entry, is_default=False)
+
+
+@router.get("/retention")
+async def get_retention(principal: Reader, request: Request) -> RetentionOut:
+    store, _ = stores(request)
+    entry = await store.retention(principal.tenant_id)
+    if entry is None:
+        return RetentionOut(policy=request.app.state.settings.default_retention(principal.tenant_id), is_default=True)
+    return RetentionOut(policy=entry, is_default=False)

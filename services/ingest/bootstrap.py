@@ -9,7 +9,7 @@ from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
 
 from schemas import subjects
-from services.common.bus import connect_broker, event_publisher, publish_dead_letter
+from services.common.bus import EventPublisher, connect_broker, event_publisher, publish_dead_letter
 from services.common.http import create_app, nats_ready
 from services.common.startup import wait_for_dependency
 from services.ingest import handlers
@@ -29,6 +29,9 @@ STREAMS = (
     subjects.AUDIT_STREAM,
     subjects.DEADLETTER_STREAM,
 )
+
+
+RETENTION_STREAMS = (subjects.AUDIT_STREAM,)
 
 
 @dataclass
@@ -76,5 +79,37 @@ async def bootstrap(settings: IngestSettings) -> AsyncIterator[Ingest]:
                 yield Ingest(settings, broker, crops, registry, app)
             finally:
                 await mirror.stop()
+    finally:
+        await broker.stop()
+
+
+@dataclass
+class IngestRetention:
+    """What ingest's retention job needs, and nothing else: no consumers, no HTTP server."""
+
+    settings: IngestSettings
+    broker: NatsBroker
+    crops: CropStore
+    publish: EventPublisher
+
+
+@asynccontextmanager
+async def bootstrap_retention(settings: IngestSettings) -> AsyncIterator[IngestRetention]:
+    """NATS (policies, the run lease, audit) and the crops bucket, each waited for a bounded time."""
+    broker = await connect_broker(
+        settings.nats_url, SERVICE, settings.max_deliveries, RETENTION_STREAMS, settings.startup_timeout_seconds
+    )
+    crops = CropStore(
+        settings.s3_endpoint_url, settings.s3_bucket, settings.s3_region, settings.s3_access_key, settings.s3_secret_key
+    )
+    try:
+        async with crops:
+            await wait_for_dependency(
+                "S3",
+                crops.ensure_bucket,
+                settings.startup_timeout_seconds,
+                hint=f"Check REVISIT_S3_ENDPOINT_URL ({settings.s3_endpoint_url}) and the access keys.",
+            )
+            yield IngestRetention(settings, broker, crops, event_publisher(broker, SERVICE))
     finally:
         await broker.stop()

@@ -2,13 +2,13 @@
 
 from pydantic import Field
 
-from services.common.settings import RestServiceSettings
+from services.common.settings import RestServiceSettings, RetentionSettings
 from services.ingest.domain.validation import largest_event_bytes
 
 WEEK_SECONDS = 7 * 86400
 
 
-class IngestSettings(RestServiceSettings):
+class IngestSettings(RestServiceSettings, RetentionSettings):
     http_port: int = Field(8001, description="Port of /healthz, /readyz, /metrics and the REST API")
     s3_endpoint_url: str = Field(description="S3 API endpoint, e.g. http://minio:9000")
     s3_bucket: str = Field("revisit-crops", description="Bucket of face crops, created at start if missing")

@@ -1,9 +1,9 @@
 """Ingest's handlers: accept a detected face (store the crop, publish FaceIngested) or reject it with a reason;
-erase a batch of crops for identity's erasure saga."""
+erase a batch of crops for identity's erasure saga; delete a tenant's expired crops (the `retention` job)."""
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from nats.aio.msg import Msg
 
@@ -19,11 +19,12 @@ from schemas import (
 from schemas.base import TOKEN_PATTERN
 from schemas.ids import derive_event_id, new_event_id
 from schemas.models import EMBEDDING_DIMENSIONS
+from schemas.registry import RetentionPolicyEntry
 from services.common.bus import EventPublisher
 from services.common.logging import get_logger
 from services.ingest.adapters.s3 import CropStore
 from services.ingest.config import IngestSettings
-from services.ingest.domain import erasure, validation
+from services.ingest.domain import erasure, retention, validation
 from services.ingest.domain.registry import Registry
 
 MAX_RAW_EVENT_CHARS = 64 * 1024
@@ -136,3 +137,34 @@ def _rejection_id(raw: Msg) -> uuid.UUID:
         return derive_event_id(uuid.UUID((raw.headers or {})["Nats-Msg-Id"]), "rejected")
     except (KeyError, ValueError):
         return new_event_id()
+
+
+async def delete_expired_crops(policy: RetentionPolicyEntry, now: datetime, crops: CropStore) -> dict[str, int]:
+    """Ingest's retention for one tenant: delete the crops of UTC days before `now - crops_days`, walking
+    `<tenant>/<site>/<yyyy>/<mm>/<dd>/` prefixes (whole expired years or months at once) and deleting a listed
+    page per request. A re-run finds nothing left to delete."""
+    keep_from = (now - timedelta(days=policy.crops_days)).astimezone(UTC).date()
+    deleted = 0
+    for site_prefix in await crops.child_prefixes(f"{policy.tenant_id}/"):
+        deleted += await _delete_crops_under(crops, site_prefix, [], keep_from)
+    return {"crops": deleted}
+
+
+async def _delete_crops_under(crops: CropStore, prefix: str, date_parts: list[str], keep_from: date) -> int:
+    """Delete what is expired under a site's date prefix, descending only into years and months that straddle
+    the cutoff."""
+    expiry = retention.date_parts_expiry(date_parts, keep_from) if date_parts else retention.Expiry.SOME
+    if expiry is retention.Expiry.NONE:
+        return 0
+    if expiry is retention.Expiry.ALL:
+        deleted = 0
+        async for keys in crops.key_pages(prefix):
+            await crops.delete_crops(keys)
+            deleted += len(keys)
+        return deleted
+    if len(date_parts) == 3:  # a day is all or none; SOME here means it is not a date: keep it
+        return 0
+    deleted = 0
+    for child in await crops.child_prefixes(prefix):
+        deleted += await _delete_crops_under(crops, child, [*date_parts, child[len(prefix) :].rstrip("/")], keep_from)
+    return deleted

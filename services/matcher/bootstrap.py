@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
 from schemas import FaceIngested, subjects
-from services.common.bus import connect_broker, event_publisher
+from services.common.bus import EventPublisher, connect_broker, event_publisher
 from services.common.http import create_app, nats_ready
 from services.common.startup import wait_for_dependency
 from services.matcher.adapters.ambiguous_pairs import AmbiguousPairs
@@ -32,6 +32,7 @@ STREAMS = (
     subjects.AUDIT_STREAM,
     subjects.DEADLETTER_STREAM,
 )
+RETENTION_STREAMS = (subjects.AUDIT_STREAM,)
 
 
 @dataclass
@@ -94,3 +95,33 @@ async def _open_ports(
         tenant_settings=tenant_settings,
         ambiguous=await AmbiguousPairs.open(connection),
     )
+
+
+@dataclass
+class MatcherRetention:
+    """What the matcher's retention job needs, and nothing else: no consumers, mirrors or HTTP server."""
+
+    settings: MatcherSettings
+    broker: NatsBroker
+    store: FaceVectorStore
+    publish: EventPublisher
+
+
+@asynccontextmanager
+async def bootstrap_retention(settings: MatcherSettings) -> AsyncIterator[MatcherRetention]:
+    """NATS (policies, the run lease, audit) and Milvus, each waited for a bounded time. A Milvus Lite file is
+    opened by one process at a time: run this against it only while the matcher is stopped."""
+    broker = await connect_broker(
+        settings.nats_url, SERVICE, settings.max_deliveries, RETENTION_STREAMS, settings.startup_timeout_seconds
+    )
+    store = FaceVectorStore(settings.milvus_uri, settings.milvus_token, settings.collection_prefix)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(broker.stop)
+        stack.push_async_callback(store.close)
+        await wait_for_dependency(
+            "Milvus",
+            store.connect,
+            settings.startup_timeout_seconds,
+            hint=f"Check REVISIT_MILVUS_URI ({settings.milvus_uri}): a Milvus server URL or a Milvus Lite file path.",
+        )
+        yield MatcherRetention(settings, broker, store, event_publisher(broker, SERVICE))

@@ -4,11 +4,11 @@ from typing import Self
 
 from pydantic import AliasChoices, Field, model_validator
 
-from services.common.settings import RestServiceSettings
+from services.common.settings import RestServiceSettings, RetentionSettings
 from services.matcher.domain.tenant_settings import MAX_AMBIGUOUS_BAND, MatchPolicy
 
 
-class MatcherSettings(RestServiceSettings):
+class MatcherSettings(RestServiceSettings, RetentionSettings):
     http_port: int = Field(8002, description="Port of /healthz, /readyz, /metrics and the REST API")
     milvus_uri: str = Field(description="A Milvus server (http://milvus:19530) or a Milvus Lite file path")
     milvus_token: str = Field("", description="Milvus token (user:password) for a server; empty for Milvus Lite")

@@ -12,6 +12,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from schemas import (
     subjects,
 )
 from schemas.ids import derive_event_id, new_event_id
+from schemas.registry import RetentionPolicyEntry
 from services.common.bus import EventPublisher, InvalidEvent
 from services.common.logging import get_logger
 from services.common.metrics import UNIDENTIFIED_SIGHTINGS
@@ -52,6 +54,7 @@ from services.matcher.domain.assignment import Assignment, Vectors, assign_batch
 from services.matcher.domain.duplicates import DuplicatePair, closest_pairs, rank_duplicates, standing_pairs
 from services.matcher.domain.not_same import PersonPair, decisive_candidate, person_pair
 from services.matcher.domain.quality_floor import identifiable_indexes
+from services.matcher.domain.retention import persons_unseen_since
 from services.matcher.domain.staff import best_staff_match, staff_person_id
 from services.matcher.domain.tenant_settings import MatchPolicy, TenantMatchSettings, check_policy, effective_policy
 
@@ -429,3 +432,18 @@ async def _complete_step(
     await ports.publish(subjects.operation_step(SERVICE, tenant_id), completed)
     log.info("operation_step_completed", operation_id=str(operation_id), action=action, changed=result.changed)
     return completed
+
+
+async def delete_unseen_vectors(policy: RetentionPolicyEntry, now: datetime, store: FaceVectorStore) -> dict[str, int]:
+    """The matcher's retention for one tenant: delete every vector (every collection of the tenant's partition) of
+    the persons whose newest vector was captured before `now - vectors_unseen_days`. Such a person seen again
+    becomes a new person. Rows are deleted by primary key, so a re-run finds nothing left, and a vector a
+    concurrent match adds meanwhile is not among them."""
+    cutoff_ms = int((now - timedelta(days=policy.vectors_unseen_days)).timestamp() * 1000)
+    located = await store.all_rows(policy.tenant_id)
+    unseen = persons_unseen_since(
+        ((row.person_id, row.captured_at_ms) for part in located for row in part.rows), cutoff_ms
+    )
+    expired = [CollectionRows(part.collection, [r for r in part.rows if r.person_id in unseen]) for part in located]
+    await store.delete(policy.tenant_id, expired)
+    return {"vectors": sum(len(part.rows) for part in expired), "persons": len(unseen)}

@@ -10,9 +10,10 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
 from schemas import subjects
-from services.common.bus import event_publisher
+from services.common.bus import EventPublisher, connect_broker, event_publisher
 from services.common.connections import postgres_and_broker
 from services.common.http import create_app, nats_ready
+from services.common.postgres import connect_postgres
 from services.reporting.adapters.postgres import ROLE, SCHEMA, VisitStore
 from services.reporting.api import router
 from services.reporting.config import ReportingSettings
@@ -29,6 +30,7 @@ STREAMS = (
     subjects.DEADLETTER_STREAM,
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
+RETENTION_STREAMS = (subjects.AUDIT_STREAM,)
 
 
 @dataclass
@@ -43,11 +45,41 @@ class Reporting:
 async def bootstrap(settings: ReportingSettings) -> AsyncIterator[Reporting]:
     async with postgres_and_broker(settings, SERVICE, SCHEMA, ROLE, MIGRATIONS, STREAMS) as (pool, broker):
         store = VisitStore(pool)
-        rules = VisitRules(
-            gap=timedelta(minutes=settings.visit_gap_minutes),
-            lookback=timedelta(days=settings.returning_lookback_days),
-        )
+        rules = visit_rules(settings)
         register_consumers(broker, settings, store, rules, event_publisher(broker, SERVICE))
         app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": store.ping}, settings, (router,))
         app.state.visit_store = store
         yield Reporting(settings, broker, store, app)
+
+
+def visit_rules(settings: ReportingSettings) -> VisitRules:
+    return VisitRules(
+        gap=timedelta(minutes=settings.visit_gap_minutes), lookback=timedelta(days=settings.returning_lookback_days)
+    )
+
+
+@dataclass
+class ReportingRetention:
+    """What reporting's retention job needs, and nothing else: no consumers, no HTTP server."""
+
+    settings: ReportingSettings
+    broker: NatsBroker
+    store: VisitStore
+    rules: VisitRules
+    publish: EventPublisher
+
+
+@asynccontextmanager
+async def bootstrap_retention(settings: ReportingSettings) -> AsyncIterator[ReportingRetention]:
+    """Postgres (migrated, as the service role) and NATS (policies, the run lease, audit)."""
+    timeout = settings.startup_timeout_seconds
+    pool = await connect_postgres(settings.postgres_dsn, SCHEMA, ROLE, MIGRATIONS, timeout, max_size=2)
+    try:
+        broker = await connect_broker(settings.nats_url, SERVICE, settings.max_deliveries, RETENTION_STREAMS, timeout)
+        try:
+            store = VisitStore(pool)
+            yield ReportingRetention(settings, broker, store, visit_rules(settings), event_publisher(broker, SERVICE))
+        finally:
+            await broker.stop()
+    finally:
+        await pool.close()

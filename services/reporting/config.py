@@ -2,10 +2,10 @@
 
 from pydantic import Field
 
-from services.common.settings import PostgresServiceSettings
+from services.common.settings import PostgresServiceSettings, RetentionSettings
 
 
-class ReportingSettings(PostgresServiceSettings):
+class ReportingSettings(PostgresServiceSettings, RetentionSettings):
     http_port: int = Field(8004, description="Port of /healthz, /readyz, /metrics and the REST API")
     visit_gap_minutes: int = Field(30, ge=1, description="Sightings closer than this are one visit")
     returning_lookback_days: int = Field(90, ge=1, description="A visit is returning if an earlier one is this recent")

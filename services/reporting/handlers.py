@@ -1,8 +1,8 @@
 """Reporting's handlers: sightings into visits, unidentified sightings counted, and reporting's step of the
-person lifecycle (merge, split, erasure, staff or customer)."""
+person lifecycle (merge, split, erasure, staff or customer); the `retention` job's deletions."""
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from schemas import (
     AuditEntryRecorded,
@@ -19,6 +19,7 @@ from schemas import (
 )
 from schemas.base import Event, utc_now
 from schemas.ids import derive_event_id
+from schemas.registry import RetentionPolicyEntry
 from services.common.bus import EventPublisher
 from services.common.logging import get_logger
 from services.reporting.adapters.postgres import VisitStore
@@ -189,3 +190,33 @@ def audit_entry(tenant_id: str, outcome: OperationOutcome) -> AuditEntryRecorded
         resource=f"person/{outcome.person_id}",
         details=details,
     )
+
+
+RETENTION_PERSONS_PER_TRANSACTION = 100
+"""Persons locked at once while their sightings expire: bounded so a first run with years of data holds neither
+many locks nor one long transaction."""
+
+
+async def delete_expired_sightings_and_visits(
+    policy: RetentionPolicyEntry, now: datetime, store: VisitStore, rules: VisitRules
+) -> dict[str, int]:
+    """Reporting's retention for one tenant. Sightings captured before `now - sightings_days` go by whole visits
+    (a visit still going on at the cutoff keeps all its sightings) and the visits that lost theirs are archived:
+    kept for reports, never recomputed. Unidentified sightings go at the same cutoff; archived visits that
+    started before `now - visits_days` go. Sightings younger than the returning lookback are always kept, since
+    whether a new visit is returning is decided from them. A re-run deletes nothing more."""
+    sightings_days = max(policy.sightings_days, rules.lookback.days)
+    sightings_before, visits_before = now - timedelta(days=sightings_days), now - timedelta(days=policy.visits_days)
+    persons = await store.persons_with_sightings_before(policy.tenant_id, sightings_before)
+    sightings = archived = 0
+    for start in range(0, len(persons), RETENTION_PERSONS_PER_TRANSACTION):
+        chunk = persons[start : start + RETENTION_PERSONS_PER_TRANSACTION]
+        deleted, newly_archived = await store.expire_sightings_of(policy.tenant_id, chunk, sightings_before)
+        sightings, archived = sightings + deleted, archived + newly_archived
+    unidentified, visits = await store.expire_unidentified_and_visits(policy.tenant_id, sightings_before, visits_before)
+    return {
+        "sightings": sightings,
+        "unidentified_sightings": unidentified,
+        "visits_archived": archived,
+        "visits": visits,
+    }

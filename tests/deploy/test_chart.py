@@ -169,3 +169,20 @@ def test_template_actions_are_balanced(path: Path) -> None:
             depth -= 1
             assert depth >= 0, f"{path.name}: `end` without a block"
     assert depth == 0, f"{path.name}: {depth} unclosed block(s)"
+
+
+def test_retention_cronjobs_run_each_owning_service_command_staggered() -> None:
+    retention = values()["retention"]
+    schedules = retention["schedules"]
+    assert retention["enabled"]
+    assert set(schedules) == {"ingest", "matcher", "identity", "reporting"}
+    assert len(set(schedules.values())) == len(schedules), "staggered: no two jobs start together"
+    template = (CHART / "templates" / "retention-cronjob.yaml").read_text()
+    assert "range $name, $schedule := $r.schedules" in template
+    assert 'command: ["python", "-m", "services.{{ $name }}", "retention"]' in template
+    assert "concurrencyPolicy: Forbid" in template
+    assert 'include "revisit.envFrom" $ctx' in template and 'include "revisit.secretEnv" $ctx' in template
+    broken = copy.deepcopy(values())
+    broken["retention"]["schedules"]["audit"] = "17 3 * * *"  # audit owns nothing retention deletes
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema())

@@ -181,6 +181,25 @@ class PersonDirectory:
             StaffSuggestion(r["person_id"], r["days_seen"], r["working_days"], float(r["median_hours"])) for r in rows
         ]
 
+    async def delete_sightings_before(self, tenant_id: str, before: datetime) -> int:
+        """Retention: delete the tenant's sightings (crop keys, similarity) captured before `before` and lower
+        their persons' sighting counts in the same statement. The persons stay (first and last seen are
+        facts about them, not sightings). A repeat deletes nothing."""
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            deleted: int = await connection.fetchval(
+                """
+                WITH gone AS (DELETE FROM sightings WHERE captured_at < $1 RETURNING person_id),
+                per_person AS (SELECT person_id, count(*) AS n FROM gone GROUP BY person_id),
+                counted AS (
+                  UPDATE persons p SET sightings = greatest(p.sightings - per_person.n, 0)
+                  FROM per_person WHERE p.person_id = per_person.person_id RETURNING 1
+                )
+                SELECT count(*) FROM gone
+                """,
+                before,
+            )
+        return deleted
+
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
 

@@ -1,5 +1,5 @@
 """The registry in the `identity` schema (the source of truth) and its mirror in the NATS KV bucket
-`registry` (what ingest and reporting watch).
+`registry` (what ingest and reporting watch, and the retention jobs read).
 
 A change is committed in Postgres first, then written to the bucket; if the bucket write fails the request
 fails and repeating it (every registry write is an idempotent PUT or DELETE) writes it again.
@@ -13,7 +13,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from schemas import subjects
-from schemas.registry import CameraEntry, RegistryValue, SiteEntry, TenantModelsEntry
+from schemas.registry import CameraEntry, RegistryValue, RetentionPolicyEntry, SiteEntry, TenantModelsEntry
 from services.common.kv_mirror import open_bucket
 from services.common.postgres import tenant_transaction
 
@@ -112,6 +112,35 @@ class RegistryStore:
         async with tenant_transaction(self._pool, tenant_id) as connection:
             rows = await connection.fetch("SELECT embedding_model FROM tenant_models ORDER BY embedding_model")
         return [row["embedding_model"] for row in rows]
+
+    async def set_retention(self, entry: RetentionPolicyEntry) -> None:
+        async with tenant_transaction(self._pool, entry.tenant_id) as connection:
+            await connection.execute(
+                """
+                INSERT INTO retention_policies (tenant_id, crops_days, vectors_unseen_days, sightings_days,
+                                                visits_days, updated_at)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (tenant_id) DO UPDATE
+                  SET crops_days = EXCLUDED.crops_days, vectors_unseen_days = EXCLUDED.vectors_unseen_days,
+                      sightings_days = EXCLUDED.sightings_days, visits_days = EXCLUDED.visits_days,
+                      updated_at = EXCLUDED.updated_at
+                """,
+                entry.tenant_id,
+                entry.crops_days,
+                entry.vectors_unseen_days,
+                entry.sightings_days,
+                entry.visits_days,
+                entry.updated_at,
+            )
+
+    async def retention(self, tenant_id: str) -> RetentionPolicyEntry | None:
+        """The tenant's own policy, or None if it has not set one (the defaults apply)."""
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            row = await connection.fetchrow(
+                "SELECT tenant_id, crops_days, vectors_unseen_days, sightings_days, visits_days, updated_at"
+                " FROM retention_policies"
+            )
+        return None if row is None else RetentionPolicyEntry.model_validate(dict(row))
 
 
 class RegistryBucket:

@@ -1,5 +1,6 @@
 """The crops bucket, through aioboto3 (MinIO in production, any S3 API in tests)."""
 
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Self
 
@@ -75,3 +76,20 @@ class CropStore:
         async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
             keys.extend(item["Key"] for item in page.get("Contents", []))
         return keys
+
+    async def child_prefixes(self, prefix: str) -> list[str]:
+        """The next level of `prefix` ("acme/" -> "acme/store-1/", ...), listed with a delimiter, not key by key."""
+        children: list[str] = []
+        paginator = self._client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix, Delimiter="/"):
+            children.extend(item["Prefix"] for item in page.get("CommonPrefixes", []))
+        return children
+
+    async def key_pages(self, prefix: str) -> AsyncIterator[list[str]]:
+        """The keys under `prefix`, a page (at most 1000, one delete request) at a time, so a year of crops is
+        never held in memory. Deleting a page before reading the next is safe: pages continue after the last key."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000}):
+            keys = [item["Key"] for item in page.get("Contents", [])]
+            if keys:
+                yield keys

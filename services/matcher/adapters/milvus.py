@@ -27,6 +27,7 @@ CONSISTENCY = "Strong"
 SEARCH_LIMIT = 8
 ROW_FIELDS = ["sighting_id", "person_id", "tenant_id", "kind", "captured_at_ms"]
 ITERATOR_BATCH = 5000
+DELETE_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,11 @@ class FaceVectorStore:
 
     async def all_vectors(self, tenant_id: str) -> list[CollectionRows]:
         """Every vector of the tenant, per collection (read in pages: the duplicate scan is exact)."""
-        return await self._run(self._iterate_all_collections, tenant_id)
+        return await self._run(self._iterate_all_collections, tenant_id, True)
+
+    async def all_rows(self, tenant_id: str) -> list[CollectionRows]:
+        """Every stored row of the tenant without its vector values (ids, person, time), per collection."""
+        return await self._run(self._iterate_all_collections, tenant_id, False)
 
     async def upsert(self, tenant_id: str, located: Sequence[CollectionRows]) -> None:
         """Write rows back by primary key (sighting id): a relabel repeated is the same write."""
@@ -226,18 +231,19 @@ class FaceVectorStore:
             for name in self._tenant_collections(tenant_id)
         ]
 
-    def _iterate_all_collections(self, tenant_id: str) -> list[CollectionRows]:
+    def _iterate_all_collections(self, tenant_id: str, with_vectors: bool) -> list[CollectionRows]:
         return [
-            CollectionRows(name, list(self._iterate(name, tenant_id))) for name in self._tenant_collections(tenant_id)
+            CollectionRows(name, list(self._iterate(name, tenant_id, with_vectors)))
+            for name in self._tenant_collections(tenant_id)
         ]
 
-    def _iterate(self, name: str, tenant_id: str) -> Iterator[StoredVector]:
+    def _iterate(self, name: str, tenant_id: str, with_vectors: bool) -> Iterator[StoredVector]:
         iterator = self._milvus.query_iterator(
             name,
             batch_size=ITERATOR_BATCH,
             filter=f'tenant_id == "{tenant_id}"',
             partition_names=[partition_name(tenant_id)],
-            output_fields=[*ROW_FIELDS, "vector"],
+            output_fields=ROW_FIELDS + (["vector"] if with_vectors else []),
             consistency_level=CONSISTENCY,
         )
         try:
@@ -250,7 +256,8 @@ class FaceVectorStore:
         self._milvus.upsert(name, data=[_row_data(row) for row in rows], partition_name=partition_name(tenant_id))
 
     def _delete(self, name: str, tenant_id: str, ids: list[str]) -> None:
-        self._milvus.delete(name, ids=ids, partition_name=partition_name(tenant_id))
+        for start in range(0, len(ids), DELETE_BATCH):  # bounded requests: retention may delete many at once
+            self._milvus.delete(name, ids=ids[start : start + DELETE_BATCH], partition_name=partition_name(tenant_id))
 
     def _search(self, model: str, dim: int, tenant_id: str, vectors: list[list[float]]) -> list[list[Candidate]]:
         name = self._collection(model, dim, tenant_id)

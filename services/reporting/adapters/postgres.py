@@ -121,6 +121,9 @@ class VisitStore:
             moved = await connection.execute(
                 "UPDATE sightings SET person_id = $1 WHERE person_id = ANY($2::uuid[])", target, merged
             )
+            await connection.execute(  # archived visits have no sightings left to recompute them from
+                "UPDATE visits SET person_id = $1 WHERE person_id = ANY($2::uuid[]) AND archived", target, merged
+            )
             await _retire(connection, event.tenant_id, merged, target, event.operation_id)
             await connection.execute("DELETE FROM retired_persons WHERE person_id = $1", target)
             return _row_count(moved)
@@ -167,6 +170,7 @@ class VisitStore:
 
         async def change(connection: Connection) -> int:
             deleted = await connection.execute("DELETE FROM sightings WHERE person_id = $1", event.person_id)
+            await connection.execute("DELETE FROM visits WHERE person_id = $1 AND archived", event.person_id)
             await connection.execute(
                 "DELETE FROM person_kinds WHERE person_id = $1"
                 " OR person_id IN (SELECT person_id FROM retired_persons WHERE successor_id = $1)",
@@ -263,6 +267,51 @@ class VisitStore:
                 event.captured_at,
             )
         return inserted is not None
+
+    async def persons_with_sightings_before(self, tenant_id: str, before: datetime) -> list[uuid.UUID]:
+        """The persons with a sighting captured before `before`: those retention may touch."""
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            rows = await connection.fetch(
+                "SELECT DISTINCT person_id FROM sightings WHERE captured_at < $1 ORDER BY person_id", before
+            )
+        return [row["person_id"] for row in rows]
+
+    async def expire_sightings_of(self, tenant_id: str, persons: list[uuid.UUID], before: datetime) -> tuple[int, int]:
+        """Under the persons' locks (as the sighting path and operations take them): delete their sightings
+        captured before `before` except those of a visit still going on at `before`, and archive their visits
+        that ended before it, whose sightings are now all gone. Returns (sightings deleted, visits archived);
+        a repeat deletes and archives nothing."""
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            await _lock_persons(connection, tenant_id, persons)
+            deleted = await connection.execute(
+                """
+                DELETE FROM sightings s WHERE s.person_id = ANY($1::uuid[]) AND s.captured_at < $2
+                  AND NOT EXISTS (SELECT FROM visits v WHERE v.person_id = s.person_id AND v.site_id = s.site_id
+                                  AND NOT v.archived AND v.started_at <= s.captured_at AND v.last_seen_at >= $2)
+                """,
+                persons,
+                before,
+            )
+            archived = await connection.execute(
+                "UPDATE visits SET archived = true WHERE person_id = ANY($1::uuid[]) AND NOT archived"
+                " AND last_seen_at < $2",
+                persons,
+                before,
+            )
+        return _row_count(deleted), _row_count(archived)
+
+    async def expire_unidentified_and_visits(
+        self, tenant_id: str, sightings_before: datetime, visits_before: datetime
+    ) -> tuple[int, int]:
+        """Delete unidentified sightings captured before `sightings_before` and archived visits that started
+        before `visits_before` (a visit not archived still has its sightings, which would bring it back).
+        Returns (unidentified sightings, visits) deleted."""
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            unidentified = await connection.execute(
+                "DELETE FROM unidentified_sightings WHERE captured_at < $1", sightings_before
+            )
+            visits = await connection.execute("DELETE FROM visits WHERE archived AND started_at < $1", visits_before)
+        return _row_count(unidentified), _row_count(visits)
 
     async def visitor_report(
         self, tenant_id: str, site_id: str, start: datetime, end: datetime, granularity: Granularity
@@ -425,7 +474,7 @@ async def _sightings_of(
 async def _visits_of(connection: Connection, persons: list[uuid.UUID], site_id: str | None = None) -> list[PersonVisit]:
     rows = await connection.fetch(
         "SELECT site_id, person_id, visit_id, started_at, last_seen_at, sightings, is_returning FROM visits"
-        " WHERE person_id = ANY($1::uuid[]) AND ($2::text IS NULL OR site_id = $2)"
+        " WHERE person_id = ANY($1::uuid[]) AND ($2::text IS NULL OR site_id = $2) AND NOT archived"
         " ORDER BY site_id, person_id, started_at",
         persons,
         site_id,
@@ -440,11 +489,12 @@ async def _replace_visits(
     visits: list[PersonVisit],
     site_id: str | None = None,
 ) -> None:
-    """Make the stored visits of `persons` (at `site_id`, or everywhere) exactly `visits`.
+    """Make the stored visits of `persons` (at `site_id`, or everywhere) exactly `visits`, archived ones aside
+    (retention deleted their sightings, so `visits` cannot hold them).
 
     Deleting first matters: a visit id can move to another person (its first sighting did)."""
     await connection.execute(
-        "DELETE FROM visits WHERE person_id = ANY($1::uuid[]) AND ($2::text IS NULL OR site_id = $2)",
+        "DELETE FROM visits WHERE person_id = ANY($1::uuid[]) AND ($2::text IS NULL OR site_id = $2) AND NOT archived",
         persons,
         site_id,
     )
