@@ -29,6 +29,7 @@ IDENTITY_AUDITED: dict[tuple[str, str], str] = {
     ("PUT", "/v1/cameras/{camera_id}"): "camera_put",
     ("DELETE", "/v1/cameras/{camera_id}"): "camera_deleted",
     ("PUT", "/v1/embedding-models"): "models_set",
+    ("PUT", "/v1/retention"): "retention_policy_set",
 }
 """Identity's mutating routes and the audit action each writes (checked by calling them)."""
 OTHER_AUDITED = {("matcher", "PUT", "/v1/settings"): "settings_changed"}

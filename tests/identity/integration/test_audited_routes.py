@@ -83,6 +83,10 @@ async def test_every_identity_route_that_changes_something_writes_its_audit_entr
             ("POST", "/v1/operations/{operation_id}/undo"): lambda: undo_last_merge(),
             ("POST", "/v1/persons/{person_id}/split"): lambda: split_one(),
             ("DELETE", "/v1/persons/{person_id}"): lambda: api.delete(f"/v1/persons/{c}"),
+            ("PUT", "/v1/retention"): lambda: api.put(
+                "/v1/retention",
+                json={"crops_days": 20, "vectors_unseen_days": 200, "sightings_days": 300, "visits_days": 300},
+            ),
         }
         merges: list[str] = []
 
