@@ -15,6 +15,8 @@ from typing import IO
 
 import httpx
 
+from devstack.nats_auth import NatsTrust, server_config
+
 S3_ACCESS_KEY = "revisit-dev"
 S3_SECRET_KEY = "revisit-dev-secret"  # only ever used against the local moto server
 
@@ -81,11 +83,13 @@ def wait_for_port(managed: ManagedProcess, port: int, timeout: float = 30) -> No
     raise InfraError(f"{managed.name} did not listen on port {port} within {timeout:.0f}s; see {managed.log_path}")
 
 
-def start_nats(data_dir: Path, log_dir: Path, port: int) -> tuple[str, ManagedProcess]:
-    """nats-server with JetStream storing under `data_dir`; returns its URL."""
+def start_nats(data_dir: Path, log_dir: Path, port: int, trust: NatsTrust) -> tuple[str, ManagedProcess]:
+    """nats-server with JetStream storing under `data_dir`, in operator mode with `trust` (anonymous connections
+    are refused; account JWTs live in `data_dir/jwt`); returns its URL."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    command = [venv_binary("nats-server"), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(data_dir)]
-    managed = spawn("nats-server", command, log_dir)
+    config = data_dir / "nats-server.conf"
+    config.write_text(server_config(trust, port, data_dir, data_dir / "jwt"))
+    managed = spawn("nats-server", [venv_binary("nats-server"), "-c", str(config)], log_dir)
     wait_for_port(managed, port)
     return f"nats://127.0.0.1:{port}", managed
 

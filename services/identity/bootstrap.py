@@ -59,7 +59,7 @@ async def bootstrap(settings: IdentitySettings) -> AsyncIterator[Identity]:
             SERVICE, {"nats": nats_ready(broker), "postgres": directory.ping}, settings, (router, staff_router)
         )
         app.state.directory, app.state.lifecycle, app.state.crop_links = directory, lifecycle, links
-        app.state.staff_gallery = await StaffGalleryStore.open(broker.connection)
+        app.state.staff_gallery = await StaffGalleryStore.open(broker.connection, settings.nats_stream_replicas)
         app.state.publish = publish
         resumer = asyncio.create_task(resume_forever(lifecycle, publish, settings.operation_resume_seconds))
         try:

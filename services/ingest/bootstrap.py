@@ -50,9 +50,7 @@ async def refuse(broker: NatsBroker, raw: Msg, reason: str) -> None:
 async def bootstrap(settings: IngestSettings) -> AsyncIterator[Ingest]:
     """Connect to NATS and S3 (waiting a bounded time), declare streams and the bucket, wire the consumers."""
 
-    broker = await connect_broker(
-        settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds, refuse
-    )
+    broker = await connect_broker(settings, SERVICE, STREAMS, refuse)
     crops = CropStore(
         settings.s3_endpoint_url, settings.s3_bucket, settings.s3_region, settings.s3_access_key, settings.s3_secret_key
     )

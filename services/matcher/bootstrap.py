@@ -43,9 +43,7 @@ class Matcher:
 
 @asynccontextmanager
 async def bootstrap(settings: MatcherSettings) -> AsyncIterator[Matcher]:
-    broker = await connect_broker(
-        settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds
-    )
+    broker = await connect_broker(settings, SERVICE, STREAMS)
     store = FaceVectorStore(settings.milvus_uri, settings.milvus_token, settings.collection_prefix)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(broker.stop)
@@ -72,18 +70,18 @@ async def _open_ports(
     settings: MatcherSettings, broker: NatsBroker, store: FaceVectorStore, stack: AsyncExitStack
 ) -> MatcherPorts:
     """The KV-backed adapters; the two mirrors are loaded before the matcher consumes anything."""
-    connection = broker.connection
-    staff = await StaffGallery.open(connection)
+    connection, replicas = broker.connection, settings.nats_stream_replicas
+    staff = await StaffGallery.open(connection, replicas)
     stack.push_async_callback(staff.close)
-    not_same = await NotSamePairs.open(connection)
+    not_same = await NotSamePairs.open(connection, replicas)
     stack.push_async_callback(not_same.close)
     return MatcherPorts(
         settings=settings,
         store=store,
-        lease=await PersonCreationLease.open(connection, settings.lease_ttl_seconds),
-        decisions=await MatchDecisions.open(connection),
+        lease=await PersonCreationLease.open(connection, settings.lease_ttl_seconds, replicas),
+        decisions=await MatchDecisions.open(connection, replicas),
         staff=staff,
         not_same=not_same,
-        ledger=await StepLedger.open(connection),
+        ledger=await StepLedger.open(connection, replicas),
         publish=event_publisher(broker, SERVICE),
     )

@@ -19,9 +19,13 @@ from tests.support import new_tenant
 
 
 @pytest.fixture(scope="module")
-async def audit(nats_url: str, postgres_dsn: str, keys) -> AsyncIterator[Audit]:
+async def audit(nats_url: str, nats_users, postgres_dsn: str, keys) -> AsyncIterator[Audit]:
     settings = AuditSettings(
-        nats_url=nats_url, postgres_dsn=postgres_dsn, jwt_public_key=keys.public_pem, environment="test"
+        nats_url=nats_url,
+        nats_credentials=nats_users["audit"],
+        postgres_dsn=postgres_dsn,
+        jwt_public_key=keys.public_pem,
+        environment="test",
     )
     async with bootstrap(settings) as service:
         await service.broker.start()
