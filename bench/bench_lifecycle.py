@@ -23,6 +23,7 @@ import numpy as np
 
 from bench.report import table, write_section
 from devstack.infra import free_port, start_nats, start_postgres, start_s3
+from devstack.nats_auth import ADMIN_USER, load_or_create_trust, write_user_credentials
 from devstack.stack import SERVICE_NAMES, Endpoints, load_or_create_keys, start_services, wait_until_ready
 from schemas import FaceIngested, PersonKind, subjects
 from schemas.ids import new_event_id
@@ -82,8 +83,8 @@ def ingested(vector: np.ndarray, at: np.datetime64) -> FaceIngested:
     )
 
 
-async def publish(url: str, people: list[list[FaceIngested]]) -> None:
-    connection = await nats.connect(url)
+async def publish(url: str, admin: Path, people: list[list[FaceIngested]]) -> None:
+    connection = await nats.connect(url, user_credentials=str(admin))
     js = connection.jetstream()
     for person in people:
         first, rest = person[0], person[1:]
@@ -133,13 +134,15 @@ class Identity:
 
 
 def stack_figures(folder: Path) -> list[list[object]]:
-    url, nats_process = start_nats(folder / "nats", folder / "logs", free_port())
+    trust = load_or_create_trust(folder / "keys" / "nats")
+    users = write_user_credentials(trust, folder / "nats-users")
+    url, nats_process = start_nats(folder / "nats", folder / "logs", free_port(), trust)
     postgres = start_postgres(folder / "postgres")
     s3, s3_process = start_s3(folder / "logs", free_port())
     keys = load_or_create_keys(folder / "keys")
     ports = {name: free_port() for name in SERVICE_NAMES}
     processes = start_services(
-        Endpoints(url, postgres.dsn, s3, str(folder / "milvus.db")), keys, ports, folder / "logs"
+        Endpoints(url, postgres.dsn, s3, str(folder / "milvus.db"), users), keys, ports, folder / "logs"
     )
     try:
         wait_until_ready(processes, ports)
@@ -148,7 +151,7 @@ def stack_figures(folder: Path) -> list[list[object]]:
         merged_people = faces(rng, MERGED_PERSONS + 1, SIGHTINGS_PER_MERGED, 0)
         erased_people = faces(rng, ERASED_PERSONS, SIGHTINGS_PER_ERASED, 200)
         started = time.perf_counter()
-        asyncio.run(publish(url, merged_people + erased_people))
+        asyncio.run(publish(url, users[ADMIN_USER], merged_people + erased_people))
         total = (MERGED_PERSONS + 1) * SIGHTINGS_PER_MERGED + ERASED_PERSONS * SIGHTINGS_PER_ERASED
         persons = identity.wait_for(MERGED_PERSONS + 1 + ERASED_PERSONS, total)
         loaded = time.perf_counter() - started
@@ -187,10 +190,16 @@ def stack_figures(folder: Path) -> list[list[object]]:
 
 
 async def duplicates_figure(folder: Path) -> list[object]:
-    url, nats_process = start_nats(folder / "dup-nats", folder / "logs", free_port())
+    trust = load_or_create_trust(folder / "keys" / "nats")
+    users = write_user_credentials(trust, folder / "nats-users")
+    url, nats_process = start_nats(folder / "dup-nats", folder / "logs", free_port(), trust)
     keys = load_or_create_keys(folder / "keys")
     settings = MatcherSettings(
-        nats_url=url, milvus_uri=str(folder / "dup-milvus.db"), jwt_public_key=keys.public_pem, environment="test"
+        nats_url=url,
+        nats_credentials=users["matcher"],
+        milvus_uri=str(folder / "dup-milvus.db"),
+        jwt_public_key=keys.public_pem,
+        environment="test",
     )
     try:
         async with matcher_bootstrap(settings) as matcher:

@@ -14,6 +14,7 @@ from nats.aio.client import Client as NatsClient
 
 from bench.report import table, write_section
 from devstack.infra import free_port, start_nats
+from devstack.nats_auth import ADMIN_USER, load_or_create_trust, write_user_credentials
 from schemas import FaceIngested, FaceMatched, PersonKind, subjects
 from schemas.base import Event
 from services.matcher.adapters.ambiguous_pairs import AmbiguousPairs
@@ -108,8 +109,11 @@ async def direct(folder: Path, connection: NatsClient) -> list[list[object]]:
     return rows
 
 
-async def through_jetstream(folder: Path, url: str) -> str:
-    settings = MatcherSettings(nats_url=url, milvus_uri=str(folder / "stream.db"), jwt_public_key="unused")
+async def through_jetstream(folder: Path, url: str, admin: Path) -> str:
+    """The matcher connects as `admin`: the bench publishes ingested faces and reads matches on its connection."""
+    settings = MatcherSettings(
+        nats_url=url, nats_credentials=admin, milvus_uri=str(folder / "stream.db"), jwt_public_key="unused"
+    )
     async with bootstrap(settings) as matcher:
         rng = np.random.default_rng(7)
         persons = unit(rng.normal(size=(KNOWN_PERSONS, DIM)))
@@ -144,12 +148,14 @@ async def through_jetstream(folder: Path, url: str) -> str:
 async def run() -> None:
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        url, nats_process = start_nats(folder / "nats", folder / "logs", free_port())
+        trust = load_or_create_trust(folder / "keys")
+        admin = write_user_credentials(trust, folder / "users")[ADMIN_USER]
+        url, nats_process = start_nats(folder / "nats", folder / "logs", free_port(), trust)
         try:
-            connection = await nats.connect(url)
+            connection = await nats.connect(url, user_credentials=str(admin))
             rows = await direct(folder, connection)
             await connection.close()
-            stream_line = await through_jetstream(folder, url)
+            stream_line = await through_jetstream(folder, url, admin)
         finally:
             nats_process.stop()
     body = (

@@ -17,6 +17,7 @@ import httpx
 
 from devstack.demo import DemoDay, build_demo_days
 from devstack.infra import EmbeddedPostgres, InfraError, ManagedProcess, start_nats, start_postgres, start_s3
+from devstack.nats_auth import NatsTrust, load_or_create_trust, write_device_credentials, write_user_credentials
 from devstack.stack import (
     DEFAULT_PORTS,
     Endpoints,
@@ -29,18 +30,25 @@ from devstack.stack import (
 )
 from edge.models import EMBEDDERS, resolve_model
 from services.common.auth import issue_token
+from services.common.nats_auth import DeviceScope
 
 TENANT, SITE, CAMERA = "demo", "store-1", "entrance"
 DEV_NATS_PORT, DEV_S3_PORT = 14222, 19000
 
 
-def start_infrastructure(data: Path, stoppers: list[ManagedProcess]) -> tuple[Endpoints, list[EmbeddedPostgres]]:
-    """Reuse the endpoints given in the environment; start the embedded default for the others."""
+def start_infrastructure(
+    data: Path, stoppers: list[ManagedProcess], trust: NatsTrust
+) -> tuple[Endpoints, list[EmbeddedPostgres]]:
+    """Reuse the endpoints given in the environment; start the embedded default for the others.
+
+    The embedded NATS runs with `trust` and each service gets its own user; a NATS given in REVISIT_NATS_URL
+    comes with its one user in REVISIT_NATS_CREDENTIALS (if it needs one), which every process inherits."""
     logs, others = data / "logs", list[EmbeddedPostgres]()
-    nats_url = os.environ.get("REVISIT_NATS_URL")
+    nats_url, nats_users = os.environ.get("REVISIT_NATS_URL"), dict[str, Path]()
     if not nats_url:
-        nats_url, nats = start_nats(data / "nats", logs, DEV_NATS_PORT)
+        nats_url, nats = start_nats(data / "nats", logs, DEV_NATS_PORT, trust)
         stoppers.append(nats)
+        nats_users = write_user_credentials(trust, data / "keys" / "nats" / "users")
     postgres_dsn = os.environ.get("REVISIT_POSTGRES_DSN")
     if not postgres_dsn:
         postgres = start_postgres(data / "postgres")
@@ -54,15 +62,28 @@ def start_infrastructure(data: Path, stoppers: list[ManagedProcess]) -> tuple[En
     if not milvus_uri:  # Milvus Lite on a local file
         (data / "milvus").mkdir(parents=True, exist_ok=True)
         milvus_uri = str(data / "milvus" / "faces.db")
-    return Endpoints(nats_url, postgres_dsn, s3_endpoint, milvus_uri), others
+    return Endpoints(nats_url, postgres_dsn, s3_endpoint, milvus_uri, nats_users), others
 
 
-def run_edge(source: Path | str, clock_start: datetime, endpoints: Endpoints, data: Path) -> None:
+def demo_device_credentials(trust: NatsTrust, endpoints: Endpoints, data: Path) -> Path | None:
+    """The demo edge's device user (its camera only, its tenant's staff gallery), minted as identity's device
+    registry will; None with a NATS given from outside (the edge then uses REVISIT_NATS_CREDENTIALS)."""
+    if not endpoints.nats_users:
+        return None
+    scope = DeviceScope(TENANT, SITE, (CAMERA,))
+    return write_device_credentials(trust, scope, f"edge-{TENANT}-{SITE}", data / "keys" / "nats" / "devices")
+
+
+def run_edge(
+    source: Path | str, clock_start: datetime, endpoints: Endpoints, data: Path, credentials: Path | None
+) -> None:
     command = [
         sys.executable, "-m", "edge", "run", "--source", str(source), "--tenant", TENANT, "--site", SITE,
         "--camera", CAMERA, "--model-dir", str(shared_dir() / "models"), "--nats-url", endpoints.nats_url,
         "--clock-start", clock_start.isoformat(), "--outbox", str(data / "edge" / "outbox.db"), "--metrics-port", "0",
     ]  # fmt: skip
+    if credentials is not None:
+        command += ["--nats-credentials", str(credentials)]
     print(f"demo edge: {source} as of {clock_start:%Y-%m-%d %H:%M} UTC", flush=True)
     subprocess.run(command, check=True)
 
@@ -99,8 +120,10 @@ def register_demo(token: str) -> None:
 def up(source: str | None, data: Path) -> None:
     started = time.monotonic()
     processes: list[ManagedProcess] = []
-    endpoints, others = start_infrastructure(data, processes)
+    trust = load_or_create_trust(data / "keys" / "nats")
+    endpoints, others = start_infrastructure(data, processes, trust)
     keys = load_or_create_keys(data / "keys")
+    device = demo_device_credentials(trust, endpoints, data)
     try:
         services = start_services(endpoints, keys, DEFAULT_PORTS, data / "logs")
         processes.extend(services)
@@ -117,14 +140,14 @@ def up(source: str | None, data: Path) -> None:
         today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) - timedelta(days=1)
         if source:
             today = datetime.now(UTC)
-            run_edge(source, today, endpoints, data)
+            run_edge(source, today, endpoints, data, device)
             first_day = today
         else:
             days: list[DemoDay] = build_demo_days(
                 shared_dir() / "faces", data / "demo", today - timedelta(days=1), today
             )
             for day in days:
-                run_edge(day.folder, day.clock_start, endpoints, data)
+                run_edge(day.folder, day.clock_start, endpoints, data, device)
             first_day = days[0].clock_start
         url = f"http://127.0.0.1:{DEFAULT_PORTS['reporting']}/v1/reports/visitors"
         params = {"site_id": SITE, "from": f"{first_day:%Y-%m-%d}", "to": f"{today:%Y-%m-%d}", "granularity": "day"}

@@ -15,6 +15,8 @@ from typing import IO
 
 import httpx
 
+from devstack.nats_auth import NatsTrust, server_config
+
 S3_ACCESS_KEY = "revisit-dev"
 S3_SECRET_KEY = "revisit-dev-secret"  # only ever used against the local moto server
 
@@ -81,16 +83,17 @@ def wait_for_port(managed: ManagedProcess, port: int, timeout: float = 30) -> No
     raise InfraError(f"{managed.name} did not listen on port {port} within {timeout:.0f}s; see {managed.log_path}")
 
 
-def start_nats(data_dir: Path, log_dir: Path, port: int, max_payload: int | None = None) -> tuple[str, ManagedProcess]:
-    """nats-server with JetStream storing under `data_dir`; returns its URL. `max_payload` (bytes) replaces the
-    server's 1 MiB default, through a config file since the server has no flag for it."""
+def start_nats(
+    data_dir: Path, log_dir: Path, port: int, trust: NatsTrust, max_payload: int | None = None
+) -> tuple[str, ManagedProcess]:
+    """nats-server with JetStream storing under `data_dir`, in operator mode with `trust` (anonymous connections
+    are refused; account JWTs live in `data_dir/jwt`); returns its URL. `max_payload` (bytes) replaces the
+    server's 1 MiB default."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    command = [venv_binary("nats-server"), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(data_dir)]
-    if max_payload is not None:
-        config = data_dir / "nats-server.conf"
-        config.write_text(f"max_payload: {max_payload}\n")
-        command += ["-c", str(config)]
-    managed = spawn("nats-server", command, log_dir)
+    config = data_dir / "nats-server.conf"
+    text = server_config(trust, port, data_dir, data_dir / "jwt")
+    config.write_text(text if max_payload is None else f"{text}\nmax_payload: {max_payload}\n")
+    managed = spawn("nats-server", [venv_binary("nats-server"), "-c", str(config)], log_dir)
     wait_for_port(managed, port)
     return f"nats://127.0.0.1:{port}", managed
 

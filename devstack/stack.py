@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,6 +32,9 @@ class Endpoints:
     postgres_dsn: str
     s3_endpoint: str
     milvus_uri: str
+    nats_users: dict[str, Path] = field(default_factory=dict)
+    """`.creds` of each service's NATS user (devstack/nats_auth.py); empty for a server given from outside,
+    whose one user then comes from REVISIT_NATS_CREDENTIALS in the environment."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ def service_environment(
         "REVISIT_JWT_PUBLIC_KEY": keys.public_pem,
         "REVISIT_STARTUP_TIMEOUT_SECONDS": "30",
     }
+    if name in endpoints.nats_users:
+        env["REVISIT_NATS_CREDENTIALS"] = str(endpoints.nats_users[name])
     if name in ("ingest", "identity"):  # identity signs links to the crops ingest stores
         env |= {
             "REVISIT_S3_ENDPOINT_URL": endpoints.s3_endpoint,

@@ -52,6 +52,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--model-dir", type=Path, help="model pack folder (REVISIT_EDGE_MODEL_DIR)")
     run.add_argument("--embedder", help="embedder of the registry (default mobilefacenet_arcface_128)")
     run.add_argument("--nats-url", help="NATS server (REVISIT_NATS_URL)")
+    run.add_argument("--nats-credentials", type=Path, help="the device's NATS .creds (REVISIT_EDGE_NATS_CREDENTIALS)")
     run.add_argument("--clock-start", type=iso_time, help="ISO time of the first frame of a file source (default now)")
     run.add_argument("--frame-interval", type=float, dest="frame_interval_seconds", help="seconds between images")
     run.add_argument("--fps", type=float, help="frames per second sampled from video and streams")
@@ -86,6 +87,7 @@ def parser() -> argparse.ArgumentParser:
     enrol.add_argument("--model-dir", type=Path, help="model pack folder (REVISIT_EDGE_MODEL_DIR)")
     enrol.add_argument("--embedder", help="embedder of the registry: the one the edges of the store use")
     enrol.add_argument("--nats-url", help="NATS server (REVISIT_NATS_URL), written directly without --identity-url")
+    enrol.add_argument("--nats-credentials", type=Path, help="a NATS user that may write the staff gallery")
     enrol.add_argument(
         "--identity-url",
         help=f"enrol through identity's REST API (checked, audited); admin JWT in {IDENTITY_TOKEN_ENV}",
@@ -95,9 +97,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 SETTING_FLAGS = (
-    "model_dir", "embedder", "detector", "nats_url", "tenant_id", "site_id", "camera_id", "frame_interval_seconds",
-    "fps", "min_face_px", "detection_score_threshold", "detector_input_width", "track_emit_interval_seconds",
-    "send_crops", "outbox_path", "metrics_port", "drain_timeout_seconds", "log_level", "staff_threshold",
+    "model_dir", "embedder", "detector", "nats_url", "nats_credentials", "tenant_id", "site_id", "camera_id",
+    "frame_interval_seconds", "fps", "min_face_px", "detection_score_threshold", "detector_input_width",
+    "track_emit_interval_seconds", "send_crops", "outbox_path", "metrics_port", "drain_timeout_seconds", "log_level",
+    "staff_threshold",
 )  # fmt: skip
 CAMERA_FLAGS = ("source", "tenant_id", "site_id", "camera_id", "fps")
 
@@ -124,14 +127,18 @@ async def enrol(args: argparse.Namespace) -> int:
     token = os.environ.get(IDENTITY_TOKEN_ENV, "")
     if args.identity_url and not token:
         raise EnrolmentError(f"--identity-url needs an admin token of tenant {args.tenant_id} in {IDENTITY_TOKEN_ENV}")
-    flags = {name: getattr(args, name) for name in ("model_dir", "embedder", "nats_url", "detector")}
+    flags = {
+        name: getattr(args, name) for name in ("model_dir", "embedder", "nats_url", "nats_credentials", "detector")
+    }
     if args.identity_url:
         flags["nats_url"] = args.nats_url or "unused:"  # the edge's settings require one; identity mode never dials it
     settings = load_settings(flags)
     timeout = settings.startup_timeout_seconds
     if args.identity_url:
         await check_identity_reachable(args.identity_url, timeout)
-    connection = None if args.identity_url else await connect_once(settings.nats_url, timeout)
+    connection = (
+        None if args.identity_url else await connect_once(settings.nats_url, settings.nats_credentials, timeout)
+    )
     try:
         entry = embed_entry(args, settings)
         if connection is None:

@@ -173,7 +173,7 @@ async def bootstrap(settings: EdgeSettings, cameras: list[Camera], clock_start: 
     embedder = load_embedder(settings)
     runs = build_runs(settings, cameras, detector_model, embedder, clock_start)
     publisher = await connect_publisher(
-        settings.nats_url, settings.startup_timeout_seconds, settings.publish_timeout_seconds
+        settings.nats_url, settings.nats_credentials, settings.startup_timeout_seconds, settings.publish_timeout_seconds
     )
     limits = OutboxLimits(settings.outbox_max_events, settings.outbox_max_bytes, settings.outbox_max_age_seconds)
     watchers = [

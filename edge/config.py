@@ -20,11 +20,18 @@ class ConfigError(ValueError):
 
 
 class EdgeSettings(BaseSettings):
-    """Read from `REVISIT_EDGE_*` variables (and `REVISIT_NATS_URL`); CLI flags are passed as init values."""
+    """Read from `REVISIT_EDGE_*` variables (and `REVISIT_NATS_URL`, `REVISIT_NATS_CREDENTIALS`); CLI flags are
+    passed as init values."""
 
     model_config = SettingsConfigDict(env_prefix="REVISIT_EDGE_", extra="ignore")
 
     nats_url: str = Field(validation_alias=AliasChoices("nats_url", "REVISIT_EDGE_NATS_URL", "REVISIT_NATS_URL"))
+    nats_credentials: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("nats_credentials", "REVISIT_EDGE_NATS_CREDENTIALS", "REVISIT_NATS_CREDENTIALS"),
+        description="The box's device user (.creds file from identity's device registry): publishes only its "
+        "cameras' detections and reads only its tenant's staff gallery. Needed when NATS runs with JWT auth",
+    )
     model_dir: Path = Field(description="Folder of the model pack: YuNet detector and an embedder")
     embedder: str = Field("mobilefacenet_arcface_128", description="Embedder of the model registry (edge/models.py)")
     tenant_id: Token | None = Field(None, description="Tenant of the cameras (or in the cameras YAML)")

@@ -60,7 +60,7 @@ def embed_photos(detector: Detector, embedder: OnnxEmbedder, photos: Sequence[Pa
     return [[float(value) for value in vector] for vector in embedder.embed(aligned)]
 
 
-async def connect_once(url: str, timeout_seconds: float) -> NatsClient:
+async def connect_once(url: str, credentials: Path | None, timeout_seconds: float) -> NatsClient:
     """One bounded attempt to reach NATS, silently; DependencyUnavailable otherwise.
 
     nats-py's defaults suit a service (on a first connect, `max_reconnect_attempts=0` still retries forever
@@ -78,6 +78,7 @@ async def connect_once(url: str, timeout_seconds: float) -> NatsClient:
                 max_reconnect_attempts=1,
                 reconnect_time_wait=0.2,
                 error_cb=quiet,
+                user_credentials=str(credentials) if credentials else None,
             ),
             timeout_seconds,
         )

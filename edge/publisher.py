@@ -6,17 +6,20 @@ messages so the outbox can store exactly what is sent and replay it byte for byt
 """
 
 import asyncio
+import base64
+import json
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import nats
 import nats.js.errors
+from nats.aio.client import DEFAULT_INBOX_PREFIX
 from nats.aio.client import Client as NatsClient
 
 from edge.metrics import PUBLISH_SECONDS
 from schemas.faces import FaceDetected
-from schemas.subjects import FACES_DETECTED_STREAM, face_detected
-from services.common.bus import declare_streams
+from schemas.subjects import face_detected, private_inbox_prefix
 from services.common.logging import get_logger
 from services.common.startup import DependencyUnavailable
 
@@ -121,10 +124,36 @@ class JetStreamPublisher:
         await self._connection.drain()
 
 
-async def connect_publisher(url: str, timeout_seconds: float, publish_timeout_seconds: float) -> JetStreamPublisher:
-    """Connect, declare the FACES_DETECTED stream (idempotent), or raise DependencyUnavailable.
+def user_of_credentials(credentials: Path) -> str:
+    """The NATS user (public key, the JWT's `sub`) of a `.creds` file."""
+    lines = [line.strip() for line in credentials.read_text().splitlines()]
+    try:
+        payload = lines[lines.index("-----BEGIN NATS USER JWT-----") + 1].split(".")[1]
+        claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return str(claims["sub"])
+    except (ValueError, IndexError, KeyError) as error:
+        raise DependencyUnavailable(f"{credentials} is not a NATS .creds file ({error})") from error
 
-    After this first connection nats-py reconnects forever; events wait in the outbox meanwhile.
+
+def connect_options(credentials: Path | None) -> dict[str, Any]:
+    """nats-py options for a device user: its credentials and its private inbox prefix, the only inbox its
+    permissions let it subscribe to (PubAcks and the staff gallery watch arrive there)."""
+    if credentials is None:
+        return {"inbox_prefix": DEFAULT_INBOX_PREFIX}
+    return {
+        "user_credentials": str(credentials),
+        "inbox_prefix": private_inbox_prefix(user_of_credentials(credentials)),
+    }
+
+
+async def connect_publisher(
+    url: str, credentials: Path | None, timeout_seconds: float, publish_timeout_seconds: float
+) -> JetStreamPublisher:
+    """Connect as the device user, or raise DependencyUnavailable.
+
+    The edge declares nothing: the services own the streams (ingest declares FACES_DETECTED); until it
+    exists, publishing fails and events wait in the outbox. After this first connection nats-py reconnects
+    forever; events wait in the outbox meanwhile.
     """
     last_error: list[str] = []
     client: list[NatsClient] = []
@@ -150,15 +179,15 @@ async def connect_publisher(url: str, timeout_seconds: float, publish_timeout_se
                 disconnected_cb=on_disconnect,
                 reconnected_cb=on_reconnect,
                 name="revisit-edge",
+                **connect_options(credentials),
             ),
             timeout_seconds,
         )
         client.append(connection)
-        await asyncio.wait_for(declare_streams(connection, [FACES_DETECTED_STREAM]), timeout_seconds)
     except (TimeoutError, OSError, nats.errors.Error) as error:
         reason = last_error[-1] if last_error else f"{type(error).__name__}: {error}"
         raise DependencyUnavailable(
-            f"NATS JetStream at {url} unreachable after {timeout_seconds:.0f}s ({reason}). "
-            "Check --nats-url / REVISIT_NATS_URL and that nats-server runs with JetStream (-js)."
+            f"NATS at {url} unreachable after {timeout_seconds:.0f}s ({reason}). Check --nats-url / REVISIT_NATS_URL "
+            "and --nats-credentials / REVISIT_EDGE_NATS_CREDENTIALS (the device's .creds)."
         ) from error
     return JetStreamPublisher(connection, publish_timeout_seconds)

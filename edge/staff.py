@@ -8,15 +8,18 @@ a removal applies within a second while it runs. The matcher still marks staff o
 faces this filter misses.
 """
 
-import asyncio
 import contextlib
 import threading
+import uuid
 from collections.abc import Mapping
+from typing import Any
 
 import nats
 import nats.errors
 import numpy as np
 from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext, JetStreamManager
+from nats.js.api import ConsumerConfig, ConsumerInfo
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from numpy.typing import NDArray
 from pydantic import ValidationError
@@ -25,7 +28,6 @@ from edge.embedder import Vectors, l2_normalise
 from schemas.models import embedding_dimension
 from schemas.staff import StaffGalleryEntry
 from schemas.subjects import STAFF_GALLERY_BUCKET, staff_gallery_key
-from services.common.bus import open_staff_gallery
 from services.common.logging import get_logger
 from services.common.startup import DependencyUnavailable
 
@@ -150,21 +152,63 @@ class StaffGalleryWatcher:
                 await self._watcher.stop()  # type: ignore[no-untyped-call]
 
 
+class NamedConsumerManager(JetStreamManager):
+    """Creates every consumer under a name chosen here, as the Go client does.
+
+    nats-py creates the ordered consumer of a KV watch without a name, which goes to
+    `$JS.API.CONSUMER.CREATE.<stream>`: a subject that says nothing of the filter, so a device allowed it could
+    read every tenant's staff. Named, the request goes to `$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>` and
+    the server refuses a filter other than the one the device's permissions name. A reset of the ordered
+    consumer creates the next one under a new name."""
+
+    async def add_consumer(
+        self,
+        stream: str,
+        config: ConsumerConfig | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (nats-py's signature, overridden)
+        **params: Any,
+    ) -> ConsumerInfo:
+        named = (config or ConsumerConfig()).evolve(**params)
+        if not named.name and not named.durable_name:
+            named = named.evolve(name=f"edge-{uuid.uuid4().hex}")
+        return await super().add_consumer(stream, named, timeout)
+
+
+class NamedConsumerJetStream(JetStreamContext):
+    """A JetStream context whose consumers are created by `NamedConsumerManager`."""
+
+    @property
+    def _jsm(self) -> JetStreamManager:
+        return NamedConsumerManager(conn=self._nc, prefix=self._prefix, timeout=self._timeout)
+
+
+def staff_gallery_bucket(connection: NatsClient, timeout_seconds: float) -> KeyValue:
+    """The staff gallery to watch, without asking the server about the bucket: a device may read its tenant's
+    keys and nothing else, not even the bucket's stream info. Identity owns and creates the bucket."""
+    js = NamedConsumerJetStream(connection, timeout=timeout_seconds)
+    return KeyValue(
+        name=STAFF_GALLERY_BUCKET,
+        stream=f"KV_{STAFF_GALLERY_BUCKET}",
+        pre=f"$KV.{STAFF_GALLERY_BUCKET}.",
+        js=js,
+        direct=False,
+    )
+
+
 async def watch_staff_gallery(connection: NatsClient, tenant_id: str, timeout_seconds: float) -> StaffGalleryWatcher:
     """A loaded watcher of the tenant's staff gallery, or DependencyUnavailable."""
     try:
-        bucket = await asyncio.wait_for(open_staff_gallery(connection), timeout_seconds)
-        watcher = StaffGalleryWatcher(bucket, StaffGallery(tenant_id))
+        watcher = StaffGalleryWatcher(staff_gallery_bucket(connection, timeout_seconds), StaffGallery(tenant_id))
         await watcher.load(timeout_seconds)
     except (TimeoutError, nats.errors.Error) as error:
         raise DependencyUnavailable(
-            f"cannot load the staff gallery of {tenant_id} from NATS KV bucket {STAFF_GALLERY_BUCKET}: "
-            f"{type(error).__name__}: {error}"
+            f"cannot load the staff gallery of {tenant_id} from NATS KV bucket {STAFF_GALLERY_BUCKET} (identity "
+            f"creates it; the device's user may read {tenant_id}'s keys): {type(error).__name__}: {error}"
         ) from error
     return watcher
 
 
 async def put_staff_entry(connection: NatsClient, entry: StaffGalleryEntry) -> int:
-    """Write (or replace) a staff member's entry; the KV revision."""
-    bucket = await open_staff_gallery(connection)
+    """Write (or replace) a staff member's entry; the KV revision. The bucket must exist (identity creates it)."""
+    bucket = await connection.jetstream().key_value(STAFF_GALLERY_BUCKET)
     return await bucket.put(staff_gallery_key(entry.tenant_id, entry.staff_id), entry.to_json_bytes())

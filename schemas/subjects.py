@@ -92,6 +92,20 @@ def tenant_of_registry_key(key: str) -> str:
     return key.split(".", 1)[0]
 
 
+def staff_gallery_filter(tenant: str) -> str:
+    """The KV subject of a tenant's staff entries: what an edge watches, and all a device may read."""
+    return f"$KV.{STAFF_GALLERY_BUCKET}.{staff_gallery_key(tenant, '*')}"
+
+
+def private_inbox_prefix(owner: str) -> str:
+    """The inbox prefix of a bus user (a service name, or a device's user public key).
+
+    Replies, PubAcks and KV watch deliveries go to `<prefix>.<id>`; each user may subscribe only under its
+    own prefix, so nobody reads what is delivered to another (a device must never see the matcher's watch
+    of every tenant's staff gallery)."""
+    return f"_INBOX.{owner}"
+
+
 def tenant_of_detected(subject: str) -> str | None:
     """The tenant token of a `faces.detected.<tenant>.<site>.<camera>` subject, if it has that shape."""
     parts = subject.split(".")

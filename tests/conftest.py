@@ -1,8 +1,12 @@
 """Session-wide real infrastructure for the tests: NATS with JetStream, Postgres, an S3 server, keys.
 
 By default every run starts its own (the same code `make dev` uses), so a fresh machine needs nothing
-running. To reuse running servers set REVISIT_TEST_NATS_URL (its Revisit streams are deleted first)
-and/or REVISIT_TEST_POSTGRES_DSN (an admin DSN; each run gets a new database)."""
+running. NATS runs in operator mode (JWT auth, anonymous connections refused): each service fixture
+connects as that service's least-privilege user (`nats_users`), test code as `admin` (everything in the
+application account), whose `.creds` path is exported as REVISIT_NATS_CREDENTIALS for settings and
+subprocesses that are given no other. To reuse running servers set REVISIT_TEST_NATS_URL with
+REVISIT_TEST_NATS_CREDENTIALS (a user allowed everything; every service uses it; its Revisit streams are
+deleted first) and/or REVISIT_TEST_POSTGRES_DSN (an admin DSN; each run gets a new database)."""
 
 import asyncio
 import os
@@ -18,9 +22,19 @@ from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
 
 from devstack.infra import S3_ACCESS_KEY, S3_SECRET_KEY, free_port, start_nats, start_postgres, start_s3
+from devstack.nats_auth import (
+    ADMIN_USER,
+    NatsTrust,
+    load_or_create_trust,
+    write_device_credentials,
+    write_user_credentials,
+)
 from devstack.stack import SigningKeys, load_or_create_keys, shared_dir
 from schemas.subjects import ALL_STREAMS
 from services.common.auth import issue_token
+from services.common.bus import declare_streams, open_staff_gallery
+from services.common.nats_auth import SERVICE_ACCESS, DeviceScope
+from tests.support import CREDENTIALS_ENV
 
 
 @pytest.fixture(scope="session")
@@ -37,24 +51,77 @@ def shared() -> Path:
 
 
 @pytest.fixture(scope="session")
-def nats_url(run_dir: Path) -> Iterator[str]:
-    external = os.environ.get("REVISIT_TEST_NATS_URL")
+def nats_trust(run_dir: Path) -> NatsTrust:
+    """Operator, system and application account of this run's NATS server."""
+    return load_or_create_trust(run_dir / "keys" / "nats")
+
+
+@pytest.fixture(scope="session")
+def nats_users(run_dir: Path, nats_trust: NatsTrust) -> Iterator[dict[str, Path]]:
+    """`.creds` by user: each service, `admin` and `system` (or the external server's one user for all).
+    `admin`'s is exported as REVISIT_NATS_CREDENTIALS for the session."""
+    external = os.environ.get("REVISIT_TEST_NATS_CREDENTIALS")
     if external:
-        asyncio.run(_delete_streams(external))
-        yield external
-        return
-    url, process = start_nats(run_dir / "nats", run_dir / "logs", free_port())
+        users = dict.fromkeys([*SERVICE_ACCESS, ADMIN_USER], Path(external))
+    else:
+        users = write_user_credentials(nats_trust, run_dir / "nats-users")
+    previous = os.environ.get(CREDENTIALS_ENV)
+    os.environ[CREDENTIALS_ENV] = str(users[ADMIN_USER])
+    yield users
+    if previous is None:
+        os.environ.pop(CREDENTIALS_ENV, None)
+    else:
+        os.environ[CREDENTIALS_ENV] = previous
+
+
+@pytest.fixture(scope="session")
+def nats_admin_credentials(nats_users: dict[str, Path]) -> Path:
+    return nats_users[ADMIN_USER]
+
+
+@pytest.fixture(scope="session")
+def mint_device(nats_trust: NatsTrust, run_dir: Path) -> Callable[[str, str, tuple[str, ...]], Path]:
+    """`.creds` of a device (an edge box) of a tenant's site and cameras, as identity's registry will mint them."""
+
+    def mint(tenant_id: str, site_id: str, cameras: tuple[str, ...]) -> Path:
+        name = f"edge-{tenant_id}-{site_id}-{uuid.uuid4().hex[:6]}"
+        return write_device_credentials(nats_trust, DeviceScope(tenant_id, site_id, cameras), name, run_dir / "devices")
+
+    return mint
+
+
+@pytest.fixture(scope="session")
+def nats_url(run_dir: Path, nats_trust: NatsTrust, nats_users: dict[str, Path]) -> Iterator[str]:
+    """The server, with every stream and the staff gallery declared (as the services would at their start),
+    so tests that run no service (the edge's, which declares nothing) find them."""
+    external = os.environ.get("REVISIT_TEST_NATS_URL")
+    admin = nats_users[ADMIN_USER]
+    process = None
+    if external:
+        url = external
+        asyncio.run(_delete_streams(url, admin))
+    else:
+        url, process = start_nats(run_dir / "nats", run_dir / "logs", free_port(), nats_trust)
+    asyncio.run(_declare_all(url, admin))
     yield url
-    process.stop()
+    if process is not None:
+        process.stop()
 
 
-async def _delete_streams(url: str) -> None:
-    connection = await nats.connect(url)
+async def _delete_streams(url: str, credentials: Path) -> None:
+    connection = await nats.connect(url, user_credentials=str(credentials))
     for spec in ALL_STREAMS:
         try:
             await connection.jetstream().delete_stream(spec.name)
         except NotFoundError:
             pass
+    await connection.close()
+
+
+async def _declare_all(url: str, credentials: Path) -> None:
+    connection = await nats.connect(url, user_credentials=str(credentials))
+    await declare_streams(connection, ALL_STREAMS)
+    await open_staff_gallery(connection)
     await connection.close()
 
 
@@ -118,7 +185,8 @@ def milvus_uri(tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-async def nats_connection(nats_url: str) -> AsyncIterator[NatsClient]:
-    connection = await nats.connect(nats_url)
+async def nats_connection(nats_url: str, nats_users: dict[str, Path]) -> AsyncIterator[NatsClient]:
+    """A connection as `admin`: everything in the application account, as test code needs."""
+    connection = await nats.connect(nats_url, user_credentials=str(nats_users[ADMIN_USER]))
     yield connection
     await connection.close()

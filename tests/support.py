@@ -1,12 +1,22 @@
 """Helpers the tests share (fixtures live in conftest.py)."""
 
 import asyncio
+import os
 import uuid
 from typing import Any
 
 import nats
 import nats.aio.msg
 from nats.aio.client import Client as NatsClient
+
+CREDENTIALS_ENV = "REVISIT_NATS_CREDENTIALS"
+"""Set by the session's `nats_url` fixture to the `admin` user's `.creds`: what settings and subprocesses use
+when given no other user."""
+
+
+async def connect_admin(url: str, **options: Any) -> NatsClient:
+    """A connection to the test server as `admin` (everything in the application account)."""
+    return await nats.connect(url, user_credentials=os.environ[CREDENTIALS_ENV], **options)
 
 
 async def collect_messages(

@@ -24,7 +24,10 @@ async def verify(tenant_id: str) -> None:
     configure_logging(SERVICE, "WARNING")
     pool = await connect_audit_pool(settings)
     try:
-        connection = await nats.connect(settings.nats_url, connect_timeout=5, max_reconnect_attempts=2)
+        credentials = str(settings.nats_credentials) if settings.nats_credentials else None
+        connection = await nats.connect(
+            settings.nats_url, connect_timeout=5, max_reconnect_attempts=2, user_credentials=credentials
+        )
         try:
             store = CheckpointStore(connection.jetstream())
             verdict = await verify_tenant_chain(tenant_id, AuditLog(pool), store, verification_keys(settings))

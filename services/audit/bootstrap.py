@@ -85,12 +85,11 @@ def anchor_at_shutdown(anchoring: Anchoring) -> Callable[[FastAPI], AbstractAsyn
 async def bootstrap(settings: AuditSettings) -> AsyncIterator[Audit]:
     pool = await connect_audit_pool(settings)
     try:
-        broker = await connect_broker(
-            settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds
-        )
+        broker = await connect_broker(settings, SERVICE, STREAMS)
         # Checkpoints get a connection of their own: `serve` stops the broker before this context exits, and
         # the heads still pending then must be signed and stored after that.
-        checkpoint_connection = await nats.connect(settings.nats_url, connect_timeout=5)
+        credentials = str(settings.nats_credentials) if settings.nats_credentials else None
+        checkpoint_connection = await nats.connect(settings.nats_url, connect_timeout=5, user_credentials=credentials)
         try:
             store = CheckpointStore(checkpoint_connection.jetstream())
             await store.declare()

@@ -33,6 +33,7 @@ from services.common.metrics import (
     MESSAGES_CONSUMED,
     subject_family,
 )
+from services.common.settings import ServiceSettings
 from services.common.startup import wait_for_dependency
 
 log = get_logger(__name__)
@@ -44,21 +45,22 @@ class InvalidEvent(ValueError):
     """An event that can never be processed (bad content, not a transient failure): dead-letter it."""
 
 
-def stream_config(spec: StreamSpec) -> nats.js.api.StreamConfig:
+def stream_config(spec: StreamSpec, replicas: int = 1) -> nats.js.api.StreamConfig:
     return nats.js.api.StreamConfig(
         name=spec.name,
         subjects=list(spec.subjects),
         max_age=float(spec.max_age_seconds),
         duplicate_window=float(spec.duplicate_window_seconds),
         storage=nats.js.api.StorageType.FILE,
+        num_replicas=replicas,
     )
 
 
-async def declare_streams(connection: NatsClient, specs: Sequence[StreamSpec]) -> None:
+async def declare_streams(connection: NatsClient, specs: Sequence[StreamSpec], replicas: int = 1) -> None:
     """Create each stream, or update it to the declared config: safe to run at every start."""
     js = connection.jetstream()
     for spec in specs:
-        config = stream_config(spec)
+        config = stream_config(spec, replicas)
         try:
             await js.add_stream(config)
         except BadRequestError:
@@ -184,27 +186,35 @@ def dead_letter_guard(
 
 
 async def connect_broker(
-    url: str,
+    settings: ServiceSettings,
     service: str,
-    max_deliveries: int,
     streams: Sequence[StreamSpec],
-    timeout_seconds: float,
     on_invalid: InvalidMessageHandler | None = None,
 ) -> NatsBroker:
-    """A connected FastStream NATS broker with the guard installed and `streams` declared."""
-    broker = NatsBroker(url, connect_timeout=2, max_reconnect_attempts=-1, logger=None)
-    broker.add_middleware(dead_letter_guard(service, max_deliveries, lambda: broker, on_invalid))
+    """A connected FastStream NATS broker with the guard installed and `streams` declared.
+
+    It connects as the service's NATS user when `nats_credentials` is set (services/common/nats_auth.py)."""
+    credentials = str(settings.nats_credentials) if settings.nats_credentials else None
+    broker = NatsBroker(
+        settings.nats_url,
+        connect_timeout=2,
+        max_reconnect_attempts=-1,
+        logger=None,
+        user_credentials=credentials,
+    )
+    broker.add_middleware(dead_letter_guard(service, settings.max_deliveries, lambda: broker, on_invalid))
 
     async def connect() -> NatsBroker:
         await broker.connect()
-        await declare_streams(broker.connection, streams)
+        await declare_streams(broker.connection, streams, settings.nats_stream_replicas)
         return broker
 
     return await wait_for_dependency(
         "NATS JetStream",
         connect,
-        timeout_seconds,
-        hint=f"Check REVISIT_NATS_URL ({url}) and that the server runs with JetStream (-js).",
+        settings.startup_timeout_seconds,
+        hint=f"Check REVISIT_NATS_URL ({settings.nats_url}), REVISIT_NATS_CREDENTIALS ({credentials}) and that "
+        "the server runs with JetStream.",
     )
 
 
@@ -224,13 +234,18 @@ def document_publication(broker: NatsBroker, subject: str, model: type[Event], d
     broker.publisher(subject, schema=model, title=f"{subject}:{model.__name__}", description=description)
 
 
-async def open_staff_gallery(connection: NatsClient) -> KeyValue:
-    """The staff gallery KV bucket (identity writes it, edges watch it), created by whichever starts first."""
+async def open_bucket(connection: NatsClient, config: nats.js.api.KeyValueConfig) -> KeyValue:
+    """A KV bucket the service owns (or shares with another service), created with `config` if missing."""
     js = connection.jetstream()
     try:
-        return await js.key_value(subjects.STAFF_GALLERY_BUCKET)
+        return await js.key_value(config.bucket)
     except BucketNotFoundError:
-        config = nats.js.api.KeyValueConfig(
-            bucket=subjects.STAFF_GALLERY_BUCKET, history=1, storage=nats.js.api.StorageType.FILE
-        )
         return await js.create_key_value(config=config)
+
+
+async def open_staff_gallery(connection: NatsClient, replicas: int = 1) -> KeyValue:
+    """The staff gallery KV bucket (identity writes it, edges watch it), created by whichever service starts first."""
+    config = nats.js.api.KeyValueConfig(
+        bucket=subjects.STAFF_GALLERY_BUCKET, history=1, storage=nats.js.api.StorageType.FILE, replicas=replicas
+    )
+    return await open_bucket(connection, config)

@@ -26,7 +26,7 @@ async def postgres_and_broker(
     timeout = settings.startup_timeout_seconds
     pool = await connect_postgres(settings.postgres_dsn, schema, role, migrations, timeout)
     try:
-        broker = await connect_broker(settings.nats_url, service, settings.max_deliveries, streams, timeout)
+        broker = await connect_broker(settings, service, streams)
         try:
             yield pool, broker
         finally:

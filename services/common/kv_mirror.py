@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import nats.js.api
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
+from services.common.bus import open_bucket
 from services.common.logging import get_logger
 
 log = get_logger(__name__)
@@ -23,14 +23,10 @@ ApplyEntry = Callable[[str, bytes | None], None]
 DELETED = frozenset({"DEL", "PURGE"})
 
 
-async def open_bucket(connection: NatsClient, name: str) -> KeyValue:
+async def state_bucket(connection: NatsClient, name: str, replicas: int = 1) -> KeyValue:
     """A bucket of current state (latest value per key, on file), created by the first service that starts."""
-    js = connection.jetstream()
-    try:
-        return await js.key_value(name)
-    except BucketNotFoundError:
-        config = nats.js.api.KeyValueConfig(bucket=name, history=1, storage=nats.js.api.StorageType.FILE)
-        return await js.create_key_value(config=config)
+    config = nats.js.api.KeyValueConfig(bucket=name, history=1, storage=nats.js.api.StorageType.FILE, replicas=replicas)
+    return await open_bucket(connection, config)
 
 
 class KvMirror:

@@ -1,6 +1,7 @@
 """The settings every service shares; each service subclasses it with its own fields."""
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Self
 
 from pydantic import Field, model_validator
@@ -23,6 +24,14 @@ class ServiceSettings(BaseSettings):
     environment: Environment = Field(Environment.PRODUCTION, description="dev, test or production")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     nats_url: str = Field(description="NATS server with JetStream, e.g. nats://nats:4222")
+    nats_credentials: Path | None = Field(
+        None,
+        description="The service's NATS user (.creds file: user JWT and nkey seed), needed when the server "
+        'runs with JWT auth, as it must in production (docs/operations.md, "NATS accounts and users")',
+    )
+    nats_stream_replicas: int = Field(
+        1, ge=1, le=5, description="Replicas of the streams and KV buckets the service declares; 3 in production"
+    )
     http_host: str = Field("0.0.0.0", description="Address of /healthz, /readyz, /metrics and the REST API")
     http_port: int = Field(8000, description="Port of the same")
     startup_timeout_seconds: float = Field(

@@ -66,9 +66,9 @@ async def bootstrap(settings: IdentitySettings) -> AsyncIterator[Identity]:
             (router, staff_router, registry_router),
         )
         app.state.directory, app.state.lifecycle, app.state.crop_links = directory, lifecycle, links
-        app.state.staff_gallery = await StaffGalleryStore.open(broker.connection)
+        app.state.staff_gallery = await StaffGalleryStore.open(broker.connection, settings.nats_stream_replicas)
         app.state.registry = RegistryStore(pool)
-        app.state.registry_bucket = await RegistryBucket.open(broker.connection)
+        app.state.registry_bucket = await RegistryBucket.open(broker.connection, settings.nats_stream_replicas)
         app.state.publish, app.state.settings = publish, settings
         resumer = asyncio.create_task(resume_forever(lifecycle, publish, settings.operation_resume_seconds))
         try:
@@ -117,7 +117,7 @@ async def bootstrap_retention(settings: IdentitySettings) -> AsyncIterator[Ident
     timeout = settings.startup_timeout_seconds
     pool = await connect_postgres(settings.postgres_dsn, SCHEMA, ROLE, MIGRATIONS, timeout, max_size=2)
     try:
-        broker = await connect_broker(settings.nats_url, SERVICE, settings.max_deliveries, RETENTION_STREAMS, timeout)
+        broker = await connect_broker(settings, SERVICE, RETENTION_STREAMS)
         try:
             yield IdentityRetention(settings, broker, PersonDirectory(pool), event_publisher(broker, SERVICE))
         finally:

@@ -56,9 +56,7 @@ async def refuse(broker: NatsBroker, raw: Msg, reason: str) -> None:
 async def bootstrap(settings: IngestSettings) -> AsyncIterator[Ingest]:
     """Connect to NATS and S3 (waiting a bounded time), declare streams and the bucket, wire the consumers."""
 
-    broker = await connect_broker(
-        settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds, refuse
-    )
+    broker = await connect_broker(settings, SERVICE, STREAMS, refuse)
     crops = CropStore(
         settings.s3_endpoint_url, settings.s3_bucket, settings.s3_region, settings.s3_access_key, settings.s3_secret_key
     )
@@ -71,7 +69,7 @@ async def bootstrap(settings: IngestSettings) -> AsyncIterator[Ingest]:
                 hint=f"Check REVISIT_S3_ENDPOINT_URL ({settings.s3_endpoint_url}) and the access keys.",
             )
             publish = event_publisher(broker, SERVICE)
-            registry, mirror = await open_registry(broker.connection)
+            registry, mirror = await open_registry(broker.connection, settings.nats_stream_replicas)
             register_consumers(broker, settings, registry, crops, publish)
             app = create_app(SERVICE, {"nats": nats_ready(broker), "s3": crops.ensure_bucket}, settings, (router,))
             app.state.settings, app.state.publish, app.state.registry = settings, publish, registry
@@ -96,9 +94,7 @@ class IngestRetention:
 @asynccontextmanager
 async def bootstrap_retention(settings: IngestSettings) -> AsyncIterator[IngestRetention]:
     """NATS (policies, the run lease, audit) and the crops bucket, each waited for a bounded time."""
-    broker = await connect_broker(
-        settings.nats_url, SERVICE, settings.max_deliveries, RETENTION_STREAMS, settings.startup_timeout_seconds
-    )
+    broker = await connect_broker(settings, SERVICE, RETENTION_STREAMS)
     crops = CropStore(
         settings.s3_endpoint_url, settings.s3_bucket, settings.s3_region, settings.s3_access_key, settings.s3_secret_key
     )

@@ -46,9 +46,7 @@ class Matcher:
 
 @asynccontextmanager
 async def bootstrap(settings: MatcherSettings) -> AsyncIterator[Matcher]:
-    broker = await connect_broker(
-        settings.nats_url, SERVICE, settings.max_deliveries, STREAMS, settings.startup_timeout_seconds
-    )
+    broker = await connect_broker(settings, SERVICE, STREAMS)
     store = FaceVectorStore(settings.milvus_uri, settings.milvus_token, settings.collection_prefix)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(broker.stop)
@@ -76,24 +74,24 @@ async def _open_ports(
 ) -> MatcherPorts:
     """The KV-backed adapters; the mirrors (staff, not-same, tenant settings) are loaded before the matcher
     consumes anything."""
-    connection = broker.connection
-    staff = await StaffGallery.open(connection)
+    connection, replicas = broker.connection, settings.nats_stream_replicas
+    staff = await StaffGallery.open(connection, replicas)
     stack.push_async_callback(staff.close)
-    not_same = await NotSamePairs.open(connection)
+    not_same = await NotSamePairs.open(connection, replicas)
     stack.push_async_callback(not_same.close)
-    tenant_settings = await TenantSettings.open(connection)
+    tenant_settings = await TenantSettings.open(connection, replicas)
     stack.push_async_callback(tenant_settings.close)
     return MatcherPorts(
         settings=settings,
         store=store,
-        lease=await PersonCreationLease.open(connection, settings.lease_ttl_seconds),
-        decisions=await MatchDecisions.open(connection),
+        lease=await PersonCreationLease.open(connection, settings.lease_ttl_seconds, replicas),
+        decisions=await MatchDecisions.open(connection, replicas),
         staff=staff,
         not_same=not_same,
-        ledger=await StepLedger.open(connection),
+        ledger=await StepLedger.open(connection, replicas),
         publish=event_publisher(broker, SERVICE),
         tenant_settings=tenant_settings,
-        ambiguous=await AmbiguousPairs.open(connection),
+        ambiguous=await AmbiguousPairs.open(connection, replicas),
     )
 
 
@@ -111,9 +109,7 @@ class MatcherRetention:
 async def bootstrap_retention(settings: MatcherSettings) -> AsyncIterator[MatcherRetention]:
     """NATS (policies, the run lease, audit) and Milvus, each waited for a bounded time. A Milvus Lite file is
     opened by one process at a time: run this against it only while the matcher is stopped."""
-    broker = await connect_broker(
-        settings.nats_url, SERVICE, settings.max_deliveries, RETENTION_STREAMS, settings.startup_timeout_seconds
-    )
+    broker = await connect_broker(settings, SERVICE, RETENTION_STREAMS)
     store = FaceVectorStore(settings.milvus_uri, settings.milvus_token, settings.collection_prefix)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(broker.stop)

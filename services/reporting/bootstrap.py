@@ -75,7 +75,7 @@ async def bootstrap_retention(settings: ReportingSettings) -> AsyncIterator[Repo
     timeout = settings.startup_timeout_seconds
     pool = await connect_postgres(settings.postgres_dsn, SCHEMA, ROLE, MIGRATIONS, timeout, max_size=2)
     try:
-        broker = await connect_broker(settings.nats_url, SERVICE, settings.max_deliveries, RETENTION_STREAMS, timeout)
+        broker = await connect_broker(settings, SERVICE, RETENTION_STREAMS)
         try:
             store = VisitStore(pool)
             yield ReportingRetention(settings, broker, store, visit_rules(settings), event_publisher(broker, SERVICE))

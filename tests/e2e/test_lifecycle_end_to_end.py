@@ -36,6 +36,8 @@ class Stack:
     ports: dict[str, int]
     processes: dict[str, ManagedProcess]
     log_dir: Path
+    device: Path
+    """The edge's NATS user: its one camera, its tenant's staff gallery."""
 
     def url(self, service: str, path: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}{path}"
@@ -57,13 +59,21 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(
-    nats_url: str, postgres_dsn: str, s3_endpoint: str, keys: SigningKeys, run_dir: Path, make_token: Callable[..., str]
+    nats_url: str,
+    nats_users: dict[str, Path],
+    mint_device: Callable[..., Path],
+    postgres_dsn: str,
+    s3_endpoint: str,
+    keys: SigningKeys,
+    run_dir: Path,
+    make_token: Callable[..., str],
 ) -> Iterator[Stack]:
-    endpoints = Endpoints(nats_url, postgres_dsn, s3_endpoint, str(run_dir / "life-milvus.db"))
+    endpoints = Endpoints(nats_url, postgres_dsn, s3_endpoint, str(run_dir / "life-milvus.db"), nats_users)
     ports = {name: free_port() for name in SERVICE_NAMES}
     log_dir = run_dir / "life-logs"
     processes = start_services(endpoints, keys, ports, log_dir, environment="test")
-    running = Stack(endpoints, keys, ports, {p.name: p for p in processes}, log_dir)
+    device = mint_device(TENANT, SITE, ("entrance",))
+    running = Stack(endpoints, keys, ports, {p.name: p for p in processes}, log_dir, device)
     try:
         wait_until_ready(processes, ports)
         register_camera(running.url("identity", ""), make_token(TENANT, ["admin"]), SITE, "entrance")
@@ -88,7 +98,8 @@ def run_edge(stack: Stack, folder: Path, clock_start: datetime, shared: Path, ou
     command = [
         sys.executable, "-m", "edge", "run", "--source", str(folder), "--tenant", TENANT, "--site", SITE,
         "--camera", "entrance", "--model-dir", str(shared / "models"), "--nats-url", stack.endpoints.nats_url,
-        "--clock-start", clock_start.isoformat(), "--frame-interval", "3600", "--outbox", str(outbox),
+        "--nats-credentials", str(stack.device), "--clock-start", clock_start.isoformat(), "--frame-interval", "3600",
+        "--outbox", str(outbox),
         "--metrics-port", "0",
     ]  # fmt: skip
     # an hour between photos: each person's visit of the day is its own (the visit gap is 30 minutes)

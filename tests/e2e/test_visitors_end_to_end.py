@@ -34,6 +34,7 @@ def ports() -> dict[str, int]:
 @pytest.fixture(scope="module")
 def system(
     nats_url: str,
+    nats_users: dict[str, Path],
     postgres_dsn: str,
     s3_endpoint: str,
     keys: SigningKeys,
@@ -41,7 +42,8 @@ def system(
     run_dir: Path,
     make_token: Callable[..., str],
 ) -> Iterator[Endpoints]:
-    endpoints = Endpoints(nats_url, postgres_dsn, s3_endpoint, str(run_dir / "e2e-milvus.db"))
+    """Every service as its own process, each as its own least-privilege NATS user."""
+    endpoints = Endpoints(nats_url, postgres_dsn, s3_endpoint, str(run_dir / "e2e-milvus.db"), nats_users)
     processes = start_services(endpoints, keys, ports, run_dir / "e2e-logs", environment="test")
     try:
         wait_until_ready(processes, ports)
@@ -52,7 +54,9 @@ def system(
             process.stop()
 
 
-def run_edge(source: Path, clock_start: datetime, endpoints: Endpoints, shared: Path, outbox: Path) -> None:
+def run_edge(
+    source: Path, clock_start: datetime, endpoints: Endpoints, device: Path, shared: Path, outbox: Path
+) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -71,6 +75,8 @@ def run_edge(source: Path, clock_start: datetime, endpoints: Endpoints, shared: 
             str(shared / "models"),
             "--nats-url",
             endpoints.nats_url,
+            "--nats-credentials",
+            str(device),
             "--clock-start",
             clock_start.isoformat(),
             "--outbox",
@@ -97,13 +103,19 @@ def visitor_report(port: int, token: str) -> dict:
 
 
 def test_unique_and_returning_visitors_from_real_faces(
-    system: Endpoints, shared: Path, ports: dict[str, int], run_dir: Path, make_token: Callable[..., str]
+    system: Endpoints,
+    mint_device: Callable[..., Path],
+    shared: Path,
+    ports: dict[str, int],
+    run_dir: Path,
+    make_token: Callable[..., str],
 ) -> None:
+    device = mint_device(TENANT, SITE, ("entrance",))  # the edge box: its camera, its tenant's staff gallery
     days = build_demo_days(shared / "faces", run_dir / "e2e-days", DAY_ONE, DAY_TWO)
     people, returning = len(days[0].people), len(days[1].people)
     assert people >= 8 and returning >= 5  # the photo set is what the expected numbers rest on
     for day in days:
-        run_edge(day.folder, day.clock_start, system, shared, run_dir / "e2e-outbox.db")
+        run_edge(day.folder, day.clock_start, system, device, shared, run_dir / "e2e-outbox.db")
 
     token = make_token(TENANT, ["analyst"])
     expected_visits = people + returning

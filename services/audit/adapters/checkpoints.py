@@ -44,11 +44,13 @@ class CheckpointStore:
         self._js = js
 
     async def declare(self) -> None:
-        """Create the stream, or bring it to the declared config: safe at every start."""
+        """Create the stream if it does not exist. An existing one is left as it is: its audit user may not
+        update or delete it (changing its config is an operator's act), so nobody through the service can
+        loosen its deny-delete rules."""
         try:
             await self._js.add_stream(stream_config())
         except BadRequestError:
-            await self._js.update_stream(stream_config())
+            await self._js.stream_info(STREAM)
 
     async def add(self, checkpoint: Checkpoint) -> None:
         """Store a checkpoint; two replicas signing the same head within two minutes store it once."""

@@ -14,7 +14,7 @@ from nats.js.kv import KeyValue
 
 from schemas import subjects
 from schemas.registry import CameraEntry, RegistryValue, RetentionPolicyEntry, SiteEntry, TenantModelsEntry
-from services.common.kv_mirror import open_bucket
+from services.common.kv_mirror import state_bucket
 from services.common.postgres import tenant_transaction
 
 
@@ -150,8 +150,8 @@ class RegistryBucket:
         self._bucket = bucket
 
     @classmethod
-    async def open(cls, connection: NatsClient) -> "RegistryBucket":
-        return cls(await open_bucket(connection, subjects.REGISTRY_BUCKET))
+    async def open(cls, connection: NatsClient, replicas: int = 1) -> "RegistryBucket":
+        return cls(await state_bucket(connection, subjects.REGISTRY_BUCKET, replicas))
 
     async def put(self, key: str, value: RegistryValue) -> None:
         await self._bucket.put(key, value.to_json_bytes())

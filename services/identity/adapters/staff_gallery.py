@@ -17,8 +17,8 @@ class StaffGalleryStore:
         self._bucket = bucket
 
     @classmethod
-    async def open(cls, connection: NatsClient) -> "StaffGalleryStore":
-        return cls(await open_staff_gallery(connection))
+    async def open(cls, connection: NatsClient, replicas: int = 1) -> "StaffGalleryStore":
+        return cls(await open_staff_gallery(connection, replicas))
 
     async def put(self, entry: StaffGalleryEntry) -> int:
         """Write or replace the entry; its KV revision."""

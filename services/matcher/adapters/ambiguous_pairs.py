@@ -15,7 +15,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ValidationError
 
-from services.common.kv_mirror import DELETED, open_bucket
+from services.common.kv_mirror import DELETED, state_bucket
 from services.common.logging import get_logger
 from services.matcher.domain.not_same import PersonPair
 
@@ -39,8 +39,8 @@ class AmbiguousPairs:
         self._bucket = bucket
 
     @classmethod
-    async def open(cls, connection: NatsClient) -> "AmbiguousPairs":
-        return cls(await open_bucket(connection, BUCKET))
+    async def open(cls, connection: NatsClient, replicas: int = 1) -> "AmbiguousPairs":
+        return cls(await state_bucket(connection, BUCKET, replicas))
 
     async def record(self, tenant_id: str, pairs: Mapping[PersonPair, AmbiguousPairRecord]) -> None:
         for pair, record in pairs.items():

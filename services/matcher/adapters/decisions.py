@@ -16,10 +16,11 @@ from collections.abc import Sequence
 
 import nats.js.api
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from schemas import FaceMatched, subjects
+from services.common.bus import open_bucket
 
 BUCKET = "matcher_decisions"
 
@@ -33,18 +34,15 @@ class MatchDecisions:
         self._bucket = bucket
 
     @classmethod
-    async def open(cls, connection: NatsClient) -> "MatchDecisions":
-        js = connection.jetstream()
-        try:
-            return cls(await js.key_value(BUCKET))
-        except BucketNotFoundError:
-            config = nats.js.api.KeyValueConfig(
-                bucket=BUCKET,
-                history=1,
-                ttl=float(subjects.FACES_STREAM.max_age_seconds),
-                storage=nats.js.api.StorageType.FILE,
-            )
-            return cls(await js.create_key_value(config=config))
+    async def open(cls, connection: NatsClient, replicas: int = 1) -> "MatchDecisions":
+        config = nats.js.api.KeyValueConfig(
+            bucket=BUCKET,
+            history=1,
+            ttl=float(subjects.FACES_STREAM.max_age_seconds),
+            storage=nats.js.api.StorageType.FILE,
+            replicas=replicas,
+        )
+        return cls(await open_bucket(connection, config))
 
     async def find(self, tenant_id: str, sightings: Sequence[uuid.UUID]) -> dict[uuid.UUID, FaceMatched]:
         """The recorded FaceMatched of the sightings already decided, by sighting id."""

@@ -10,9 +10,9 @@ from collections import defaultdict
 
 import nats.js.api
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
+from services.common.bus import open_bucket
 from services.common.kv_mirror import KvMirror
 from services.matcher.domain.not_same import PersonPair, person_pair
 
@@ -30,14 +30,11 @@ class NotSamePairs:
         self._mirror = KvMirror(bucket, self.apply)
 
     @classmethod
-    async def open(cls, connection: NatsClient) -> "NotSamePairs":
-        js = connection.jetstream()
-        try:
-            bucket = await js.key_value(BUCKET)
-        except BucketNotFoundError:
-            config = nats.js.api.KeyValueConfig(bucket=BUCKET, history=1, storage=nats.js.api.StorageType.FILE)
-            bucket = await js.create_key_value(config=config)
-        pairs = cls(bucket)
+    async def open(cls, connection: NatsClient, replicas: int = 1) -> "NotSamePairs":
+        config = nats.js.api.KeyValueConfig(
+            bucket=BUCKET, history=1, storage=nats.js.api.StorageType.FILE, replicas=replicas
+        )
+        pairs = cls(await open_bucket(connection, config))
         await pairs._mirror.start()
         return pairs
 

@@ -16,9 +16,10 @@ from contextlib import asynccontextmanager
 import nats.errors
 import nats.js.api
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from services.common.bus import open_bucket
 from services.common.logging import get_logger
 
 BUCKET = "matcher_leases"
@@ -39,16 +40,11 @@ class PersonCreationLease:
         self._holder = uuid.uuid4().hex.encode()
 
     @classmethod
-    async def open(cls, connection: NatsClient, ttl_seconds: float) -> "PersonCreationLease":
-        js = connection.jetstream()
-        try:
-            bucket = await js.key_value(BUCKET)
-        except BucketNotFoundError:
-            config = nats.js.api.KeyValueConfig(
-                bucket=BUCKET, history=1, ttl=ttl_seconds, storage=nats.js.api.StorageType.MEMORY
-            )
-            bucket = await js.create_key_value(config=config)
-        return cls(bucket, ttl_seconds)
+    async def open(cls, connection: NatsClient, ttl_seconds: float, replicas: int = 1) -> "PersonCreationLease":
+        config = nats.js.api.KeyValueConfig(
+            bucket=BUCKET, history=1, ttl=ttl_seconds, storage=nats.js.api.StorageType.MEMORY, replicas=replicas
+        )
+        return cls(await open_bucket(connection, config), ttl_seconds)
 
     @asynccontextmanager
     async def hold(self, tenant_id: str, embedding_model: str) -> AsyncIterator[None]:

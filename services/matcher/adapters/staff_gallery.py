@@ -19,10 +19,10 @@ class StaffGallery:
         self._mirror: KvMirror | None = None
 
     @classmethod
-    async def open(cls, connection: NatsClient) -> "StaffGallery":
+    async def open(cls, connection: NatsClient, replicas: int = 1) -> "StaffGallery":
         """The gallery with its current entries loaded, following changes from then on."""
         gallery = cls()
-        gallery._mirror = KvMirror(await open_staff_gallery(connection), gallery.apply)
+        gallery._mirror = KvMirror(await open_staff_gallery(connection, replicas), gallery.apply)
         await gallery._mirror.start()
         return gallery
 

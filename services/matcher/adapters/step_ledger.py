@@ -15,11 +15,12 @@ from datetime import datetime
 
 import nats.js.api
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from schemas import subjects
 from schemas.base import utc_now
+from services.common.bus import open_bucket
 
 BUCKET = "matcher_operations"
 
@@ -35,18 +36,15 @@ class StepLedger:
         self._bucket = bucket
 
     @classmethod
-    async def open(cls, connection: NatsClient) -> "StepLedger":
-        js = connection.jetstream()
-        try:
-            return cls(await js.key_value(BUCKET))
-        except BucketNotFoundError:
-            config = nats.js.api.KeyValueConfig(
-                bucket=BUCKET,
-                history=1,
-                ttl=float(subjects.IDENTITY_STREAM.max_age_seconds),
-                storage=nats.js.api.StorageType.FILE,
-            )
-            return cls(await js.create_key_value(config=config))
+    async def open(cls, connection: NatsClient, replicas: int = 1) -> "StepLedger":
+        config = nats.js.api.KeyValueConfig(
+            bucket=BUCKET,
+            history=1,
+            ttl=float(subjects.IDENTITY_STREAM.max_age_seconds),
+            storage=nats.js.api.StorageType.FILE,
+            replicas=replicas,
+        )
+        return cls(await open_bucket(connection, config))
 
     async def claim(self, tenant_id: str, operation_id: uuid.UUID, changed: int) -> StepResult:
         """Record `changed` as this operation's result unless an earlier attempt did; return the recorded one."""

@@ -8,7 +8,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
-from services.common.kv_mirror import KvMirror, open_bucket
+from services.common.kv_mirror import KvMirror, state_bucket
 from services.matcher.domain.tenant_settings import TenantMatchSettings
 
 BUCKET = "matcher_tenant_settings"
@@ -22,9 +22,9 @@ class TenantSettings:
         self._mirror = KvMirror(bucket, self.apply)
 
     @classmethod
-    async def open(cls, connection: NatsClient) -> "TenantSettings":
+    async def open(cls, connection: NatsClient, replicas: int = 1) -> "TenantSettings":
         """The overrides loaded, following changes from then on."""
-        settings = cls(await open_bucket(connection, BUCKET))
+        settings = cls(await state_bucket(connection, BUCKET, replicas))
         await settings._mirror.start()
         return settings
 

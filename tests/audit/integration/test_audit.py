@@ -32,10 +32,11 @@ CHECKPOINT_EVERY = 2  # records; the time-based checkpoint is pushed out of the 
 
 
 @pytest.fixture(scope="module")
-async def audit(nats_url: str, postgres_dsn: str, keys: SigningKeys) -> AsyncIterator[Audit]:
+async def audit(nats_url: str, nats_users, postgres_dsn: str, keys: SigningKeys) -> AsyncIterator[Audit]:
     await create_audit_login(postgres_dsn)
     settings = AuditSettings(
         nats_url=nats_url,
+        nats_credentials=nats_users["audit"],
         postgres_dsn=audit_login_dsn(postgres_dsn),
         postgres_migration_dsn=postgres_dsn,
         jwt_public_key=keys.public_pem,

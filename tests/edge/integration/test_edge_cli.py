@@ -43,15 +43,16 @@ def test_unreachable_nats_exits_2_with_one_line(shared, tmp_path):
         startup_timeout_seconds="1",
     )  # fmt: skip
     assert result.returncode == 2
-    assert result.stderr.startswith("error: NATS JetStream at nats://127.0.0.1:")
+    assert result.stderr.startswith("error: NATS at nats://127.0.0.1:")
     assert "unreachable after 1s" in result.stderr and result.stderr.count("\n") == 1
 
 
-def test_a_video_runs_to_the_end_and_exits_0(shared, nats_url, tmp_path):
+def test_a_video_runs_to_the_end_and_exits_0(shared, nats_url, mint_device, tmp_path):
     result = run_edge(
         "--source", str(shared / "faces" / "misc" / "short_hamilton_clip.mp4"),
         "--model-dir", str(shared / "models"),
         "--nats-url", nats_url,
+        "--nats-credentials", str(mint_device("t1", "s1", ("c1",))),
         "--clock-start", "2026-02-01T10:00:00+01:00",
         "--fps", "5",
         "--outbox", str(tmp_path / "outbox.db"),

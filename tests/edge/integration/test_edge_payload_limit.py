@@ -16,24 +16,36 @@ from edge.outbox import Outbox, OutboxLimits
 from edge.publisher import JetStreamPublisher, OutgoingMessage, connect_publisher, to_message
 from edge.relay import OutboxRelay
 from edge.sources import image_folder_frames
+from schemas import subjects
 from schemas.faces import FaceDetected
+from services.common.bus import declare_streams
 
 MAX_PAYLOAD = 32 * 1024
 
 
 @pytest.fixture(scope="module")
-def small_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def small_nats(tmp_path_factory: pytest.TempPathFactory, nats_trust, nats_admin_credentials: Path) -> Iterator[str]:
+    """A server of its own with a small max_payload, the FACES_DETECTED stream declared as ingest would."""
     root = tmp_path_factory.mktemp("small-nats")
-    url, server = start_nats(root / "data", root / "logs", free_port(), max_payload=MAX_PAYLOAD)
+    url, server = start_nats(root / "data", root / "logs", free_port(), nats_trust, max_payload=MAX_PAYLOAD)
     try:
+        asyncio.run(declare_faces_detected(url, nats_admin_credentials))
         yield url
     finally:
         server.stop()
 
 
+async def declare_faces_detected(url: str, credentials: Path) -> None:
+    connection = await nats.connect(url, user_credentials=str(credentials))
+    try:
+        await declare_streams(connection, [subjects.FACES_DETECTED_STREAM])
+    finally:
+        await connection.close()
+
+
 @pytest.fixture
-async def publisher(small_nats: str) -> AsyncIterator[JetStreamPublisher]:
-    publisher = await connect_publisher(small_nats, 5, 5)
+async def publisher(small_nats: str, nats_admin_credentials: Path) -> AsyncIterator[JetStreamPublisher]:
+    publisher = await connect_publisher(small_nats, nats_admin_credentials, 5, 5)
     try:
         yield publisher
     finally:
@@ -50,8 +62,8 @@ def large_face_event(make_pipeline, faces_dir: Path, clock_start, max_payload: i
     return event.model_copy(update={"tenant_id": f"limit-{uuid.uuid4().hex[:10]}"})  # a subject of its own
 
 
-async def stream_payloads(url: str, subject: str, expected: int) -> list[bytes]:
-    connection = await nats.connect(url)
+async def stream_payloads(url: str, credentials: Path, subject: str, expected: int) -> list[bytes]:
+    connection = await nats.connect(url, user_credentials=str(credentials))
     try:
         subscription = await connection.jetstream().subscribe(subject, ordered_consumer=True)
         payloads = []
@@ -76,7 +88,7 @@ async def relay_all(outbox: Outbox, publisher: JetStreamPublisher) -> None:
 
 @pytest.mark.asyncio
 async def test_an_oversized_crop_is_made_smaller_and_published(
-    small_nats, publisher, make_pipeline, faces_dir, clock_start, tmp_path
+    small_nats, publisher, make_pipeline, faces_dir, clock_start, tmp_path, nats_admin_credentials
 ):
     assert publisher.max_payload == MAX_PAYLOAD  # read from the server's INFO
     unlimited = large_face_event(make_pipeline, faces_dir, clock_start, None)
@@ -85,7 +97,7 @@ async def test_an_oversized_crop_is_made_smaller_and_published(
     outbox = Outbox(tmp_path / "outbox.db", OutboxLimits(100, 10_000_000, 3600))
     outbox.put(to_message(event))
     await relay_all(outbox, publisher)
-    [payload] = await stream_payloads(small_nats, to_message(event).subject, 1)
+    [payload] = await stream_payloads(small_nats, nats_admin_credentials, to_message(event).subject, 1)
     published = FaceDetected.model_validate_json(payload)
     assert len(payload) <= MAX_PAYLOAD and published.crop_jpeg is not None
     crop = cv2.imdecode(np.frombuffer(published.crop_jpeg, np.uint8), cv2.IMREAD_COLOR)
@@ -95,7 +107,7 @@ async def test_an_oversized_crop_is_made_smaller_and_published(
 
 @pytest.mark.asyncio
 async def test_a_message_over_max_payload_is_set_aside_and_the_next_is_published(
-    small_nats, publisher, make_pipeline, faces_dir, clock_start, tmp_path
+    small_nats, publisher, make_pipeline, faces_dir, clock_start, tmp_path, nats_admin_credentials
 ):
     event = large_face_event(make_pipeline, faces_dir, clock_start, MAX_PAYLOAD)
     subject = to_message(event).subject
@@ -110,6 +122,6 @@ async def test_a_message_over_max_payload_is_set_aside_and_the_next_is_published
         "just-under-the-limit-but-not-with-headers",
     ]
     assert all(f"over the server's max_payload of {MAX_PAYLOAD}" in reason for _, reason in dead)
-    payloads = await stream_payloads(small_nats, subject, 2)
+    payloads = await stream_payloads(small_nats, nats_admin_credentials, subject, 2)
     assert [FaceDetected.model_validate_json(p).event_id for p in payloads] == [event.event_id]
     assert publisher.connected  # the server never saw an oversized message, so it kept the connection

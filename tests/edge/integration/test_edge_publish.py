@@ -14,6 +14,7 @@ from edge.publisher import connect_publisher, to_message
 from edge.relay import OutboxRelay
 from edge.sources import image_folder_frames
 from schemas.faces import FaceDetected
+from tests.support import connect_admin
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def tenant() -> str:
 
 
 async def read_subject(url: str, subject: str, expected: int) -> list[Msg]:
-    connection = await nats.connect(url)
+    connection = await connect_admin(url)
     try:
         subscription = await connection.jetstream().subscribe(subject, ordered_consumer=True)
         messages = []
@@ -39,9 +40,15 @@ async def read_subject(url: str, subject: str, expected: int) -> list[Msg]:
 
 @pytest.mark.asyncio
 async def test_edge_run_publishes_one_event_per_photo_with_msg_id(
-    nats_url, tenant, edge_settings, faces_dir, clock_start, tmp_path
+    nats_url, mint_device, tenant, edge_settings, faces_dir, clock_start, tmp_path
 ):
-    settings = edge_settings.model_copy(update={"nats_url": nats_url, "outbox_path": tmp_path / "outbox.db"})
+    settings = edge_settings.model_copy(
+        update={
+            "nats_url": nats_url,
+            "nats_credentials": mint_device(tenant, "s1", ("door",)),
+            "outbox_path": tmp_path / "outbox.db",
+        }
+    )
     camera = Camera(
         tenant_id=tenant, site_id="s1", camera_id="door", source=str(faces_dir / "biden"), fps=5, min_face_px=32
     )
@@ -62,7 +69,7 @@ async def test_edge_run_publishes_one_event_per_photo_with_msg_id(
 
 @pytest.mark.asyncio
 async def test_outbox_replays_in_order_and_jetstream_drops_a_replayed_duplicate(
-    nats_url, tenant, edge_settings, make_pipeline, faces_dir, clock_start, tmp_path
+    nats_url, nats_admin_credentials, tenant, edge_settings, make_pipeline, faces_dir, clock_start, tmp_path
 ):
     frames = image_folder_frames(faces_dir / "obama", clock_start, 1.0)
     pipeline = make_pipeline(tracking=False)
@@ -71,7 +78,7 @@ async def test_outbox_replays_in_order_and_jetstream_drops_a_replayed_duplicate(
     outbox = Outbox(tmp_path / "outbox.db", OutboxLimits(100, 10_000_000, 3600))
     for event in events:  # as if written before a crash while NATS was away
         outbox.put(to_message(event))
-    publisher = await connect_publisher(nats_url, 5, 5)
+    publisher = await connect_publisher(nats_url, nats_admin_credentials, 5, 5)
     try:
         relay = OutboxRelay(outbox, publisher)
         run = asyncio.create_task(relay.run())

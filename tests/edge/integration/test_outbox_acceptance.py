@@ -19,17 +19,23 @@ import pytest
 from devstack.infra import free_port, start_nats
 from edge.sources import image_files
 from schemas.faces import FaceDetected
+from schemas.subjects import FACES_DETECTED_STREAM
+from services.common.bus import declare_streams, open_staff_gallery
+from tests.support import connect_admin
 
 REPO = Path(__file__).resolve().parents[3]
 REPEATS = 6
 
 
-def edge_process(source: Path, tenant: str, url: str, outbox: Path, models: Path) -> subprocess.Popen[str]:
+def edge_process(
+    source: Path, tenant: str, url: str, credentials: Path, outbox: Path, models: Path
+) -> subprocess.Popen[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("REVISIT_EDGE_", "REVISIT_NATS"))}
     env |= {"PYTHONPATH": str(REPO), "REVISIT_EDGE_STARTUP_TIMEOUT_SECONDS": "10"}
     command = [
         sys.executable, "-m", "edge", "run", "--source", str(source), "--tenant", tenant, "--site", "s1",
-        "--camera", "door", "--model-dir", str(models), "--nats-url", url, "--outbox", str(outbox),
+        "--camera", "door", "--model-dir", str(models), "--nats-url", url, "--nats-credentials", str(credentials),
+        "--outbox", str(outbox),
         "--metrics-port", "0", "--drain-timeout", "60",
     ]  # fmt: skip
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -49,8 +55,8 @@ def outbox_rows(path: Path) -> list[tuple[str, str]]:
 
 
 async def stream_messages(url: str) -> int:
-    """Messages in FACES_DETECTED of this test's own server (0 before the edge declared the stream)."""
-    connection = await nats.connect(url)
+    """Messages in FACES_DETECTED of this test's own server."""
+    connection = await connect_admin(url)
     try:
         return (await connection.jetstream().stream_info("FACES_DETECTED")).state.messages
     except nats.js.errors.NotFoundError:
@@ -59,8 +65,16 @@ async def stream_messages(url: str) -> int:
         await connection.close()
 
 
+async def declare_detections(url: str) -> None:
+    """The services' part (the edge declares nothing): the stream it publishes to, the gallery it watches."""
+    connection = await connect_admin(url)
+    await declare_streams(connection, [FACES_DETECTED_STREAM])
+    await open_staff_gallery(connection)
+    await connection.close()
+
+
 async def read_all(url: str, tenant: str) -> list[FaceDetected]:
-    connection = await nats.connect(url)
+    connection = await connect_admin(url)
     try:
         subscription = await connection.jetstream().subscribe(f"faces.detected.{tenant}.>", ordered_consumer=True)
         events = []
@@ -89,15 +103,19 @@ def photo_folder(target: Path, photos: list[Path], repeats: int) -> Path:
 
 
 @pytest.mark.asyncio
-async def test_nats_down_and_edge_killed_loses_and_duplicates_nothing(shared, tmp_path):
+async def test_nats_down_and_edge_killed_loses_and_duplicates_nothing(
+    shared, nats_trust, nats_admin_credentials, mint_device, tmp_path
+):
     labelled = [path for path in image_files(shared / "faces") if path.parent.name not in ("misc", "tom_hanks")]
     first_source = photo_folder(tmp_path / "first", labelled, REPEATS)  # one face per photo, no tracking
     second_source = photo_folder(tmp_path / "second", labelled[:5], 1)
     tenant, outbox, models = f"acc-{uuid.uuid4().hex[:8]}", tmp_path / "outbox.db", shared / "models"
     port, data, logs = free_port(), tmp_path / "nats", tmp_path / "logs"
+    device = mint_device(tenant, "s1", ("door",))
 
-    url, server = start_nats(data, logs, port)
-    edge = edge_process(first_source, tenant, url, outbox, models)
+    url, server = start_nats(data, logs, port, nats_trust)
+    await declare_detections(url)
+    edge = edge_process(first_source, tenant, url, device, outbox, models)
     try:
 
         async def published() -> bool:
@@ -119,9 +137,9 @@ async def test_nats_down_and_edge_killed_loses_and_duplicates_nothing(shared, tm
     waiting = outbox_rows(outbox)
     assert len(waiting) >= 10
 
-    url, server = start_nats(data, logs, port)  # same data dir and port: the stream and its dedup window survive
+    url, server = start_nats(data, logs, port, nats_trust)  # same data dir and port: stream and dedup window survive
     try:
-        second = edge_process(second_source, tenant, url, outbox, models)
+        second = edge_process(second_source, tenant, url, device, outbox, models)
         _, stderr = second.communicate(timeout=90)
         assert second.returncode == 0, stderr
         events = await read_all(url, tenant)

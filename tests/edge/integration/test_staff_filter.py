@@ -22,6 +22,7 @@ from edge.sources import Frame
 from schemas.faces import FaceDetected
 from schemas.subjects import staff_gallery_key
 from services.common.bus import open_staff_gallery
+from tests.support import connect_admin
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -39,12 +40,12 @@ async def wait_until(condition, timeout: float = 15) -> None:
         await asyncio.sleep(0.05)
 
 
-def enrol_cli(nats_url: str, tenant: str, models: Path, photos: list[Path]) -> None:
+def enrol_cli(nats_url: str, credentials: Path, tenant: str, models: Path, photos: list[Path]) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("REVISIT_EDGE_", "REVISIT_NATS"))}
     photo_flags = [flag for photo in photos for flag in ("--photo", str(photo))]
     result = subprocess.run(
         [sys.executable, "-m", "edge", "enrol-staff", "--tenant", tenant, "--staff-id", "obama",
-         *photo_flags, "--model-dir", str(models), "--nats-url", nats_url],
+         *photo_flags, "--model-dir", str(models), "--nats-url", nats_url, "--nats-credentials", str(credentials)],
         cwd=REPO, env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -52,9 +53,15 @@ def enrol_cli(nats_url: str, tenant: str, models: Path, photos: list[Path]) -> N
 
 
 @pytest.mark.asyncio
-async def test_staff_enrolled_while_running_is_filtered_live(nats_url, edge_settings, faces_dir, clock_start, tmp_path):
+async def test_staff_enrolled_while_running_is_filtered_live(
+    nats_url, nats_admin_credentials, mint_device, edge_settings, faces_dir, clock_start, tmp_path
+):
+    """The edge runs as a device user: its watch of its tenant's keys is all the gallery it may read."""
     tenant, camera_id = f"staff-{uuid.uuid4().hex[:8]}", f"door-{uuid.uuid4().hex[:6]}"
-    settings = edge_settings.model_copy(update={"nats_url": nats_url, "outbox_path": tmp_path / "outbox.db"})
+    device = mint_device(tenant, "s1", (camera_id,))
+    settings = edge_settings.model_copy(
+        update={"nats_url": nats_url, "nats_credentials": device, "outbox_path": tmp_path / "outbox.db"}
+    )
     camera = Camera(
         tenant_id=tenant, site_id="s1", camera_id=camera_id, source=str(faces_dir / "biden"), fps=5, min_face_px=32
     )
@@ -76,12 +83,12 @@ async def test_staff_enrolled_while_running_is_filtered_live(nats_url, edge_sett
     gallery, pipeline = edge.staff_watchers[0].gallery, edge.runs[0].pipeline
     filtered_before = REGISTRY.get_sample_value("revisit_edge_staff_filtered_total", {"camera": camera_id}) or 0
     running = asyncio.create_task(edge.run())
-    connection = await nats.connect(nats_url)
+    connection = await connect_admin(nats_url)
     try:
         show("obama_3", "biden_1", "obama_4", "biden_2")
         await wait_until(lambda: pipeline.counters.frames == 4)
-        enrol_cli(nats_url, tenant, Path(settings.model_dir), [faces_dir / "obama" / "obama_1.jpg",
-                                                                faces_dir / "obama" / "obama_2.jpg"])  # fmt: skip
+        enrolment = [faces_dir / "obama" / "obama_1.jpg", faces_dir / "obama" / "obama_2.jpg"]
+        enrol_cli(nats_url, nats_admin_credentials, tenant, Path(settings.model_dir), enrolment)
         await wait_until(lambda: "obama" in gallery)
 
         show("obama_3", "biden_1", "obama_4", "biden_2")
@@ -114,26 +121,30 @@ async def test_staff_enrolled_while_running_is_filtered_live(nats_url, edge_sett
     assert filtered_after == filtered_before + 2
 
 
-async def test_gallery_watch_catches_up_after_a_nats_restart(tmp_path) -> None:
-    """A staff member enrolled while the edge's NATS was restarted still reaches its gallery."""
-    import asyncio
-
-    import nats
-
+async def test_gallery_watch_catches_up_after_a_nats_restart(
+    nats_trust, nats_admin_credentials, mint_device, tmp_path
+) -> None:
+    """A staff member enrolled while the edge's NATS was restarted still reaches its gallery (a device's watch:
+    the ordered consumer that replaces the lost one is created under a new name, within its permissions)."""
     from devstack.infra import free_port, start_nats
+    from edge.publisher import connect_options
     from edge.staff import watch_staff_gallery
     from schemas.staff import staff_entry
 
     port = free_port()
-    url, server = start_nats(tmp_path / "nats", tmp_path / "logs", port)
-    edge_connection = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    url, server = start_nats(tmp_path / "nats", tmp_path / "logs", port, nats_trust)
+    admin = await connect_admin(url)
+    await open_staff_gallery(admin)  # identity's part: the bucket exists before edges watch it
+    await admin.close()
+    device = connect_options(mint_device("acme", "s1", ("door",)))
+    edge_connection = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5, **device)
     watcher = await watch_staff_gallery(edge_connection, "acme", 5)
     watch = asyncio.create_task(watcher.run())
     try:
         server.stop()
         await asyncio.sleep(1)
-        url, server = start_nats(tmp_path / "nats", tmp_path / "logs", port)
-        admin = await nats.connect(url)
+        url, server = start_nats(tmp_path / "nats", tmp_path / "logs", port, nats_trust)
+        admin = await connect_admin(url)
         await (await open_staff_gallery(admin)).put(
             "acme.bob", staff_entry("acme", "bob", "model@1", [[0.1] * 128]).to_json_bytes()
         )

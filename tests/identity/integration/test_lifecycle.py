@@ -37,9 +37,12 @@ BUCKET = "revisit-crops"
 
 
 @pytest.fixture(scope="module")
-async def identity(nats_url: str, postgres_dsn: str, keys, s3_endpoint, s3_credentials) -> AsyncIterator[Identity]:
+async def identity(
+    nats_url: str, nats_users, postgres_dsn: str, keys, s3_endpoint, s3_credentials
+) -> AsyncIterator[Identity]:
     settings = IdentitySettings(
         nats_url=nats_url,
+        nats_credentials=nats_users["identity"],
         postgres_dsn=postgres_dsn,
         jwt_public_key=keys.public_pem,
         environment="test",

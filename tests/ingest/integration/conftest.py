@@ -21,9 +21,12 @@ from tests.support import new_tenant
 
 
 @pytest.fixture(scope="module")
-async def ingest(nats_url: str, s3_endpoint: str, s3_credentials: tuple[str, str], keys) -> AsyncIterator[Ingest]:
+async def ingest(
+    nats_url: str, nats_users, s3_endpoint: str, s3_credentials: tuple[str, str], keys
+) -> AsyncIterator[Ingest]:
     settings = IngestSettings(
         nats_url=nats_url,
+        nats_credentials=nats_users["ingest"],
         s3_endpoint_url=s3_endpoint,
         s3_access_key=s3_credentials[0],
         s3_secret_key=s3_credentials[1],

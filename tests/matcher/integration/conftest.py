@@ -10,9 +10,12 @@ from services.matcher.config import MatcherSettings
 
 
 @pytest.fixture(scope="module")
-async def matcher(nats_url: str, tmp_path_factory: pytest.TempPathFactory, keys: SigningKeys) -> AsyncIterator[Matcher]:
+async def matcher(
+    nats_url: str, nats_users, tmp_path_factory: pytest.TempPathFactory, keys: SigningKeys
+) -> AsyncIterator[Matcher]:
     settings = MatcherSettings(
         nats_url=nats_url,
+        nats_credentials=nats_users["matcher"],
         milvus_uri=str(tmp_path_factory.mktemp("milvus") / "faces.db"),
         environment="test",
         jwt_public_key=keys.public_pem,
