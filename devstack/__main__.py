@@ -17,7 +17,14 @@ import httpx
 
 from devstack.demo import DemoDay, build_demo_days
 from devstack.infra import EmbeddedPostgres, InfraError, ManagedProcess, start_nats, start_postgres, start_s3
-from devstack.nats_auth import NatsTrust, load_or_create_trust, write_device_credentials, write_user_credentials
+from devstack.nats_auth import (
+    SYSTEM_USER,
+    NatsTrust,
+    device_authority_environment,
+    load_or_create_trust,
+    write_credentials,
+    write_user_credentials,
+)
 from devstack.stack import (
     DEFAULT_PORTS,
     Endpoints,
@@ -30,7 +37,6 @@ from devstack.stack import (
 )
 from edge.models import EMBEDDERS, resolve_model
 from services.common.auth import issue_token
-from services.common.nats_auth import DeviceScope
 
 TENANT, SITE, CAMERA = "demo", "store-1", "entrance"
 DEV_NATS_PORT, DEV_S3_PORT = 14222, 19000
@@ -62,16 +68,31 @@ def start_infrastructure(
     if not milvus_uri:  # Milvus Lite on a local file
         (data / "milvus").mkdir(parents=True, exist_ok=True)
         milvus_uri = str(data / "milvus" / "faces.db")
-    return Endpoints(nats_url, postgres_dsn, s3_endpoint, milvus_uri, nats_users), others
+    authority = device_authority_environment(trust, nats_url, nats_users[SYSTEM_USER]) if nats_users else {}
+    return Endpoints(nats_url, postgres_dsn, s3_endpoint, milvus_uri, nats_users, authority), others
 
 
-def demo_device_credentials(trust: NatsTrust, endpoints: Endpoints, data: Path) -> Path | None:
-    """The demo edge's device user (its camera only, its tenant's staff gallery), minted as identity's device
-    registry will; None with a NATS given from outside (the edge then uses REVISIT_NATS_CREDENTIALS)."""
-    if not endpoints.nats_users:
+def demo_device_credentials(token: str, endpoints: Endpoints, data: Path) -> Path | None:
+    """The demo edge's device, created through identity's `POST /v1/devices` as an admin would (its camera only,
+    its tenant's staff gallery); an earlier run's device is revoked first. None with a NATS given from outside
+    (the edge then uses REVISIT_NATS_CREDENTIALS)."""
+    if not endpoints.device_authority:
         return None
-    scope = DeviceScope(TENANT, SITE, (CAMERA,))
-    return write_device_credentials(trust, scope, f"edge-{TENANT}-{SITE}", data / "keys" / "nats" / "devices")
+    devices = f"http://127.0.0.1:{DEFAULT_PORTS['identity']}/v1/devices"
+    headers = {"authorization": f"Bearer {token}"}
+    device_id = f"edge-{SITE}-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    for earlier in httpx.get(devices, headers=headers, timeout=10).json()["items"]:
+        if earlier["revoked_at"] is None:
+            httpx.delete(f"{devices}/{earlier['device_id']}", headers=headers, timeout=10)
+    body = {"device_id": device_id, "site_id": SITE, "camera_ids": [CAMERA]}
+    response = httpx.post(devices, json=body, headers=headers, timeout=10)
+    if response.status_code != 201:
+        raise InfraError(f"creating the demo device failed: {response.status_code} {response.text}")
+    path = write_credentials(
+        data / "keys" / "nats" / "devices" / "demo-edge.creds", response.json()["nats_credentials"]
+    )
+    print(f"device {device_id}: NATS credentials in {path}", flush=True)
+    return path
 
 
 def run_edge(
@@ -123,7 +144,6 @@ def up(source: str | None, data: Path) -> None:
     trust = load_or_create_trust(data / "keys" / "nats")
     endpoints, others = start_infrastructure(data, processes, trust)
     keys = load_or_create_keys(data / "keys")
-    device = demo_device_credentials(trust, endpoints, data)
     try:
         services = start_services(endpoints, keys, DEFAULT_PORTS, data / "logs")
         processes.extend(services)
@@ -134,6 +154,7 @@ def up(source: str | None, data: Path) -> None:
             audience="revisit",
         )  # fmt: skip
         register_demo(token)
+        device = demo_device_credentials(token, endpoints, data)
         start_retention_scheduler(endpoints, keys, DEFAULT_PORTS, data / "logs")
         print(f"retention jobs at start and every 24 h: {', '.join(retention_services(endpoints))}", flush=True)
         # the demo's two days are the two before today, whatever the hour: never in the future

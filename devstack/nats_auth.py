@@ -144,3 +144,15 @@ def write_device_credentials(trust: NatsTrust, scope: DeviceScope, name: str, di
     """A device's `.creds` for the demo edge (identity's device registry will mint these later)."""
     minted = mint_device_credentials(scope, name, trust.account, trust.account_signing_seed)
     return write_credentials(directory / f"{name}.creds", minted.text)
+
+
+def device_authority_environment(trust: NatsTrust, nats_url: str, system_credentials: Path) -> dict[str, str]:
+    """What identity's device registry needs (REVISIT_NATS_*): the URL devices get, the account they belong
+    to, the signing seeds that mint and revoke them, and the system user that pushes a revocation."""
+    return {
+        "REVISIT_NATS_PUBLIC_URL": nats_url,
+        "REVISIT_NATS_ACCOUNT": trust.account,
+        "REVISIT_NATS_ACCOUNT_SIGNING_SEED": trust.account_signing_seed,
+        "REVISIT_NATS_OPERATOR_SIGNING_SEED": trust.operator_signing_seed,
+        "REVISIT_NATS_SYSTEM_CREDENTIALS": str(system_credentials),
+    }

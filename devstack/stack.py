@@ -35,6 +35,8 @@ class Endpoints:
     nats_users: dict[str, Path] = field(default_factory=dict)
     """`.creds` of each service's NATS user (devstack/nats_auth.py); empty for a server given from outside,
     whose one user then comes from REVISIT_NATS_CREDENTIALS in the environment."""
+    device_authority: dict[str, str] = field(default_factory=dict)
+    """Identity's REVISIT_NATS_* keys that mint and revoke device users (`device_authority_environment`)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ def service_environment(
     }
     if name in endpoints.nats_users:
         env["REVISIT_NATS_CREDENTIALS"] = str(endpoints.nats_users[name])
+    if name == "identity":
+        env |= endpoints.device_authority
     if name in ("ingest", "identity"):  # identity signs links to the crops ingest stores
         env |= {
             "REVISIT_S3_ENDPOINT_URL": endpoints.s3_endpoint,

@@ -18,6 +18,7 @@ from services.common.logging import get_logger
 from services.common.postgres import connect_postgres
 from services.identity import handlers
 from services.identity.adapters.crops import CropLinks
+from services.identity.adapters.devices import DeviceStore, NatsAuthority
 from services.identity.adapters.lifecycle import LifecycleStore
 from services.identity.adapters.postgres import ROLE, SCHEMA, PersonDirectory
 from services.identity.adapters.registry import RegistryBucket, RegistryStore
@@ -68,6 +69,7 @@ async def bootstrap(settings: IdentitySettings) -> AsyncIterator[Identity]:
         app.state.directory, app.state.lifecycle, app.state.crop_links = directory, lifecycle, links
         app.state.staff_gallery = await StaffGalleryStore.open(broker.connection, settings.nats_stream_replicas)
         app.state.registry = RegistryStore(pool)
+        app.state.devices, app.state.nats_authority = DeviceStore(pool), nats_authority(settings)
         app.state.registry_bucket = await RegistryBucket.open(broker.connection, settings.nats_stream_replicas)
         app.state.publish, app.state.settings = publish, settings
         resumer = asyncio.create_task(resume_forever(lifecycle, publish, settings.operation_resume_seconds))
@@ -77,6 +79,20 @@ async def bootstrap(settings: IdentitySettings) -> AsyncIterator[Identity]:
             resumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await resumer
+
+
+def nats_authority(settings: IdentitySettings) -> NatsAuthority | None:
+    """The keys that mint and revoke device users, or None when none is configured (the device routes then
+    answer 503 naming the settings; the settings refuse half of them)."""
+    if settings.nats_account_signing_seed is None or settings.nats_operator_signing_seed is None:
+        return None
+    return NatsAuthority(
+        public_url=str(settings.nats_public_url),
+        account=str(settings.nats_account),
+        account_signing_seed=settings.nats_account_signing_seed.get_secret_value(),
+        operator_signing_seed=settings.nats_operator_signing_seed.get_secret_value(),
+        system_credentials=Path(str(settings.nats_system_credentials)),
+    )
 
 
 def crop_links(settings: IdentitySettings) -> CropLinks:

@@ -8,6 +8,7 @@ retention job reads (the policy, `<tenant>.retention`).
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
@@ -27,6 +28,8 @@ from schemas.registry import (
 )
 from services.common.auth import Principal, Role, require_roles
 from services.common.bus import EventPublisher
+from services.common.nats_auth import DeviceScope
+from services.identity.adapters.devices import Device, DeviceConflict, DeviceStore, NatsAuthority
 from services.identity.adapters.registry import RegistryBucket, RegistryConflict, RegistryStore
 
 router = APIRouter(prefix="/v1", tags=["registry"])
@@ -226,3 +229,82 @@ async def get_retention(principal: Reader, request: Request) -> RetentionOut:
     if entry is None:
         return RetentionOut(policy=request.app.state.settings.default_retention(principal.tenant_id), is_default=True)
     return RetentionOut(policy=entry, is_default=False)
+
+
+class DeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    device_id: str = Field(pattern=TOKEN_PATTERN)
+    site_id: str = Field(pattern=TOKEN_PATTERN)
+    camera_ids: list[Annotated[str, Field(pattern=TOKEN_PATTERN)]] = Field(min_length=1, max_length=64)
+
+
+class DeviceCreated(BaseModel):
+    device_id: str
+    nats_url: str
+    nats_credentials: str = Field(description="A standard NATS .creds file (user JWT and seed): shown once")
+
+
+class DeviceOut(BaseModel):
+    device_id: str
+    site_id: str
+    camera_ids: list[str]
+    public_key: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def nats_authority(request: Request) -> NatsAuthority:
+    authority: NatsAuthority | None = request.app.state.nats_authority
+    if authority is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the device registry is not configured: identity needs REVISIT_NATS_PUBLIC_URL, REVISIT_NATS_ACCOUNT,"
+            " REVISIT_NATS_ACCOUNT_SIGNING_SEED, REVISIT_NATS_OPERATOR_SIGNING_SEED and"
+            " REVISIT_NATS_SYSTEM_CREDENTIALS",
+        )
+    return authority
+
+
+def device_out(device: Device) -> DeviceOut:
+    return DeviceOut(
+        device_id=device.device_id,
+        site_id=device.site_id,
+        camera_ids=device.camera_ids,
+        public_key=device.public_key,
+        created_at=device.created_at,
+        revoked_at=device.revoked_at,
+    )
+
+
+@router.post("/devices", status_code=status.HTTP_201_CREATED)
+async def create_device(body: DeviceIn, principal: Admin, request: Request) -> DeviceCreated:
+    """An edge box of a site: its NATS credentials may publish only the listed cameras' detections (registered at
+    the site) and read only the tenant's staff gallery. The credentials are in this answer only."""
+    authority = nats_authority(request)
+    scope = DeviceScope(principal.tenant_id, body.site_id, tuple(dict.fromkeys(body.camera_ids)))
+    minted = authority.mint(scope, body.device_id)
+    devices: DeviceStore = request.app.state.devices
+    try:
+        await devices.create(scope, body.device_id, minted.public_key)
+    except DeviceConflict as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    details: dict[str, object] = {"site_id": body.site_id, "camera_ids": list(scope.camera_ids)}
+    await audit(request, principal, "device_created", f"device/{body.device_id}", details)
+    return DeviceCreated(device_id=body.device_id, nats_url=authority.public_url, nats_credentials=minted.text)
+
+
+@router.get("/devices")
+async def list_devices(principal: Reader, request: Request) -> dict[str, list[DeviceOut]]:
+    devices: DeviceStore = request.app.state.devices
+    return {"items": [device_out(d) for d in await devices.list(principal.tenant_id)]}
+
+
+@router.delete("/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_device(device_id: SiteId, principal: Admin, request: Request) -> Response:
+    """Revoke a device: the NATS servers close its connections and refuse new ones."""
+    devices: DeviceStore = request.app.state.devices
+    revoked = await devices.revoke(principal.tenant_id, device_id, nats_authority(request))
+    if revoked is None:
+        raise not_found("device", device_id, principal.tenant_id)
+    await audit(request, principal, "device_revoked", f"device/{device_id}", {"public_key": revoked.public_key})
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

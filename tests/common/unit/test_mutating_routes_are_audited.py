@@ -32,7 +32,11 @@ IDENTITY_AUDITED: dict[tuple[str, str], str] = {
     ("PUT", "/v1/retention"): "retention_policy_set",
 }
 """Identity's mutating routes and the audit action each writes (checked by calling them)."""
-OTHER_AUDITED = {("matcher", "PUT", "/v1/settings"): "settings_changed"}
+OTHER_AUDITED = {
+    ("matcher", "PUT", "/v1/settings"): "settings_changed",  # tests/matcher/integration/test_band_and_settings.py
+    ("identity", "POST", "/v1/devices"): "device_created",  # tests/identity/integration/test_devices.py
+    ("identity", "DELETE", "/v1/devices/{device_id}"): "device_revoked",  # (needs the NATS keys)
+}
 EXEMPT = {
     ("ingest", "POST", "/v1/faces"): "a device's sighting, the data flow itself (as on NATS), not an admin action;"
     " refused ones are FaceRejected events"
