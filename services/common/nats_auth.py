@@ -195,6 +195,8 @@ class BusAccess:
     publishes: tuple[str, ...]
     consumes: tuple[str, ...]
     buckets: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    """KV buckets it only reads (and may create empty if it starts first), never writes."""
     other: tuple[str, ...] = ()
     """Subjects allowed verbatim: a stream of the service's own outside `subjects.ALL_STREAMS`."""
 
@@ -224,7 +226,8 @@ SERVICE_ACCESS: dict[str, BusAccess] = {
             *_own("ingest"),
         ),
         consumes=(subjects.FACES_DETECTED_ALL, subjects.identity_event("crops_erasure_requested", "*")),
-        buckets=(subjects.REGISTRY_BUCKET, RETENTION_LEASES),
+        buckets=(RETENTION_LEASES,),
+        reads=(subjects.REGISTRY_BUCKET,),
     ),
     "matcher": BusAccess(
         publishes=(
@@ -254,9 +257,9 @@ SERVICE_ACCESS: dict[str, BusAccess] = {
             "matcher_operations",
             "matcher_ambiguous_pairs",
             "matcher_tenant_settings",
-            subjects.REGISTRY_BUCKET,
             RETENTION_LEASES,
         ),
+        reads=(subjects.REGISTRY_BUCKET,),
     ),
     "identity": BusAccess(
         publishes=(subjects.IDENTITY_ALL, *_own("identity")),
@@ -273,7 +276,8 @@ SERVICE_ACCESS: dict[str, BusAccess] = {
                 for fact in ("persons_merged", "person_split", "person_erased", "person_kind_changed")
             ),
         ),
-        buckets=(subjects.REGISTRY_BUCKET, RETENTION_LEASES),
+        buckets=(RETENTION_LEASES,),
+        reads=(subjects.REGISTRY_BUCKET,),
     ),
     "audit": BusAccess(
         publishes=(subjects.dead_letter("audit", ">"),),
@@ -331,6 +335,8 @@ def service_permissions(service: str) -> Permissions:
         publish += consume_permissions(subjects.stream_for_subject(filter_subject).name, filter_subject)
     for bucket in access.buckets:
         publish += bucket_permissions(bucket)
+    for bucket in access.reads:
+        publish += [subject for subject in bucket_permissions(bucket) if not subject.startswith(f"$KV.{bucket}.")]
     publish += access.other
     return Permissions(tuple(publish), ("_INBOX.>",))
 

@@ -6,6 +6,7 @@ import nacl.signing
 import nkeys
 
 from services.common.nats_auth import (
+    SERVICE_ACCESS,
     DeviceScope,
     account_claims,
     decode_jwt,
@@ -72,4 +73,11 @@ def test_minted_credentials_carry_the_device_user_and_its_account() -> None:
 def test_ingest_may_not_publish_matches_nor_delete_streams() -> None:
     publish = service_permissions("ingest").publish or ()
     assert "faces.ingested.>" in publish and "faces.matched.>" not in publish
-    assert not [subject for subject in publish if ".DELETE." in subject or subject.startswith("$KV.")]
+    assert not [subject for subject in publish if ".STREAM.DELETE." in subject]
+    writable = {subject.split(".")[1] for subject in publish if subject.startswith("$KV.")}
+    assert writable == {"retention_leases"}  # its retention job's lease; the registry it only reads
+
+
+def test_only_identity_writes_the_registry() -> None:
+    writers = {name for name in SERVICE_ACCESS if "$KV.registry.>" in (service_permissions(name).publish or ())}
+    assert writers == {"identity"}
