@@ -27,7 +27,7 @@ class TenantMatchSettings(BaseModel):
     """A tenant's overrides, as stored (KV bucket `matcher_tenant_settings`) and as `PUT /v1/settings` takes
     them; an absent or null field keeps the matcher's default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # NaN passes ge/le: refuse it
 
     match_threshold: float | None = Field(None, ge=0, le=1, description="Cosine similarity to join a person")
     ambiguous_band: float | None = Field(
