@@ -234,7 +234,7 @@ def _send(
     """Send one case on the service's loop and judge the answer; an accepted one is replayed poisoned."""
     try:
         request = client.build_request(**_httpx_arguments(case, headers))
-    except (httpx.HTTPError, ValueError, TypeError, UnicodeError):
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, TypeError, UnicodeError):
         report.unsendable += 1
         return
     response = asyncio.run_coroutine_threadsafe(client.send(request), loop).result(timeout=60)
