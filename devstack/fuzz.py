@@ -25,6 +25,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, CheckContext, CheckFunction, GenerationMode, Response
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.core.result import Ok
 from schemathesis.openapi import from_asgi
 from schemathesis.schemas import APIOperation, BaseSchema
 from schemathesis.specs.openapi.checks import negative_data_rejection, response_schema_conformance
@@ -41,6 +42,9 @@ from services.matcher.bootstrap import bootstrap as matcher_bootstrap
 from services.matcher.config import MatcherSettings
 from services.reporting.bootstrap import bootstrap as reporting_bootstrap
 from services.reporting.config import ReportingSettings
+
+AnyCase = Case[Any]
+AnyOperation = APIOperation[Any, Any, Any, Any]
 
 REST_SERVICES = ("ingest", "matcher", "identity", "reporting", "audit")
 BASE_URL = "http://fuzz"
@@ -99,7 +103,7 @@ def distinct(findings: list[Finding]) -> list[Finding]:
     return list(first.values())
 
 
-def refusal_has_reason(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+def refusal_has_reason(ctx: CheckContext, response: Response, case: AnyCase) -> bool | None:
     """Every 4xx says why (STYLE: domain errors become 4xx with a reason): a JSON body with a non-empty
     `detail`, which FastAPI's own refusals and our HTTPExceptions both carry."""
     if not 400 <= response.status_code < 500:
@@ -133,7 +137,7 @@ POISONED_STRINGS = (
 POISONED_NUMBERS = (float("nan"), float("inf"), 10**30, -(10**30))
 
 
-def _poisoned(case: Case, seen: set[tuple[str, str, str, str]]) -> list[Case]:
+def _poisoned(case: AnyCase, seen: set[tuple[str, str, str, str]]) -> list[AnyCase]:
     """An accepted case with one field at a time replaced by a value random drawing rarely makes while the
     rest of the request is valid: a NUL appended, a date at the calendar's edge, NaN, a huge integer. Each
     (operation, field, value) is tried once per run, so the pass stays bounded."""
@@ -157,7 +161,7 @@ def _poisoned(case: Case, seen: set[tuple[str, str, str, str]]) -> list[Case]:
     return variants
 
 
-def _with_field(case: Case, location: str, name: str, value: object) -> Case:
+def _with_field(case: AnyCase, location: str, name: str, value: object) -> AnyCase:
     parts: dict[str, Any] = {
         "path_parameters": dict(case.path_parameters or {}),
         "query": dict(case.query or {}),
@@ -166,7 +170,8 @@ def _with_field(case: Case, location: str, name: str, value: object) -> Case:
         "media_type": case.media_type,
     }
     parts[location][name] = value
-    return case.operation.Case(**parts)
+    variant: AnyCase = case.operation.Case(**parts)
+    return variant
 
 
 def load_schema(app: FastAPI, *, authenticated: bool) -> BaseSchema:
@@ -183,7 +188,7 @@ async def fuzz_app(
     *,
     token: str | None,
     examples: int,
-    operations: Callable[[APIOperation], bool] = lambda _: True,
+    operations: Callable[[AnyOperation], bool] = lambda _: True,
 ) -> FuzzReport:
     """`examples` positive and `examples` negative cases per operation of `app` (derandomized: the same cases
     every run), each checked by CHECKS. Returns every finding instead of stopping at the first, so one run shows
@@ -196,6 +201,9 @@ async def fuzz_app(
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
         for result in schema.get_all_operations():
+            if not isinstance(result, Ok):
+                report.findings.append(Finding(service, "?", "invalid OpenAPI operation", None, "", str(result.err())))
+                continue
             operation = result.ok()
             if not operations(operation):
                 continue
@@ -208,7 +216,7 @@ async def fuzz_app(
 
 def _run_coverage(
     schema: BaseSchema,
-    operation: APIOperation,
+    operation: AnyOperation,
     client: httpx.AsyncClient,
     loop: asyncio.AbstractEventLoop,
     headers: dict[str, str],
@@ -223,7 +231,7 @@ def _run_coverage(
 
 
 def _send(
-    case: Case,
+    case: AnyCase,
     client: httpx.AsyncClient,
     loop: asyncio.AbstractEventLoop,
     headers: dict[str, str],
@@ -246,7 +254,7 @@ def _send(
 
 
 def _run_operation(
-    operation: APIOperation,
+    operation: AnyOperation,
     mode: GenerationMode,
     examples: int,
     client: httpx.AsyncClient,
@@ -265,7 +273,7 @@ def _run_operation(
         suppress_health_check=list(HealthCheck),
     )
     @given(case=operation.as_strategy(generation_mode=mode))
-    def run(case: Case) -> None:
+    def run(case: AnyCase) -> None:
         _send(case, client, loop, headers, report)
 
     try:
@@ -274,7 +282,7 @@ def _run_operation(
         pass
 
 
-def _httpx_arguments(case: Case, headers: dict[str, str]) -> dict[str, Any]:
+def _httpx_arguments(case: AnyCase, headers: dict[str, str]) -> dict[str, Any]:
     """schemathesis serializes a case for `requests`; the same request, spelled for httpx."""
     kwargs = case.as_transport_kwargs(base_url=BASE_URL, headers=headers)
     arguments: dict[str, Any] = {
@@ -296,7 +304,7 @@ def _httpx_arguments(case: Case, headers: dict[str, str]) -> dict[str, Any]:
     return arguments
 
 
-def _judge(report: FuzzReport, case: Case, response: httpx.Response, checks: list[CheckFunction]) -> None:
+def _judge(report: FuzzReport, case: AnyCase, response: httpx.Response, checks: list[CheckFunction]) -> None:
     try:
         case.validate_response(response, checks=checks)
     except FailureGroup as group:
@@ -305,7 +313,7 @@ def _judge(report: FuzzReport, case: Case, response: httpx.Response, checks: lis
         report.findings.append(_finding(report.service, case, response, failure))
 
 
-def _finding(service: str, case: Case, response: httpx.Response, failure: Failure) -> Finding:
+def _finding(service: str, case: AnyCase, response: httpx.Response, failure: Failure) -> Finding:
     request = response.request
     body = request.content[:300].decode("utf-8", "replace") if request.content else ""
     return Finding(
