@@ -25,6 +25,14 @@ class OpeningHours(BaseModel):
     opens: time
     closes: time
 
+    @field_validator("opens", "closes", mode="before")
+    @classmethod
+    def time_of_day_is_text(cls, value: object) -> object:
+        """A number is not a time of day: lax pydantic read `0` as 00:00 (found by the fuzz lane)."""
+        if not isinstance(value, str | time):
+            raise ValueError("must be a time of day as text, e.g. 09:30")
+        return value
+
 
 class RegistryValue(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -1,14 +1,19 @@
 """Every service's HTTP face: `/healthz`, `/readyz`, `/metrics`, and the loop that serves it beside the broker."""
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AfterValidator
 
 from services.common.auth import TokenVerifier
 from services.common.logging import configure_logging, get_logger
@@ -56,7 +61,63 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    document_refusals(app)
+    app.add_exception_handler(RequestValidationError, refuse_invalid_request)
     return app
+
+
+async def refuse_invalid_request(request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's 422, except that the refused input is echoed JSON-safe: a NaN or infinity in the body (which
+    Python's JSON reader accepts) made FastAPI's own handler fail to write the refusal, a 500."""
+    assert isinstance(error, RequestValidationError)
+    detail = json_safe(jsonable_encoder(error.errors()))
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def json_safe(value: object) -> object:
+    """`value` with every non-finite float spelled as a string ("nan", "inf"), which JSON can carry."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def document_refusals(app: FastAPI) -> None:
+    """FastAPI documents every 422 as its own request validation errors (a list in `detail`), but a route
+    refuses a domain error with a sentence (`HTTPException(422, "a report covers at most 400 days")`): the
+    OpenAPI document says `detail` is either, so clients and the fuzz lane's schema check read the truth."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            error = schema.get("components", {}).get("schemas", {}).get("HTTPValidationError")
+            if error is not None:
+                listed = error["properties"]["detail"]
+                error["properties"]["detail"] = {
+                    "anyOf": [listed, {"type": "string", "minLength": 1}],
+                    "title": "Detail",
+                    "description": "The request's validation errors, or the reason it was refused",
+                }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def refuse_nul(text: str) -> str:
+    """Postgres `text` cannot hold a NUL character (asyncpg raises on it, a 500): a request carrying one is
+    refused at the edge instead, with the reason."""
+    if "\x00" in text:
+        raise ValueError("contains NUL (\\x00), which no text field may hold")
+    return text
+
+
+NulFreeText = Annotated[str, AfterValidator(refuse_nul)]
+"""A free-text request field (a name, a note) that ends up in Postgres."""
 
 
 async def read_body_within(request: Request, max_bytes: int) -> bytes:

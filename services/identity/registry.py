@@ -28,6 +28,7 @@ from schemas.registry import (
 )
 from services.common.auth import Principal, Role, require_roles
 from services.common.bus import EventPublisher
+from services.common.http import NulFreeText
 from services.common.nats_auth import DeviceScope
 from services.identity.adapters.devices import Device, DeviceConflict, DeviceStore, NatsAuthority
 from services.identity.adapters.registry import RegistryBucket, RegistryConflict, RegistryStore
@@ -41,15 +42,17 @@ CameraId = Annotated[str, Path(pattern=TOKEN_PATTERN)]
 
 class SiteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    time_zone: str = Field(min_length=1, max_length=64, description="IANA time zone, e.g. America/New_York")
+    name: NulFreeText = Field(min_length=1, max_length=200)
+    time_zone: str = Field(
+        min_length=1, max_length=64, description="IANA time zone, e.g. America/New_York", examples=["Europe/Paris"]
+    )
     opening_hours: dict[Weekday, list[OpeningHours]] | None = None
 
 
 class CameraIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     site_id: str = Field(pattern=TOKEN_PATTERN)
-    name: str | None = Field(None, max_length=200)
+    name: NulFreeText | None = Field(None, max_length=200)
 
 
 class ModelsIn(BaseModel):

@@ -17,6 +17,7 @@ from schemas.models import EMBEDDING_DIMENSIONS
 from schemas.staff import MAX_STAFF_EMBEDDINGS, staff_entry
 from services.common.auth import Principal, Role, require_roles
 from services.common.bus import EventPublisher
+from services.common.http import NulFreeText
 from services.identity.adapters.staff_gallery import StaffGalleryStore
 from services.identity.domain.staff_vectors import InvalidStaffVectors, check_staff_vectors
 
@@ -35,9 +36,9 @@ EmbeddingModels = Annotated[Mapping[str, int], Depends(embedding_models)]
 
 
 class StaffIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN or infinity is no face vector
 
-    display_name: str | None = Field(None, max_length=200)
+    display_name: NulFreeText | None = Field(None, max_length=200)
     embedding_model: str = Field(min_length=1, max_length=128, description="Model id, as the edges report it")
     embeddings: Annotated[list[Embedding], Field(min_length=1, max_length=MAX_STAFF_EMBEDDINGS)]
 

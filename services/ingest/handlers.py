@@ -38,6 +38,7 @@ def validate_detected(
 ) -> None:
     """Every check beyond the schema; raises InvalidEvent with the reason."""
     validation.check_subject_matches(event, subject)
+    validation.check_track_id(event.track_id)
     validation.check_embedding_model(event.embedding_model, len(event.embedding), EMBEDDING_DIMENSIONS)
     registry.check(event)
     validation.check_embedding(event.embedding)

@@ -16,9 +16,21 @@ from services.reporting.adapters.postgres import Granularity, ReportRow, VisitSt
 router = APIRouter(prefix="/v1", tags=["reports"])
 Analyst = Annotated[Principal, Depends(require_roles(Role.ANALYST, Role.ADMIN, Role.VIEWER))]
 SiteId = Annotated[str, Query(pattern=TOKEN_PATTERN, description="Site to report on")]
-From = Annotated[str, Query(alias="from", description="Start: a date YYYY-MM-DD (00:00 UTC) or an ISO datetime")]
+From = Annotated[
+    str,
+    Query(
+        alias="from",
+        description="Start: a date YYYY-MM-DD (00:00 UTC) or an ISO datetime",
+        examples=["2026-10-01", "2026-10-01T08:00:00+02:00"],
+    ),
+]
 To = Annotated[
-    str, Query(alias="to", description="End: a date YYYY-MM-DD (whole day, included) or an exclusive datetime")
+    str,
+    Query(
+        alias="to",
+        description="End: a date YYYY-MM-DD (whole day, included) or an exclusive datetime",
+        examples=["2026-10-07", "2026-10-01T20:00:00+02:00"],
+    ),
 ]
 Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
 
@@ -54,17 +66,23 @@ class VisitOut(BaseModel):
 
 
 def parse_bound(text: str, name: str, is_end: bool) -> datetime:
-    """A date means a whole UTC day (so an end date is included); a datetime is used as given (UTC if naive)."""
+    """A date means a whole UTC day (so an end date is included); a datetime is used as given (UTC if naive).
+    A bound the calendar cannot hold in UTC (the day after 9999-12-31, 0001-01-01 at +14:00) is refused."""
     try:
         if len(text) == len("YYYY-MM-DD"):
             day = date.fromisoformat(text)
             return datetime.combine(day + timedelta(days=1) if is_end else day, time.min, tzinfo=UTC)
         moment = datetime.fromisoformat(text)
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     except ValueError as error:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"`{name}` is not an ISO date or datetime"
         ) from error
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"`{name}` is outside the dates a report can cover (years 1-9999 UTC)",
+        ) from error
 
 
 def time_range(start: str, end: str) -> tuple[datetime, datetime]:

@@ -25,6 +25,13 @@ def check_subject_matches(event: FaceDetected, subject: str) -> None:
         raise InvalidEvent(f"subject {subject} does not match the event's tenant/site/camera ({expected})")
 
 
+def check_track_id(track_id: str) -> None:
+    """An edge's track id is carried to every downstream event and shown to operators: printable text only (a
+    NUL or a control character is refused here, at the trust boundary, found by the fuzz lane)."""
+    if not track_id.isprintable():
+        raise InvalidEvent(f"track_id {track_id!r} has a control character (NUL, newline...)")
+
+
 def check_embedding(embedding: list[float]) -> None:
     if not all(math.isfinite(value) for value in embedding):
         raise InvalidEvent("embedding has NaN or infinite values")

@@ -27,7 +27,8 @@ class TenantMatchSettings(BaseModel):
     """A tenant's overrides, as stored (KV bucket `matcher_tenant_settings`) and as `PUT /v1/settings` takes
     them; an absent or null field keeps the matcher's default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN passes ge/le, and lax floats take `false` for 0.0: a threshold is a finite JSON number or null
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
     match_threshold: float | None = Field(None, ge=0, le=1, description="Cosine similarity to join a person")
     ambiguous_band: float | None = Field(

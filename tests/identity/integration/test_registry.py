@@ -103,3 +103,29 @@ async def test_one_tenant_never_sees_another_tenants_registry(
     other = {"authorization": f"Bearer {make_token(second, ['admin'])}"}
     assert (await api.get("/v1/sites/shop", headers=other)).status_code == 404
     assert (await api.put("/v1/cameras/cam", json={"site_id": "shop"}, headers=other)).status_code == 409
+
+
+async def test_a_nul_in_a_name_or_nan_in_a_vector_is_refused_with_the_reason_not_a_500(
+    api: httpx.AsyncClient, make_token: Callable[..., str]
+) -> None:
+    """Found by the fuzz lane: Postgres text cannot hold NUL (asyncpg raised), and a NaN made FastAPI's own 422
+    fail to render. Both are refused at the edge, naming the field."""
+    admin = {"authorization": f"Bearer {make_token(new_tenant(), ['admin'])}"}
+    site = await api.put("/v1/sites/s1", json={"name": "Sh\x00p", "time_zone": "UTC"}, headers=admin)
+    assert site.status_code == 422 and "contains NUL" in site.text and site.json()["detail"][0]["loc"][-1] == "name"
+    assert (await api.put("/v1/sites/s1", json={"name": "Shop", "time_zone": "UTC"}, headers=admin)).is_success
+    camera = await api.put("/v1/cameras/door", json={"site_id": "s1", "name": "do\x00r"}, headers=admin)
+    assert camera.status_code == 422 and "contains NUL" in camera.text
+    nan_vector = b'{"embedding_model": "mobilefacenet_arcface_128@e72a5710", "embeddings": [[NaN]]}'
+    staff = await api.put("/v1/staff/jane", content=nan_vector, headers=admin | {"content-type": "application/json"})
+    assert staff.status_code == 422 and "finite number" in staff.text
+
+
+async def test_an_opening_hour_given_as_a_number_is_refused(
+    api: httpx.AsyncClient, make_token: Callable[..., str]
+) -> None:
+    """Found by the fuzz lane: lax validation read `"opens": 0` as midnight and stored it."""
+    admin = {"authorization": f"Bearer {make_token(new_tenant(), ['admin'])}"}
+    body = {"name": "Shop", "time_zone": "UTC", "opening_hours": {"mon": [{"opens": 0, "closes": "18:00"}]}}
+    refused = await api.put("/v1/sites/s1", json=body, headers=admin)
+    assert refused.status_code == 422 and "time of day as text" in refused.text

@@ -74,3 +74,10 @@ def test_the_body_limit_holds_the_largest_legal_event(event: FaceDetected) -> No
 def test_crop_key_is_partitioned_by_tenant_site_and_day(event: FaceDetected) -> None:
     assert validation.crop_key(event) == f"acme/store-1/2026/11/02/{event.event_id}.jpg"
     assert json.loads((EXAMPLES_DIR / "FaceIngested.v1.json").read_text())["crop_key"] == validation.crop_key(event)
+
+
+@pytest.mark.parametrize("track_id", ["t\x00", "t\n1", "\x1b[31m"])
+def test_a_track_id_with_a_control_character_is_refused(track_id: str) -> None:
+    with pytest.raises(InvalidEvent, match="control character"):
+        validation.check_track_id(track_id)
+    validation.check_track_id("entrance-000042")

@@ -23,7 +23,17 @@ def test_overrides_replace_only_their_fields() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{"match_threshold": 1.2}, {"match_threshold": -0.1}, {"ambiguous_band": 0.25}, {"enrol_min_quality": 2}, {"x": 1}],
+    [
+        {"match_threshold": 1.2},
+        {"match_threshold": -0.1},
+        {"ambiguous_band": 0.25},
+        {"enrol_min_quality": 2},
+        {"x": 1},
+        {"match_threshold": float("nan")},  # NaN passes ge and le (fuzz lane): it must be refused by name
+        {"identify_min_quality": float("inf")},
+        {"enrol_min_quality": False},  # lax mode read it as 0.0 (fuzz lane)
+        {"match_threshold": "0.5"},
+    ],
 )
 def test_out_of_range_or_unknown_fields_are_refused(body: dict[str, float]) -> None:
     with pytest.raises(ValidationError):
