@@ -111,7 +111,8 @@ async def visitor_report(
     rows, totals = await store.visitor_report(principal.tenant_id, site_id, first, last, granularity)
     periods = [_counts(row) for row in rows]
     if format == "csv":
-        return _csv_response([p.model_dump(mode="json") for p in periods], f"visitors_{site_id}.csv")
+        lines = [p.model_dump(mode="json") for p in periods]
+        return _csv_response(list(VisitorCounts.model_fields), lines, f"visitors_{site_id}.csv")
     return VisitorReport(
         site_id=site_id, granularity=granularity, start=first, end=last, totals=_counts(totals), periods=periods
     )
@@ -129,7 +130,8 @@ async def list_visits(
         for person_id, visit in await store.list_visits(principal.tenant_id, site_id, first, last)
     ]
     if format == "csv":
-        return _csv_response([v.model_dump(mode="json") for v in visits], f"visits_{site_id}.csv")
+        lines = [v.model_dump(mode="json") for v in visits]
+        return _csv_response(list(VisitOut.model_fields), lines, f"visits_{site_id}.csv")
     return visits
 
 
@@ -137,12 +139,12 @@ def _counts(row: ReportRow) -> VisitorCounts:
     return VisitorCounts(**row.__dict__)
 
 
-def _csv_response(rows: list[dict[str, object]], filename: str) -> Response:
+def _csv_response(columns: list[str], rows: list[dict[str, object]], filename: str) -> Response:
+    """The header row always comes first: an empty export is a file with its columns, not 0 bytes."""
     buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
     return Response(
         buffer.getvalue(),
         media_type="text/csv",

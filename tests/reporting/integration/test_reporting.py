@@ -190,3 +190,5 @@ async def test_unidentified_sightings_are_counted_per_period_and_once(
     assert [row.split(",")[-1] for row in rows] == ["2", "1"]
     other = (await report(reporting, make_token(new_tenant(), ["analyst"]))).json()
     assert other["totals"]["unidentified_sightings"] == 0
+    empty = (await report(reporting, make_token(new_tenant(), ["analyst"]), format="csv")).text
+    assert empty.strip() == header  # an empty export still has its header row
