@@ -3,36 +3,18 @@ routes is `IDENTITY_AUDITED`, which a unit test keeps equal to the routes that e
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
-import pytest
 from nats.aio.client import Client as NatsClient
 
-from services.identity.bootstrap import Identity, bootstrap
-from services.identity.config import IdentitySettings
+from services.identity.bootstrap import Identity
 from tests.common.unit.test_mutating_routes_are_audited import IDENTITY_AUDITED
 from tests.identity.integration.test_lifecycle import complete_steps, persons_recorded, sightings_of
 from tests.support import collect_messages, new_tenant
 from tests.support_events import publish_matched
 
 MODEL = "mobilefacenet_arcface_128@e72a5710"
-
-
-@pytest.fixture(scope="module")
-async def identity(nats_url: str, postgres_dsn: str, keys, s3_endpoint, s3_credentials) -> AsyncIterator[Identity]:
-    settings = IdentitySettings(
-        nats_url=nats_url,
-        postgres_dsn=postgres_dsn,
-        jwt_public_key=keys.public_pem,
-        environment="test",
-        s3_endpoint_url=s3_endpoint,
-        s3_access_key=s3_credentials[0],
-        s3_secret_key=s3_credentials[1],
-    )
-    async with bootstrap(settings) as service:
-        await service.broker.start()
-        yield service
 
 
 async def test_every_identity_route_that_changes_something_writes_its_audit_entry(

@@ -3,7 +3,7 @@ credentials that publish only the device's cameras, and `DELETE` shuts the devic
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -11,42 +11,11 @@ import nats
 import nats.errors
 import pytest
 
-from devstack.nats_auth import SYSTEM_USER, NatsTrust
 from edge.publisher import connect_options
 from schemas import subjects
-from services.identity.bootstrap import Identity, bootstrap
-from services.identity.config import IdentitySettings
+from services.identity.bootstrap import Identity
 from tests.common.integration.test_nats_auth import session
 from tests.support import collect_messages, new_tenant
-
-
-@pytest.fixture(scope="module")
-async def identity(
-    nats_url: str,
-    nats_users: dict[str, Path],
-    nats_trust: NatsTrust,
-    postgres_dsn: str,
-    keys,
-    s3_endpoint,
-    s3_credentials,
-) -> AsyncIterator[Identity]:
-    settings = IdentitySettings(
-        nats_url=nats_url,
-        nats_credentials=nats_users["identity"],
-        postgres_dsn=postgres_dsn,
-        jwt_public_key=keys.public_pem,
-        environment="test",
-        s3_endpoint_url=s3_endpoint,
-        s3_access_key=s3_credentials[0],
-        s3_secret_key=s3_credentials[1],
-        nats_public_url=nats_url,
-        nats_account=nats_trust.account,
-        nats_account_signing_seed=nats_trust.account_signing_seed,
-        nats_operator_signing_seed=nats_trust.operator_signing_seed,
-        nats_system_credentials=nats_users[SYSTEM_USER],
-    )
-    async with bootstrap(settings) as service:
-        yield service
 
 
 async def test_a_device_publishes_only_its_cameras_and_is_shut_out_when_deleted(

@@ -2,39 +2,18 @@
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from nats.aio.client import Client as NatsClient
 
 from schemas import PersonCreated
-from services.identity.bootstrap import Identity, bootstrap
-from services.identity.config import IdentitySettings
+from services.identity.bootstrap import Identity
 from tests.support import collect_messages, new_tenant
 from tests.support_events import matched, publish_matched
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-async def identity(
-    nats_url: str, nats_users, postgres_dsn: str, keys, s3_endpoint, s3_credentials
-) -> AsyncIterator[Identity]:
-    settings = IdentitySettings(
-        nats_url=nats_url,
-        nats_credentials=nats_users["identity"],
-        postgres_dsn=postgres_dsn,
-        jwt_public_key=keys.public_pem,
-        environment="test",
-        s3_endpoint_url=s3_endpoint,
-        s3_access_key=s3_credentials[0],
-        s3_secret_key=s3_credentials[1],
-    )
-    async with bootstrap(settings) as service:
-        await service.broker.start()
-        yield service
 
 
 async def test_each_person_is_created_once(

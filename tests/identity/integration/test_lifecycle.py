@@ -27,33 +27,13 @@ from schemas import (
 from schemas.ids import derive_event_id
 from services.common.bus import event_publisher
 from services.identity import handlers
-from services.identity.bootstrap import Identity, bootstrap
-from services.identity.config import IdentitySettings
+from services.identity.bootstrap import Identity
 from tests.support import collect_messages, new_tenant
 from tests.support_events import matched, publish_matched
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 BUCKET = "revisit-crops"
-
-
-@pytest.fixture(scope="module")
-async def identity(
-    nats_url: str, nats_users, postgres_dsn: str, keys, s3_endpoint, s3_credentials
-) -> AsyncIterator[Identity]:
-    settings = IdentitySettings(
-        nats_url=nats_url,
-        nats_credentials=nats_users["identity"],
-        postgres_dsn=postgres_dsn,
-        jwt_public_key=keys.public_pem,
-        environment="test",
-        s3_endpoint_url=s3_endpoint,
-        s3_access_key=s3_credentials[0],
-        s3_secret_key=s3_credentials[1],
-        s3_bucket=BUCKET,
-    )
-    async with bootstrap(settings) as service:
-        await service.broker.start()
-        yield service
+"""The settings' default bucket, which ingest writes and identity signs links to."""
 
 
 @pytest.fixture

@@ -10,26 +10,10 @@ from nats.js.errors import KeyNotFoundError
 
 from schemas import subjects
 from schemas.registry import CameraEntry, SiteEntry, TenantModelsEntry
-from services.identity.bootstrap import Identity, bootstrap
-from services.identity.config import IdentitySettings
+from services.identity.bootstrap import Identity
 from tests.support import collect_messages, new_tenant
 
 MODEL = "mobilefacenet_arcface_128@e72a5710"
-
-
-@pytest.fixture(scope="module")
-async def identity(nats_url: str, postgres_dsn: str, keys, s3_endpoint, s3_credentials) -> AsyncIterator[Identity]:
-    settings = IdentitySettings(
-        nats_url=nats_url,
-        postgres_dsn=postgres_dsn,
-        jwt_public_key=keys.public_pem,
-        environment="test",
-        s3_endpoint_url=s3_endpoint,
-        s3_access_key=s3_credentials[0],
-        s3_secret_key=s3_credentials[1],
-    )
-    async with bootstrap(settings) as service:
-        yield service
 
 
 @pytest.fixture
