@@ -1,9 +1,11 @@
 """Every service's HTTP face: `/healthz`, `/readyz`, `/metrics`, and the loop that serves it beside the broker."""
 
+import argparse
 import asyncio
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol, TypeVar
 
 import uvicorn
@@ -18,6 +20,7 @@ from pydantic import AfterValidator
 from services.common.auth import TokenVerifier
 from services.common.logging import configure_logging, get_logger
 from services.common.settings import RestServiceSettings, ServiceSettings
+from services.common.startup import run_service
 
 ReadinessCheck = Callable[[], Awaitable[object]]
 """Raises (or times out) when a dependency is not usable."""
@@ -180,3 +183,31 @@ async def serve_service(
     configure_logging(service, settings.log_level)
     async with bootstrap(settings) as running:
         await serve(running.app, settings.http_host, settings.http_port, running.broker)
+
+
+async def run_retention_once(
+    service: str, settings_type: type[SettingsT], retention: Callable[[SettingsT, datetime], Awaitable[object]]
+) -> None:
+    """`python -m services.<name> retention`: settings from the environment, logs, one run as of now."""
+    settings = settings_type()
+    configure_logging(service, settings.log_level)
+    await retention(settings, datetime.now(UTC))
+
+
+def serve_or_retention(
+    service: str,
+    settings_type: type[SettingsT],
+    bootstrap: Callable[[SettingsT], AbstractAsyncContextManager[RunningService]],
+    retention: Callable[[SettingsT, datetime], Awaitable[object]],
+    retention_help: str,
+) -> None:
+    """The command line of a service that owns a retention job: `serve` (the default) or `retention` (the
+    chart's CronJob, `make dev`'s scheduler: one run, then exit)."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="consume and serve the API (default)")
+    commands.add_parser("retention", help=retention_help)
+    if parser.parse_args().command == "retention":
+        run_service(lambda: run_retention_once(service, settings_type, retention))
+    else:
+        run_service(lambda: serve_service(service, settings_type, bootstrap))

@@ -1,14 +1,11 @@
 """`python -m services.identity`: the person directory. `python -m services.identity retention` deletes every
 tenant's expired sightings once and exits (the chart's CronJob, `make dev`'s scheduler)."""
 
-import argparse
-from datetime import UTC, datetime
+from datetime import datetime
 
 from schemas.registry import RetentionPolicyEntry
-from services.common.http import serve_service
-from services.common.logging import configure_logging
+from services.common.http import serve_or_retention
 from services.common.retention import RetentionRun, run_retention
-from services.common.startup import run_service
 from services.identity import handlers
 from services.identity.bootstrap import SERVICE, bootstrap, bootstrap_retention
 from services.identity.config import IdentitySettings
@@ -24,22 +21,10 @@ async def retention(settings: IdentitySettings, now: datetime) -> RetentionRun:
         return await run_retention(SERVICE, job.broker.connection, job.publish, settings, now, delete_expired)
 
 
-async def retention_command() -> None:
-    settings = IdentitySettings()  # type: ignore[call-arg]
-    configure_logging(SERVICE, settings.log_level)
-    await retention(settings, datetime.now(UTC))
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m services.identity")
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="consume and serve the API (default)")
-    commands.add_parser("retention", help="delete expired sightings of every tenant once, then exit")
-    args = parser.parse_args()
-    if args.command == "retention":
-        run_service(retention_command)
-    else:
-        run_service(lambda: serve_service(SERVICE, IdentitySettings, bootstrap))
+    serve_or_retention(
+        SERVICE, IdentitySettings, bootstrap, retention, "delete expired sightings of every tenant once, then exit"
+    )
 
 
 if __name__ == "__main__":

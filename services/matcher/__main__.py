@@ -1,14 +1,11 @@
 """`python -m services.matcher`: assign faces to persons through Milvus. `python -m services.matcher retention`
 deletes the vectors of every tenant's persons unseen for the policy's days once and exits."""
 
-import argparse
-from datetime import UTC, datetime
+from datetime import datetime
 
 from schemas.registry import RetentionPolicyEntry
-from services.common.http import serve_service
-from services.common.logging import configure_logging
+from services.common.http import serve_or_retention
 from services.common.retention import RetentionRun, run_retention
-from services.common.startup import run_service
 from services.matcher import handlers
 from services.matcher.bootstrap import SERVICE, bootstrap, bootstrap_retention
 from services.matcher.config import MatcherSettings
@@ -24,22 +21,10 @@ async def retention(settings: MatcherSettings, now: datetime) -> RetentionRun:
         return await run_retention(SERVICE, job.broker.connection, job.publish, settings, now, delete_expired)
 
 
-async def retention_command() -> None:
-    settings = MatcherSettings()  # type: ignore[call-arg]
-    configure_logging(SERVICE, settings.log_level)
-    await retention(settings, datetime.now(UTC))
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m services.matcher")
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="consume and serve the API (default)")
-    commands.add_parser("retention", help="delete the vectors of persons unseen too long, once, then exit")
-    args = parser.parse_args()
-    if args.command == "retention":
-        run_service(retention_command)
-    else:
-        run_service(lambda: serve_service(SERVICE, MatcherSettings, bootstrap))
+    serve_or_retention(
+        SERVICE, MatcherSettings, bootstrap, retention, "delete the vectors of persons unseen too long, once, then exit"
+    )
 
 
 if __name__ == "__main__":
