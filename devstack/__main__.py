@@ -5,6 +5,7 @@ curl line, and runs the services' retention jobs at start and every 24 hours (th
 Ctrl-C stops everything; data stays under `.dev/` for the next start."""
 
 import argparse
+import asyncio
 import os
 import signal
 import subprocess
@@ -17,7 +18,9 @@ import httpx
 
 from devstack.demo import DemoDay, build_demo_days
 from devstack.infra import EmbeddedPostgres, InfraError, ManagedProcess, start_nats, start_postgres, start_s3
+from devstack.ingest_summary import faces_stream_position, print_ingest_summary
 from devstack.nats_auth import (
+    ADMIN_USER,
     SYSTEM_USER,
     NatsTrust,
     device_authority_environment,
@@ -159,6 +162,8 @@ def up(source: str | None, data: Path) -> None:
         print(f"retention jobs at start and every 24 h: {', '.join(retention_services(endpoints))}", flush=True)
         # the demo's two days are the two before today, whatever the hour: never in the future
         today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) - timedelta(days=1)
+        admin = endpoints.nats_users.get(ADMIN_USER)
+        faces_before = asyncio.run(faces_stream_position(endpoints.nats_url, admin))
         if source:
             today = datetime.now(UTC)
             run_edge(source, today, endpoints, data, device)
@@ -174,6 +179,7 @@ def up(source: str | None, data: Path) -> None:
         params = {"site_id": SITE, "from": f"{first_day:%Y-%m-%d}", "to": f"{today:%Y-%m-%d}", "granularity": "day"}
         totals = wait_for_visits(url, token, params)
         print(f"\nfirst report after {time.monotonic() - started:.0f}s: {totals}")
+        print_ingest_summary(endpoints.nats_url, admin, TENANT, faces_before)
         query = "&".join(f"{k}={v}" for k, v in params.items())
         print(f"\nreporting API: http://127.0.0.1:{DEFAULT_PORTS['reporting']}/docs")
         print(f"dev token (tenant {TENANT}, admin+analyst, 12 h):\n{token}\n")
