@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator
 
 from services.common.auth import TokenVerifier
+from services.common.devsettings import command_settings
 from services.common.logging import configure_logging, get_logger
 from services.common.settings import RestServiceSettings, ServiceSettings
 from services.common.startup import run_service
@@ -226,8 +227,9 @@ async def serve_service(
 async def run_retention_once(
     service: str, settings_type: type[SettingsT], retention: Callable[[SettingsT, datetime], Awaitable[object]]
 ) -> None:
-    """`python -m services.<name> retention`: settings from the environment, logs, one run as of now."""
-    settings = settings_type()
+    """`python -m services.<name> retention`: settings from the environment (or the running `make dev`'s, in
+    `.dev/`), logs, one run as of now."""
+    settings = command_settings(settings_type, service)
     configure_logging(service, settings.log_level)
     await retention(settings, datetime.now(UTC))
 

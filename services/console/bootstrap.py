@@ -83,7 +83,9 @@ async def bootstrap(settings: ConsoleSettings) -> AsyncIterator[Console]:
     async with httpx.AsyncClient(timeout=settings.console_api_timeout_seconds) as client:
         alive = service_alive(client, "identity", settings.identity_url)
         await wait_for_dependency(
-            "identity API", alive, settings.startup_timeout_seconds, f"Is REVISIT_IDENTITY_URL={settings.identity_url}"
-            " right and identity running?"
+            "identity API",
+            alive,
+            settings.startup_timeout_seconds,
+            f"Is REVISIT_IDENTITY_URL={settings.identity_url} right and identity running?",
         )
         yield Console(settings, build_app(settings, client, embedder))

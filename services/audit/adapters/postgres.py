@@ -65,7 +65,6 @@ class AuditLog:
                 return
             after = rows[-1]["seq"]
 
-
     async def recent(self, tenant_id: str, limit: int) -> list[AuditRecord]:
         """The tenant's newest `limit` records, newest first (what an admin reads in the console)."""
         async with tenant_transaction(self._pool, tenant_id) as connection:

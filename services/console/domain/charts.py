@@ -59,9 +59,9 @@ class BarChart:
 def nice_ceiling(value: float) -> float:
     """The smallest of 1, 2, 2.5 or 5 times a power of ten at or above `value` (at least 1)."""
     if value <= 1:
-        return 1
+        return 1.0
     power = 10 ** math.floor(math.log10(value))
-    return next(step * power for step in (1, 2, 2.5, 5, 10) if step * power >= value)
+    return float(next(step * power for step in (1, 2, 2.5, 5, 10) if step * power >= value))
 
 
 def bar_chart(title: str, categories: Sequence[str], series: Sequence[Series]) -> BarChart:

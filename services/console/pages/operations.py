@@ -26,4 +26,5 @@ async def undo(user: SignedIn, operation_id: uuid.UUID) -> Response:
         accepted = await user.apis.identity.send("POST", f"/v1/operations/{operation_id}/undo")
     except ApiRefused as refusal:
         return redirect(f"/operations/{operation_id}", error=refusal.detail)
-    return redirect(f"/operations/{accepted['operation_id']}", notice="undo requested: the merged persons are split back")
+    notice = "undo requested: the merged persons are split back"
+    return redirect(f"/operations/{accepted['operation_id']}", notice=notice)

@@ -60,7 +60,9 @@ async def person(request: Request, user: SignedIn, person_id: uuid.UUID, cursor:
 
 @router.post("/persons/{person_id}/split")
 async def split(
-    user: SignedIn, person_id: uuid.UUID, sighting_ids: Annotated[list[uuid.UUID], Form()] = []  # noqa: B006
+    user: SignedIn,
+    person_id: uuid.UUID,
+    sighting_ids: Annotated[list[uuid.UUID], Form()] = [],  # noqa: B006
 ) -> Response:
     """Move the selected sightings to a new person; the operation's page follows the saga."""
     if not sighting_ids:

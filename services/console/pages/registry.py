@@ -74,7 +74,10 @@ async def devices(request: Request, user: SignedIn) -> HTMLResponse:
 
 @router.post("/devices")
 async def create_device(
-    request: Request, user: SignedIn, device_id: Text, camera_ids: Annotated[list[str], Form()] = []  # noqa: B006
+    request: Request,
+    user: SignedIn,
+    device_id: Text,
+    camera_ids: Annotated[list[str], Form()] = [],  # noqa: B006
 ) -> Response:
     """The device's credentials exist only in this answer: the page shows them once, with a download link."""
     camera_list = (await user.apis.identity.get("/v1/cameras"))["items"]
@@ -87,7 +90,8 @@ async def create_device(
     except ApiRefused as refusal:
         return redirect("/devices", error=refusal.detail)
     download = base64.b64encode(created["nats_credentials"].encode()).decode()
-    return page(request, "device_created.html", user, f"Device {created['device_id']}", device=created, download=download)
+    title = f"Device {created['device_id']}"
+    return page(request, "device_created.html", user, title, device=created, download=download)
 
 
 @router.post("/devices/{device_id}/revoke")

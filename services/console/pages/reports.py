@@ -5,8 +5,8 @@ from datetime import UTC, date, datetime, timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from services.console.adapters.reports import ReportQuery, csv_export, default_range, read_report
-from services.console.domain.charts import Series, bar_chart
+from services.console.adapters.reports import ReportData, ReportQuery, csv_export, default_range, read_report
+from services.console.domain.charts import BarChart, Series, bar_chart
 from services.console.domain.persons import day_of
 from services.console.domain.visits import (
     DWELL_BUCKETS,
@@ -30,6 +30,23 @@ def query_of(request: Request, site_id: str, today: date) -> ReportQuery:
     return ReportQuery(site_id, min(first, last), max(first, last))
 
 
+def charts_of(data: ReportData) -> list[BarChart]:
+    """Visitors per day, visits per hour of the day, new vs returning per day, time spent per visit."""
+    periods = data.by_day["periods"]
+    days = [period["period_start"][:10] for period in periods]
+    unique = Series("unique visitors", "bar", [period["unique_visitors"] for period in periods])
+    new = Series("new", "bar", [period["new_visitors"] for period in periods])
+    returning = Series("returning", "bar returning", [period["returning_visitors"] for period in periods])
+    hours = Series("visits", "bar", visits_by_hour_of_day(data.by_hour["periods"]))
+    dwell = Series("visits", "bar", dwell_histogram(data.visits))
+    return [
+        bar_chart("Visitors per day", days, [unique]),
+        bar_chart("Visits per hour of the day (UTC)", [f"{hour:02d}" for hour in range(24)], [hours]),
+        bar_chart("New and returning visitors per day", days, [new, returning]),
+        bar_chart("Time spent per visit", [name for name, _, _ in DWELL_BUCKETS], [dwell]),
+    ]
+
+
 @router.get("/reports")
 async def reports(request: Request, user: SignedIn, site_id: str = "") -> HTMLResponse:
     sites = (await user.apis.identity.get("/v1/sites"))["items"]
@@ -40,21 +57,7 @@ async def reports(request: Request, user: SignedIn, site_id: str = "") -> HTMLRe
     if not site_id:
         return page(request, "reports.html", user, "Reports", sites=sites, query=query, data=None, charts=[])
     data = await read_report(user.apis.reporting, query, now.date())
-    days = [p["period_start"][:10] for p in data.by_day["periods"]]
-    new = [p["new_visitors"] for p in data.by_day["periods"]]
-    returning = [p["returning_visitors"] for p in data.by_day["periods"]]
-    charts = [
-        bar_chart("Visitors per day", days, [Series("unique visitors", "bar", [p["unique_visitors"] for p in data.by_day["periods"]])]),
-        bar_chart(
-            "Visits per hour of the day (UTC)",
-            [f"{hour:02d}" for hour in range(24)],
-            [Series("visits", "bar", visits_by_hour_of_day(data.by_hour["periods"]))],
-        ),
-        bar_chart("New and returning visitors per day", days, [Series("new", "bar", new), Series("returning", "bar returning", returning)]),
-        bar_chart(
-            "Time spent per visit", [name for name, _, _ in DWELL_BUCKETS], [Series("visits", "bar", dwell_histogram(data.visits))]
-        ),
-    ]
+    charts = charts_of(data)
     return page(
         request,
         "reports.html",

@@ -4,7 +4,7 @@ same", and undoes a merge by its operation id."""
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from services.console.adapters.apis import ApiRefused, ServiceApi
@@ -27,16 +27,20 @@ async def person_or_none(identity: ServiceApi, person_id: str) -> dict[str, Any]
 
 
 @router.get("/review")
-async def review_queue(request: Request, user: SignedIn) -> HTMLResponse:
+async def review_queue(
+    request: Request, user: SignedIn, min_similarity: Annotated[float, Query(ge=0, le=1)] = 0.5
+) -> HTMLResponse:
+    """The most alike pairs first; `min_similarity` lowers or raises the bar (the matcher's 0.5 by default)."""
     pairs = []
     if user.may_review:
-        suggestions = (await user.apis.matcher.get("/v1/persons/duplicates", limit=SUGGESTIONS))["items"]
+        found = await user.apis.matcher.get("/v1/persons/duplicates", limit=SUGGESTIONS, min_similarity=min_similarity)
+        suggestions = found["items"]
         for suggestion in suggestions:
             one = await person_or_none(user.apis.identity, suggestion["person_id"])
             other = await person_or_none(user.apis.identity, suggestion["other_person_id"])
             if one is not None and other is not None:
                 pairs.append({"suggestion": suggestion, "one": one, "other": other})
-    return page(request, "review.html", user, "Review", pairs=pairs)
+    return page(request, "review.html", user, "Review", pairs=pairs, min_similarity=min_similarity)
 
 
 @router.post("/review/merge")

@@ -19,9 +19,7 @@ MAX_PHOTO_BYTES = 10 * 1024 * 1024
 @router.get("/staff")
 async def staff(request: Request, user: SignedIn) -> HTMLResponse:
     suggestions = (await user.apis.identity.get("/v1/persons/staff-suggestions"))["items"]
-    return page(
-        request, "staff.html", user, "Staff", suggestions=suggestions, max_photos=MAX_STAFF_EMBEDDINGS
-    )
+    return page(request, "staff.html", user, "Staff", suggestions=suggestions, max_photos=MAX_STAFF_EMBEDDINGS)
 
 
 @router.post("/staff")
