@@ -144,7 +144,8 @@ def test_reports_page_draws_its_charts(signed_in: Watched, demo: DemoStack) -> N
     expect(page.locator("#unique-visitors")).to_have_text(str(demo.people))
     expect(page.locator("#visits")).to_have_text(str(demo.people + demo.returning))
     assert demo.returning == 7
-    csv = page.request.get(page.locator("text=visitors per day (CSV)").get_attribute("href") or "")
+    href = page.locator("text=visitors per day (CSV)").get_attribute("href")
+    csv = page.request.get(f"{demo.console_url}{href}")
     assert csv.ok and csv.text().splitlines()[0].startswith("period_start,visits,unique_visitors")
     assert signed_in.errors == []
 
@@ -173,10 +174,10 @@ def test_staff_enrolment_from_a_photo(signed_in: Watched, demo: DemoStack, share
     page.fill("#staff_id", "greeter-1")
     page.fill("#display_name", "Greeter")
     page.set_input_files("#photos", str(photo))
-    page.click("text=Enrol")
+    page.click("button:text-is('Enrol')")
     expect(page.locator(".notice")).to_contain_text("enrolled greeter-1: 1 face vectors")
     page.fill("#remove_id", "greeter-1")
-    page.click("text=Remove from the gallery")
+    page.click("button:text-is('Remove from the gallery')")
     expect(page.locator(".notice")).to_contain_text("removed greeter-1")
     assert signed_in.errors == []
 
@@ -185,7 +186,7 @@ def test_device_created_with_its_credentials_then_revoked(signed_in: Watched, de
     page = visit(signed_in, f"{demo.console_url}/devices", "devices")
     page.fill("#device_id", "door-box")
     page.check("#cam-entrance")
-    page.click("text=Create and show its credentials")
+    page.click("button:text-is('Create and show its credentials')")
     link = page.locator("#download-credentials")
     href = link.get_attribute("href") or ""
     assert href.startswith("data:text/plain;base64,") and link.get_attribute("download") == "door-box.creds"
@@ -243,7 +244,7 @@ def test_split_then_merge_in_the_review_queue_moves_unique_visitors(signed_in: W
     visit(signed_in, f"{demo.console_url}/persons/{returning['person_id']}", "person-before-split")
     assert loaded_faces(page, ".timeline img") and all(w > 0 for w in loaded_faces(page, ".timeline img"))
     page.locator("input[name=sighting_ids]").first.check()  # the newest sighting: day two
-    page.click("text=Split the selected sightings into a new person")
+    page.click("button:text-is('Split the selected sightings into a new person')")
     wait_for_operation(page)
     unique_visitors_shown(page, demo.console_url, demo.people + 1)
 
@@ -251,14 +252,14 @@ def test_split_then_merge_in_the_review_queue_moves_unique_visitors(signed_in: W
     pair = page.locator("section.pair").filter(has=page.locator(f"a[href='/persons/{returning['person_id']}']"))
     expect(pair).to_have_count(1)
     assert all(width > 0 for width in loaded_faces(page, "section.pair img"))
-    pair.locator("text=Merge").click()
+    pair.locator("button:text-is('Merge')").click()
     wait_for_operation(page)
     page.screenshot(path=str(SCREENSHOTS / "operation-merge.png"), full_page=True)
     merge_page = page.url
     unique_visitors_shown(page, demo.console_url, demo.people)
 
     page.goto(merge_page)
-    page.click("text=Undo this merge")
+    page.click("button:text-is('Undo this merge')")
     wait_for_operation(page)
     unique_visitors_shown(page, demo.console_url, demo.people + 1)
     assert signed_in.errors == []
