@@ -181,6 +181,7 @@ async def test_recent_entries_newest_first_for_admins_only(
     assert [(e["seq"], e["resource"]) for e in recent] == [(3, "person/2"), (2, "person/1")]
     assert recent[0]["actor"] == "user:alice" and recent[0]["details"] == {"n": 2, "note": "é"}
     assert refused.status_code == 403
+    assert refused.json()["detail"] == "requires one of the roles: admin, platform"  # roles as words
 
 
 async def test_rls_hides_other_tenants_rows(audit: Audit, nats_connection: NatsClient, postgres_dsn: str) -> None:
