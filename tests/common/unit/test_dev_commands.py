@@ -32,7 +32,11 @@ def test_mint_signs_with_the_dev_key_for_any_role(dev_dir: Path, capsys: pytest.
     keys = load_or_create_keys(dev_dir / "keys")
     main(["mint", "--role", "viewer", "--role", "analyst", "--tenant", "demo", "--subject", "ann"])
     principal = TokenVerifier(keys.public_pem, "revisit", "revisit").verify(capsys.readouterr().out.strip())
-    assert (principal.tenant_id, principal.subject, principal.roles) == ("demo", "ann", {Role.VIEWER, Role.ANALYST})
+    assert (principal.tenant_id, principal.subject, principal.roles) == (
+        "demo",
+        "ann",
+        frozenset({Role.VIEWER, Role.ANALYST}),
+    )
 
 
 def test_mint_without_a_key_names_the_variable_and_the_file(dev_dir: Path) -> None:
