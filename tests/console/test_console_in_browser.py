@@ -83,6 +83,8 @@ def test_sign_in_link_shows_the_demo_people_as_loaded_faces(signed_in: Watched, 
     assert len(widths) == demo.people == 11
     assert all(width > 0 for width in widths), widths
     expect(page.locator("header .who")).to_contain_text(f"tenant {TENANT}")
+    (session,) = page.context.cookies()
+    assert (session["name"], session["httpOnly"], session["sameSite"]) == ("revisit_session", True, "Strict")
     assert signed_in.errors == []
 
 
@@ -129,6 +131,9 @@ def test_sign_in_page_passes_axe_and_refuses_a_bad_token(chromium: Browser, demo
     page.fill("#token", "not-a-token")
     page.click("button[type=submit]")
     expect(page.locator(".error")).to_contain_text("the token was refused")
+    page.fill("#token", demo.make_token(TENANT, ["device"]))
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_contain_text("the console is for people")
     page.goto(f"{demo.console_url}/persons")
     assert page.url.startswith(f"{demo.console_url}/signin")  # no session: back to sign-in
     assert watched.errors == []
@@ -198,7 +203,8 @@ def test_device_created_with_its_credentials_then_revoked(signed_in: Watched, de
     assert signed_in.errors == []
 
 
-def test_identity_docs_work_with_the_network_cut(chromium: Browser, demo: DemoStack) -> None:
+def test_console_and_identity_docs_work_with_the_network_cut(chromium: Browser, demo: DemoStack) -> None:
+    """Every request outside this machine is refused: the console's pages and the services' /docs still work."""
     context = chromium.new_context()
     outside: list[str] = []
 
@@ -211,6 +217,10 @@ def test_identity_docs_work_with_the_network_cut(chromium: Browser, demo: DemoSt
 
     context.route("**/*", only_this_machine)
     watched = Watched(context.new_page())
+    watched.page.goto(f"{demo.console_url}/#token={demo.make_token(TENANT, ['admin'])}")
+    watched.page.wait_for_url(f"{demo.console_url}/persons")
+    assert all(width > 0 for width in loaded_faces(watched.page, ".gallery img"))
+    visit(watched, f"{demo.console_url}/reports", "reports-offline")
     page = visit(watched, demo.url("identity", "/docs"), "identity-docs")
     expect(page.locator(".opblock").first).to_be_visible(timeout=15000)
     assert page.locator(".opblock").count() > 10
