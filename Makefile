@@ -31,10 +31,10 @@ install: $(STAMP)
 
 # chromium from Debian (Playwright drives it with executable_path; it downloads no browser), axe-core from npm
 $(AXE):
-	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 	npm install --prefix $(BROWSER_DIR) --no-save --no-audit --no-fund --loglevel=error axe-core@$(AXE_VERSION)
 
 browser: $(AXE)
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
 dev: install
 	$(PY) -m devstack up $(if $(SOURCE),--source "$(SOURCE)")
