@@ -90,7 +90,7 @@ def wait_for(check: Callable[[], object], expected: object, timeout: float = 90)
     assert value == expected
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo(
     nats_url: str,
     nats_users: dict[str, Path],
@@ -131,10 +131,10 @@ def demo(
             process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(demo: DemoStack) -> Iterator[object]:
-    """Started after the demo: Playwright's sync API holds an event loop in this thread, and the infrastructure
-    fixtures run theirs with asyncio.run."""
+    """Started after the demo and stopped with the module: Playwright's sync API holds an event loop in this
+    thread while it runs, and the infrastructure fixtures (here and in later modules) run theirs with asyncio.run."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
