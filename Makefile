@@ -4,14 +4,20 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 SOURCE ?=
+# The console's browser tests (tests/console): Debian's chromium driven by Playwright, axe-core from npm.
+BROWSER_DIR := .browser
+AXE_VERSION := 4.14.1
+AXE := $(BROWSER_DIR)/node_modules/axe-core/axe.min.js
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install dev test lint format bench asyncapi schemas models constraints clean
+.PHONY: help install browser dev test lint format bench asyncapi schemas models constraints clean
 
 help:
 	@echo "make dev      run infrastructure, all services and the demo edge (SOURCE=video|folder|rtsp to feed your own)"
 	@echo "make test     install what is missing, then lint, type-check and run every test"
 	@echo "make lint     ruff, ruff format --check, mypy, exported contracts up to date"
 	@echo "make bench    benchmarks; figures printed and written to docs/BENCHMARKS.md"
+	@echo "make browser  install chromium (apt) and axe-core (npm) for the console's browser tests"
 	@echo "make models   download the published model pack with sha256 checks (needs the internet)"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -22,6 +28,13 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# chromium from Debian (Playwright drives it with executable_path; it downloads no browser), axe-core from npm
+$(AXE):
+	npm install --prefix $(BROWSER_DIR) --no-save --no-audit --no-fund --loglevel=error axe-core@$(AXE_VERSION)
+
+browser: $(AXE)
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
 dev: install
 	$(PY) -m devstack up $(if $(SOURCE),--source "$(SOURCE)")
@@ -38,7 +51,7 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint
+test: lint browser
 	$(PY) -m pytest
 
 bench: install
@@ -58,4 +71,4 @@ constraints: install
 	mv constraints.tmp constraints.txt
 
 clean:
-	rm -rf .dev .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .dev .mypy_cache .ruff_cache .pytest_cache $(BROWSER_DIR)

@@ -29,17 +29,22 @@ from devstack.nats_auth import (
     write_user_credentials,
 )
 from devstack.stack import (
+    CONSOLE,
+    CONSOLE_PORT,
     DEFAULT_PORTS,
     Endpoints,
     load_or_create_keys,
     retention_services,
+    service_environment,
     shared_dir,
+    start_console,
     start_retention_scheduler,
     start_services,
     wait_until_ready,
 )
 from edge.models import EMBEDDERS, resolve_model
 from services.common.auth import issue_token
+from services.common.devsettings import write_dev_settings
 
 TENANT, SITE, CAMERA = "demo", "store-1", "entrance"
 DEV_NATS_PORT, DEV_S3_PORT = 14222, 19000
@@ -141,6 +146,19 @@ def register_demo(token: str) -> None:
     print(f"registered tenant {TENANT}: site {SITE}, camera {CAMERA}, model {model}", flush=True)
 
 
+def print_newcomer_lines(token: str, endpoints: Endpoints, data: Path) -> None:
+    """What a newcomer needs beside the console: where everything is and how to get a token of any role."""
+    python = os.path.relpath(sys.executable)
+    print(f"console (sign-in link, admin+analyst): http://127.0.0.1:{CONSOLE_PORT}/#token={token}")
+    print(f"NATS: {endpoints.nats_url} (each service's user in {data / 'keys' / 'nats' / 'users'})")
+    print(f"Postgres: {endpoints.postgres_dsn}")
+    print(f"S3: {endpoints.s3_endpoint}   Milvus: {endpoints.milvus_uri}")
+    print(f"dev keys: {data / 'keys'} (jwt-private.pem signs tokens); each service's settings: {data / 'env'}")
+    print(f"a token for any role: {python} -m services.common.auth mint --role viewer --tenant {TENANT}")
+    print("  (roles: viewer, analyst, admin, device; repeat --role for several)")
+    print(f"verify the audit chain: {python} -m services.audit verify --tenant {TENANT}\n")
+
+
 def up(source: str | None, data: Path) -> None:
     started = time.monotonic()
     processes: list[ManagedProcess] = []
@@ -151,6 +169,11 @@ def up(source: str | None, data: Path) -> None:
         services = start_services(endpoints, keys, DEFAULT_PORTS, data / "logs")
         processes.extend(services)
         wait_until_ready(services, DEFAULT_PORTS)
+        console = start_console(keys, DEFAULT_PORTS, CONSOLE_PORT, data / "logs")
+        processes.append(console)
+        for name in DEFAULT_PORTS:  # for the commands run beside it (`python -m services.audit verify`, ...)
+            write_dev_settings(data / "env", name, service_environment(name, endpoints, keys, DEFAULT_PORTS[name]))
+        wait_until_ready([console], {CONSOLE: CONSOLE_PORT})
         print(f"services ready in {time.monotonic() - started:.0f}s (logs in {data / 'logs'})", flush=True)
         token = issue_token(
             keys.private_pem, subject="dev", tenant_id=TENANT, roles=["admin", "analyst"], issuer="revisit",
@@ -184,6 +207,7 @@ def up(source: str | None, data: Path) -> None:
         print(f"\nreporting API: http://127.0.0.1:{DEFAULT_PORTS['reporting']}/docs")
         print(f"dev token (tenant {TENANT}, admin+analyst, 12 h):\n{token}\n")
         print(f'curl -s -H "Authorization: Bearer {token}" "{url}?{query}"\n')
+        print_newcomer_lines(token, endpoints, data)
         print("Ctrl-C stops everything; data stays in .dev/ (delete it to start afresh).", flush=True)
         while True:
             time.sleep(3600)

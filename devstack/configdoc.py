@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings
 from devstack.generated import write_or_check
 from edge.config import EdgeSettings
 from services.audit.config import AuditSettings
+from services.console.config import ConsoleSettings
 from services.identity.config import IdentitySettings
 from services.ingest.config import IngestSettings
 from services.matcher.config import MatcherSettings
@@ -21,6 +22,7 @@ SECTIONS: tuple[tuple[str, type[BaseSettings]], ...] = (
     ("identity (`python -m services.identity`)", IdentitySettings),
     ("reporting (`python -m services.reporting`)", ReportingSettings),
     ("audit (`python -m services.audit`)", AuditSettings),
+    ("console (`python -m services.console`, docs/console.md)", ConsoleSettings),
     ("edge (`python -m edge run`)", EdgeSettings),
 )
 INTRO = """# Configuration

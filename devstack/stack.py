@@ -21,6 +21,8 @@ SERVICE_NAMES = ("ingest", "matcher", "identity", "reporting", "audit")
 RETENTION_SERVICES = ("ingest", "matcher", "identity", "reporting")
 RETENTION_EVERY_SECONDS = 24 * 3600
 DEFAULT_PORTS = {"ingest": 8001, "matcher": 8002, "identity": 8003, "reporting": 8004, "audit": 8005}
+CONSOLE, CONSOLE_PORT = "console", 8080
+CONSOLE_APIS = ("identity", "matcher", "reporting", "audit")
 # The audit service's runtime login in dev and tests: separate from the owner login that migrates, so it
 # cannot rewrite the chain (docs/operations.md). The password is a dev one, like the embedded S3 keys.
 AUDIT_LOGIN, AUDIT_LOGIN_PASSWORD = "revisit_audit_app", "revisit-dev-audit"
@@ -144,6 +146,31 @@ def start_services(
         )
         for name in SERVICE_NAMES
     ]
+
+
+def console_environment(
+    keys: SigningKeys, ports: dict[str, int], console_port: int, environment: str = "dev"
+) -> dict[str, str]:
+    """The console's REVISIT_* variables: the services' URLs, the token key, the edge's model pack for staff photos."""
+    apis = {f"REVISIT_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in CONSOLE_APIS}
+    return {
+        "REVISIT_ENVIRONMENT": environment,
+        "REVISIT_HTTP_HOST": "127.0.0.1",
+        "REVISIT_HTTP_PORT": str(console_port),
+        "REVISIT_JWT_PUBLIC_KEY": keys.public_pem,
+        **apis,
+        "REVISIT_CONSOLE_MODEL_DIR": str(shared_dir() / "models"),
+        "REVISIT_CONSOLE_SECURE_COOKIE": "false",  # served on http://127.0.0.1
+        "REVISIT_STARTUP_TIMEOUT_SECONDS": "30",
+    }  # fmt: skip
+
+
+def start_console(
+    keys: SigningKeys, ports: dict[str, int], console_port: int, log_dir: Path, environment: str = "dev"
+) -> ManagedProcess:
+    """`python -m services.console`, its own process as in production (docs/console.md)."""
+    env = {**console_environment(keys, ports, console_port, environment), "PYTHONUNBUFFERED": "1"}
+    return spawn(CONSOLE, [sys.executable, "-m", "services.console"], log_dir, env)
 
 
 def retention_services(endpoints: Endpoints) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """`python -m services.audit`: the hash-chained audit log. `python -m services.audit verify --tenant T`
 recomputes a tenant's chain from the database, holds it against the signed checkpoints in NATS, and exits
-1 naming the first broken record or checkpoint."""
+1 naming the first broken record or checkpoint; beside `make dev` it needs no variable (`.dev/env/audit.json`)."""
 
 import argparse
 import json
@@ -14,13 +14,14 @@ from services.audit.bootstrap import SERVICE, connect_audit_pool, verification_k
 from services.audit.bootstrap import bootstrap as bootstrap_service
 from services.audit.config import AuditSettings
 from services.audit.handlers import verify_tenant_chain
+from services.common.devsettings import command_settings
 from services.common.http import serve_service
 from services.common.logging import configure_logging
 from services.common.startup import run_service
 
 
 async def verify(tenant_id: str) -> None:
-    settings = AuditSettings()  # type: ignore[call-arg]
+    settings = command_settings(AuditSettings, SERVICE)
     configure_logging(SERVICE, "WARNING")
     pool = await connect_audit_pool(settings)
     try:

@@ -1,10 +1,12 @@
-"""Audit's REST routes: verify the caller's tenant chain against its signed checkpoints."""
+"""Audit's REST routes: verify the caller's tenant chain against its signed checkpoints; read its newest records."""
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
+from services.audit.adapters.postgres import AuditLog
 from services.audit.handlers import verify_tenant_chain
 from services.common.auth import Principal, Role, require_roles
 
@@ -30,3 +32,40 @@ async def verify(principal: Admin, request: Request) -> Verification:
     state = request.app.state
     verdict = await verify_tenant_chain(principal.tenant_id, state.audit_log, state.checkpoints, state.public_keys)
     return Verification(tenant_id=principal.tenant_id, **verdict.__dict__)
+
+
+class EntryOut(BaseModel):
+    seq: int
+    service: str
+    action: str
+    actor: str
+    resource: str
+    details: dict[str, Any]
+    occurred_at: datetime
+    recorded_at: datetime
+    hash: str
+
+
+@router.get("/entries")
+async def recent_entries(
+    principal: Admin, request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> dict[str, list[EntryOut]]:
+    """The caller's tenant's newest records, newest first: who did what to which resource, and when."""
+    log: AuditLog = request.app.state.audit_log
+    records = await log.recent(principal.tenant_id, limit)
+    return {
+        "items": [
+            EntryOut(
+                seq=r.seq,
+                service=r.service,
+                action=r.action,
+                actor=r.actor,
+                resource=r.resource,
+                details=r.details,
+                occurred_at=r.occurred_at,
+                recorded_at=r.recorded_at,
+                hash=r.hash,
+            )
+            for r in records
+        ]
+    }

@@ -103,3 +103,55 @@ def issue_token(
         "exp": now + ttl_seconds,
     }
     return jwt.encode(claims, private_key_pem, algorithm="RS256")
+
+
+PRIVATE_KEY_ENV = "REVISIT_JWT_PRIVATE_KEY"
+
+
+def dev_private_key() -> str:
+    """The key that signs dev tokens: REVISIT_JWT_PRIVATE_KEY (PEM), else the one `make dev` keeps in
+    `.dev/keys/jwt-private.pem`; SystemExit naming both otherwise."""
+    import os
+
+    from services.common.devsettings import dev_dir
+
+    if os.environ.get(PRIVATE_KEY_ENV):
+        return os.environ[PRIVATE_KEY_ENV]
+    path = dev_dir() / "keys" / "jwt-private.pem"
+    if not path.exists():
+        raise SystemExit(
+            f"error: no signing key: {PRIVATE_KEY_ENV} is not set and {path} does not exist "
+            "(`make dev` creates it; production tokens come from the identity provider)"
+        )
+    return path.read_text()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m services.common.auth mint --role analyst --tenant demo`: print a dev token."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m services.common.auth", description="Dev tokens.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    mint = commands.add_parser("mint", help="print a signed token for a tenant and role(s)")
+    names = [role.value for role in Role]
+    mint.add_argument("--role", action="append", required=True, choices=names, help="repeat for several roles")
+    mint.add_argument("--tenant", required=True)
+    mint.add_argument("--subject", default="dev", help="who the token is for (the audit log's actor)")
+    mint.add_argument("--hours", type=float, default=12, help="validity")
+    mint.add_argument("--issuer", default="revisit")
+    mint.add_argument("--audience", default="revisit")
+    args = parser.parse_args(argv)
+    token = issue_token(
+        dev_private_key(),
+        subject=args.subject,
+        tenant_id=args.tenant,
+        roles=sorted(set(args.role)),
+        issuer=args.issuer,
+        audience=args.audience,
+        ttl_seconds=int(args.hours * 3600),
+    )
+    print(token)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,21 +6,29 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
 
+import fastapi_offline  # only for the Swagger UI and ReDoc files its package holds
 import uvicorn
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from faststream.nats import NatsBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator
 
 from services.common.auth import TokenVerifier
+from services.common.devsettings import command_settings
 from services.common.logging import configure_logging, get_logger
 from services.common.settings import RestServiceSettings, ServiceSettings
 from services.common.startup import run_service
+
+DOCS_ASSETS = "/docs-assets"
+"""Where each service serves Swagger UI's and ReDoc's files itself (from the `fastapi-offline` wheel)."""
 
 ReadinessCheck = Callable[[], Awaitable[object]]
 """Raises (or times out) when a dependency is not usable."""
@@ -35,7 +43,8 @@ def create_app(
     routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The ops routes every service has, plus `routers` behind the JWT verifier built from `settings`."""
-    app = FastAPI(title=f"Revisit {service}", version="1.0.0")
+    app = FastAPI(title=f"Revisit {service}", version="1.0.0", docs_url=None, redoc_url=None)
+    serve_docs_offline(app)
     if settings is not None:
         app.state.token_verifier = TokenVerifier(settings.jwt_public_key, settings.jwt_issuer, settings.jwt_audience)
     for router in routers:
@@ -67,6 +76,36 @@ def create_app(
     document_refusals(app)
     app.add_exception_handler(RequestValidationError, refuse_invalid_request)
     return app
+
+
+def serve_docs_offline(app: FastAPI) -> None:
+    """`/docs` (Swagger UI) and `/redoc` with every file served by the service: FastAPI's own pages load them
+    from a CDN, so they were blank on a site without internet."""
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},  # Swagger UI's default sends the document to swagger.io
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 async def refuse_invalid_request(request: Request, error: Exception) -> JSONResponse:
@@ -188,8 +227,9 @@ async def serve_service(
 async def run_retention_once(
     service: str, settings_type: type[SettingsT], retention: Callable[[SettingsT, datetime], Awaitable[object]]
 ) -> None:
-    """`python -m services.<name> retention`: settings from the environment, logs, one run as of now."""
-    settings = settings_type()
+    """`python -m services.<name> retention`: settings from the environment (or the running `make dev`'s, in
+    `.dev/`), logs, one run as of now."""
+    settings = command_settings(settings_type, service)
     configure_logging(service, settings.log_level)
     await retention(settings, datetime.now(UTC))
 

@@ -65,6 +65,12 @@ class AuditLog:
                 return
             after = rows[-1]["seq"]
 
+    async def recent(self, tenant_id: str, limit: int) -> list[AuditRecord]:
+        """The tenant's newest `limit` records, newest first (what an admin reads in the console)."""
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            rows = await connection.fetch(f"SELECT {READ_COLUMNS} FROM records ORDER BY seq DESC LIMIT $1", limit)
+        return [_record(row) for row in rows]
+
 
 def _record(row: asyncpg.Record) -> AuditRecord:
     stored = row["details_text"] if row["details_text"] is not None else row["details"]

@@ -166,6 +166,25 @@ async def test_other_roles_cannot_verify(audit: Audit, make_token: Callable[...,
     assert response.status_code == 403
 
 
+async def test_recent_entries_newest_first_for_admins_only(
+    audit: Audit, nats_connection: NatsClient, make_token: Callable[..., str]
+) -> None:
+    tenant, other = new_tenant(), new_tenant()
+    await publish_entries(nats_connection, [entry(tenant, n) for n in range(3)] + [entry(other, 9)])
+    await settled(audit, make_token(tenant, ["admin"]), records=3)
+    transport = httpx.ASGITransport(app=audit.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://audit") as client:
+        admin = {"authorization": f"Bearer {make_token(tenant, ['admin'])}"}
+        recent = (await client.get("/v1/audit/entries", params={"limit": 2}, headers=admin)).json()["items"]
+        analyst = {"authorization": f"Bearer {make_token(tenant, ['analyst'])}"}
+        refused = await client.get("/v1/audit/entries", headers=analyst)
+    assert [e["seq"] for e in recent] == [3, 2]  # newest first (consumers may record the three in any order)
+    assert all(e["resource"] == f"person/{e['details']['n']}" and e["actor"] == "user:alice" for e in recent)
+    assert {e["resource"] for e in recent} < {"person/0", "person/1", "person/2"}
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == "requires one of the roles: admin, platform"  # roles as words
+
+
 async def test_rls_hides_other_tenants_rows(audit: Audit, nats_connection: NatsClient, postgres_dsn: str) -> None:
     tenant = new_tenant()
     await publish_entries(nats_connection, [entry(tenant, 1)])

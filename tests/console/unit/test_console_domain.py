@@ -1,0 +1,80 @@
+"""The console's pure parts: chart geometry, dwell and occupancy from visits, the gallery filter, the timeline."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.console.domain.charts import HEIGHT, Series, bar_chart, nice_ceiling
+from services.console.domain.persons import GalleryFilter, day_of, timeline_by_day
+from services.console.domain.visits import (
+    dwell_histogram,
+    median_dwell,
+    present_now,
+    visits_by_hour_of_day,
+)
+
+NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def visit(started: datetime, minutes: float) -> dict:
+    return {"started_at": started.isoformat(), "last_seen_at": (started + timedelta(minutes=minutes)).isoformat()}
+
+
+def test_nice_ceiling_rounds_up_to_a_readable_axis_top() -> None:
+    assert [nice_ceiling(v) for v in (0, 1, 3, 7, 11, 18, 26, 230)] == [1, 1, 5, 10, 20, 20, 50, 250]
+
+
+def test_stacked_bars_reach_the_total_and_never_leave_the_plot() -> None:
+    chart = bar_chart("new and returning", ["d1", "d2"], [Series("new", "bar", [11, 0]), Series("ret", "r", [0, 7])])
+    assert [bar.title for bar in chart.bars] == ["d1: new 11", "d2: ret 7"]  # zero-height bars are left out
+    top = chart.ticks[-1]
+    assert top.label == "20" and all(top.y <= bar.y and bar.y + bar.height <= chart.baseline for bar in chart.bars)
+    assert chart.bars[0].height / chart.bars[1].height == pytest.approx(11 / 7)
+    assert chart.description == "d1: new 11, ret 0; d2: new 0, ret 7"
+
+
+def test_labels_thin_out_so_they_never_overlap() -> None:
+    hours = bar_chart("hours", [f"{h:02d}" for h in range(24)], [Series("visits", "bar", [1] * 24)])
+    assert [label.text for label in hours.labels] == [f"{h:02d}" for h in range(0, 24, 2)]
+    empty = bar_chart("nothing", [], [Series("visits", "bar", [])])
+    assert empty.bars == [] and empty.description == "no data" and empty.height == HEIGHT
+
+
+def test_dwell_buckets_median_and_who_is_present() -> None:
+    visits = [visit(NOON, 0), visit(NOON, 7), visit(NOON, 20), visit(NOON, 45), visit(NOON, 90), visit(NOON, 5)]
+    assert dwell_histogram(visits) == [1, 2, 1, 1, 1]
+    assert median_dwell(visits) == (7 + 20) / 2 and median_dwell([]) is None
+    now = NOON + timedelta(minutes=100)
+    assert present_now(visits, now, timedelta(minutes=30)) == 1  # only the visit last seen 10 minutes ago
+
+
+def test_hourly_periods_fold_onto_the_hours_of_a_day() -> None:
+    periods = [
+        {"period_start": "2026-11-19T10:00:00+00:00", "visits": 11},
+        {"period_start": "2026-11-20T10:00:00+00:00", "visits": 7},
+        {"period_start": "2026-11-20T23:00:00+00:00", "visits": 1},
+    ]
+    hours = visits_by_hour_of_day(periods)
+    assert hours[10] == 18 and hours[23] == 1 and sum(hours) == 19
+
+
+def test_gallery_filter_by_first_site_and_days_seen() -> None:
+    person = {
+        "first_site_id": "store-1",
+        "first_seen_at": "2026-11-19T10:00:00+00:00",
+        "last_seen_at": "2026-11-20T10:00:00+00:00",
+    }
+    assert GalleryFilter().keeps(person)
+    assert GalleryFilter("store-1", date(2026, 11, 20), date(2026, 11, 20)).keeps(person)
+    assert not GalleryFilter("store-2").keeps(person)
+    assert not GalleryFilter(first=date(2026, 11, 21)).keeps(person)
+    assert not GalleryFilter(last=date(2026, 11, 18)).keeps(person)
+    assert day_of("2026-11-20") == date(2026, 11, 20) and day_of("") is None and day_of("20/11/2026") is None
+
+
+def test_timeline_groups_sightings_by_day_newest_first() -> None:
+    sightings = [
+        {"captured_at": f"2026-11-{day}T{hour}:00:00+00:00"} for day, hour in (("20", "11"), ("20", "09"), ("19", "10"))
+    ]
+    days = timeline_by_day(sightings)
+    assert [(d.day.day, len(d.sightings)) for d in days] == [(20, 2), (19, 1)]
