@@ -3,14 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+PROMTOOL := .tools/bin/promtool
 SOURCE ?=
 
-.PHONY: help install dev test lint format bench asyncapi schemas models constraints clean
+.PHONY: help install tools dev test lint format bench asyncapi schemas chart-schema models constraints clean
 
 help:
 	@echo "make dev      run infrastructure, all services and the demo edge (SOURCE=video|folder|rtsp to feed your own)"
 	@echo "make test     install what is missing, then lint, type-check and run every test"
-	@echo "make lint     ruff, ruff format --check, mypy, exported contracts up to date"
+	@echo "make lint     ruff, ruff format --check, mypy, hadolint, exported contracts and chart schema up to date"
 	@echo "make bench    benchmarks; figures printed and written to docs/BENCHMARKS.md"
 	@echo "make models   download the published model pack with sha256 checks (needs the internet)"
 
@@ -23,22 +24,36 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# promtool (tests/deploy: promtool check rules, promtool test rules) from Debian's prometheus package: the .deb is
+# downloaded, not installed (no server, no service), and only its promtool is kept.
+$(PROMTOOL):
+	@mkdir -p .tools/bin .tools/deb
+	cd .tools/deb && (apt-get download prometheus 2>/dev/null || (apt-get update -qq && apt-get download prometheus))
+	dpkg-deb -x .tools/deb/prometheus_*.deb .tools/deb/root
+	cp .tools/deb/root/usr/bin/promtool $(PROMTOOL)
+	@rm -rf .tools/deb
+	$(PROMTOOL) --version | head -1
+
+tools: $(PROMTOOL)
+
 dev: install
 	$(PY) -m devstack up $(if $(SOURCE),--source "$(SOURCE)")
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy schemas services edge devstack bench tests
+	$(VENV)/bin/mypy schemas plumbing services edge devstack bench tests
+	$(VENV)/bin/hadolint deploy/services/Dockerfile deploy/edge/Dockerfile
 	$(PY) -m schemas.export --check
 	$(PY) -m devstack.asyncapi --check
 	$(PY) -m devstack.configdoc --check
+	$(PY) deploy/helm/values_schema.py --check
 
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint
+test: lint tools
 	$(PY) -m pytest
 
 bench: install
@@ -50,6 +65,9 @@ schemas: install
 asyncapi: install
 	$(PY) -m devstack.asyncapi
 
+chart-schema: install
+	$(PY) deploy/helm/values_schema.py
+
 models: install
 	$(PY) -m edge.model_pack download --dir $(or $(MODEL_DIR),models)
 
@@ -58,4 +76,4 @@ constraints: install
 	mv constraints.tmp constraints.txt
 
 clean:
-	rm -rf .dev .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .dev .mypy_cache .ruff_cache .pytest_cache .tools
