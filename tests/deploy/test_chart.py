@@ -416,7 +416,9 @@ def test_helm_test_asks_every_service_for_readiness() -> None:
         f"http://revisit-{name}:{port}/readyz"
         for name, port in sorted(zip(SERVICES, (8001, 8002, 8003, 8004, 8005), strict=True))
     ]
-    for policy in objects("production", "NetworkPolicy"):
+    services = [policy for policy in objects("production", "NetworkPolicy") if "ingress" in policy["spec"]]
+    assert len(services) == len(SERVICES)
+    for policy in services:
         peers = policy["spec"]["ingress"][0]["from"]
         assert {
             "podSelector": {
@@ -450,3 +452,19 @@ def test_the_grafana_config_map_labels() -> None:
     (config_map,) = [c for c in objects("production", "ConfigMap") if c["metadata"]["name"].endswith("-dashboards")]
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert config_map["metadata"]["annotations"] == {"grafana_folder": "Revisit"}
+
+
+def test_every_workload_is_inside_a_network_policy_and_retention_jobs_accept_nothing() -> None:
+    policies = objects("production", "NetworkPolicy")
+    pod_templates = [d["spec"]["template"] for d in objects("production", "Deployment")] + [
+        c["spec"]["jobTemplate"]["spec"]["template"] for c in objects("production", "CronJob")
+    ]
+    for template in pod_templates:
+        labels = template["metadata"]["labels"]
+        selecting = [p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
+        assert len(selecting) == 1, labels["app.kubernetes.io/component"]
+    by_name = {p["metadata"]["name"]: p for p in policies}
+    for name in RETAINED:
+        job, service = by_name[f"revisit-{name}-retention"], by_name[f"revisit-{name}"]
+        assert "ingress" not in job["spec"] and job["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert job["spec"]["egress"] == service["spec"]["egress"]
