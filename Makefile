@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+PROMTOOL := .tools/bin/promtool
 SOURCE ?=
 # The console's browser tests (tests/console): Debian's chromium driven by Playwright, axe-core from npm.
 BROWSER_DIR := .browser
@@ -10,12 +11,12 @@ AXE_VERSION := 4.14.1
 AXE := $(BROWSER_DIR)/node_modules/axe-core/axe.min.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install browser dev test lint format bench asyncapi schemas models constraints clean
+.PHONY: help install tools browser dev test lint format bench asyncapi schemas chart-schema models constraints clean
 
 help:
 	@echo "make dev      run infrastructure, all services and the demo edge (SOURCE=video|folder|rtsp to feed your own)"
 	@echo "make test     install what is missing, then lint, type-check and run every test"
-	@echo "make lint     ruff, ruff format --check, mypy, exported contracts up to date"
+	@echo "make lint     ruff, ruff format --check, mypy, hadolint, exported contracts and chart schema up to date"
 	@echo "make bench    benchmarks; figures printed and written to docs/BENCHMARKS.md"
 	@echo "make browser  install chromium (apt) and axe-core (npm) for the console's browser tests"
 	@echo "make models   download the published model pack with sha256 checks (needs the internet)"
@@ -23,7 +24,7 @@ help:
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[embedded,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[edge,server,embedded,dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
@@ -36,22 +37,36 @@ $(AXE):
 browser: $(AXE)
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
+# promtool (tests/deploy: promtool check rules, promtool test rules) from Debian's prometheus package: the .deb is
+# downloaded, not installed (no server, no service), and only its promtool is kept.
+$(PROMTOOL):
+	@mkdir -p .tools/bin .tools/deb
+	cd .tools/deb && (apt-get download prometheus 2>/dev/null || (apt-get update -qq && apt-get download prometheus))
+	dpkg-deb -x .tools/deb/prometheus_*.deb .tools/deb/root
+	cp .tools/deb/root/usr/bin/promtool $(PROMTOOL)
+	@rm -rf .tools/deb
+	$(PROMTOOL) --version | head -1
+
+tools: $(PROMTOOL)
+
 dev: install
 	$(PY) -m devstack up $(if $(SOURCE),--source "$(SOURCE)")
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy schemas services edge devstack bench tests
+	$(VENV)/bin/mypy schemas plumbing services edge devstack bench tests
+	$(VENV)/bin/hadolint deploy/services/Dockerfile deploy/edge/Dockerfile
 	$(PY) -m schemas.export --check
 	$(PY) -m devstack.asyncapi --check
 	$(PY) -m devstack.configdoc --check
+	$(PY) deploy/helm/values_schema.py --check
 
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint browser
+test: lint tools browser
 	$(PY) -m pytest
 
 bench: install
@@ -63,6 +78,9 @@ schemas: install
 asyncapi: install
 	$(PY) -m devstack.asyncapi
 
+chart-schema: install
+	$(PY) deploy/helm/values_schema.py
+
 models: install
 	$(PY) -m edge.model_pack download --dir $(or $(MODEL_DIR),models)
 
@@ -71,4 +89,4 @@ constraints: install
 	mv constraints.tmp constraints.txt
 
 clean:
-	rm -rf .dev .mypy_cache .ruff_cache .pytest_cache $(BROWSER_DIR)
+	rm -rf .dev .mypy_cache .ruff_cache .pytest_cache .tools $(BROWSER_DIR)

@@ -26,9 +26,9 @@ from edge.enrol import (
 )
 from edge.models import ModelPackError
 from edge.sources import SourceError
+from plumbing.logging import configure_logging
+from plumbing.startup import DependencyUnavailable
 from schemas.staff import StaffGalleryEntry, staff_entry
-from services.common.logging import configure_logging
-from services.common.startup import DependencyUnavailable
 
 EXIT_CANNOT_START = 2
 IDENTITY_TOKEN_ENV = "REVISIT_IDENTITY_TOKEN"

@@ -25,7 +25,7 @@ from edge.publisher import JetStreamPublisher, connect_publisher
 from edge.relay import OutboxRelay
 from edge.sources import Frame, SourceKind, StreamOptions, open_source, source_kind
 from edge.staff import StaffGallery, StaffGalleryWatcher, watch_staff_gallery
-from services.common.logging import get_logger
+from plumbing.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -23,9 +23,9 @@ from edge.align import align_face
 from edge.detector import Detection, Detector
 from edge.embedder import OnnxEmbedder
 from edge.staff import put_staff_entry
+from plumbing.startup import DependencyUnavailable
 from schemas.base import TOKEN_PATTERN
 from schemas.staff import MAX_STAFF_EMBEDDINGS, StaffGalleryEntry
-from services.common.startup import DependencyUnavailable
 
 
 class EnrolmentError(ValueError):

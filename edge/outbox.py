@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edge.metrics import OUTBOX_DEAD, OUTBOX_DEPTH, OUTBOX_DROPPED
 from edge.publisher import OutgoingMessage
-from services.common.logging import get_logger
+from plumbing.logging import get_logger
 
 log = get_logger(__name__)
 
@@ -69,6 +69,8 @@ class Outbox:
         self._db.executescript(SCHEMA)
         self._limits, self._clock = limits, clock
         self.dropped: dict[str, int] = {"age": 0, "count": 0, "bytes": 0}
+        for reason in self.dropped:  # exported at 0 from the start, so the first drop is a visible increase
+            OUTBOX_DROPPED.labels(reason)
         count, size = self._db.execute("SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox").fetchone()
         self._depth, self._bytes = int(count), int(size)
         OUTBOX_DEPTH.set(self._depth)

@@ -25,9 +25,9 @@ from edge.quality import face_quality, unoccluded_score
 from edge.sources import Frame
 from edge.staff import StaffGallery
 from edge.tracker import FaceTracker, Observation, TrackerTuning
+from plumbing.logging import get_logger
 from schemas.faces import FaceBox, FaceDetected
 from schemas.ids import new_event_id
-from services.common.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -18,10 +18,10 @@ from nats.aio.client import DEFAULT_INBOX_PREFIX
 from nats.aio.client import Client as NatsClient
 
 from edge.metrics import PUBLISH_SECONDS
+from plumbing.logging import get_logger
+from plumbing.startup import DependencyUnavailable
 from schemas.faces import FaceDetected
 from schemas.subjects import face_detected, private_inbox_prefix
-from services.common.logging import get_logger
-from services.common.startup import DependencyUnavailable
 
 log = get_logger(__name__)
 

@@ -11,8 +11,8 @@ import nats
 from edge.metrics import EVENTS
 from edge.outbox import Outbox
 from edge.publisher import MessagePublisher, PublishRefused, to_message
+from plumbing.logging import get_logger
 from schemas.faces import FaceDetected
-from services.common.logging import get_logger
 
 log = get_logger(__name__)
 

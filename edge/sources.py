@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from edge.detector import Image
 from edge.metrics import STREAM_BLACK, STREAM_FROZEN, STREAM_RECONNECTS, STREAM_UP
 from edge.stream_health import StreamCondition, StreamMonitor, frame_stats, thumbnail
-from services.common.logging import get_logger
+from plumbing.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -25,11 +25,11 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from edge.embedder import Vectors, l2_normalise
+from plumbing.logging import get_logger
+from plumbing.startup import DependencyUnavailable
 from schemas.models import embedding_dimension
 from schemas.staff import StaffGalleryEntry
 from schemas.subjects import STAFF_GALLERY_BUCKET, staff_gallery_key
-from services.common.logging import get_logger
-from services.common.startup import DependencyUnavailable
 
 log = get_logger(__name__)
 

@@ -218,6 +218,12 @@ async def connect_broker(
     )
 
 
+def consumed_subjects(broker: NatsBroker) -> list[str]:
+    """The filter subject of every subscriber registered on `broker` (`faces.matched.>`)."""
+    filters = (getattr(subscriber, "subject", "") for subscriber in broker.subscribers)
+    return [str(getattr(subject, "template", subject)) for subject in filters]
+
+
 EventPublisher = Callable[[str, Event], Awaitable[None]]
 """What handlers get to publish with: `await publish(subject, event)`."""
 

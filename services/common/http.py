@@ -22,8 +22,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator
 
 from services.common.auth import TokenVerifier
+from services.common.bus import consumed_subjects
 from services.common.devsettings import command_settings
 from services.common.logging import configure_logging, get_logger
+from services.common.metrics import count_consumed_from_zero
 from services.common.settings import RestServiceSettings, ServiceSettings
 from services.common.startup import run_service
 
@@ -221,6 +223,7 @@ async def serve_service(
     settings = settings_type()
     configure_logging(service, settings.log_level)
     async with bootstrap(settings) as running:
+        count_consumed_from_zero(service, consumed_subjects(running.broker))
         await serve(running.app, settings.http_host, settings.http_port, running.broker)
 
 

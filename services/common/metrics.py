@@ -1,7 +1,10 @@
 """Prometheus metrics of the consumers, declared once so dashboards and alerts can rely on them."""
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Histogram
 
+CONSUMED_OUTCOMES = ("ok", "dead_lettered", "retried")
 MESSAGES_CONSUMED = Counter(
     "revisit_messages_consumed_total",
     "Messages a consumer finished, by outcome (ok, dead_lettered, retried).",
@@ -36,3 +39,18 @@ RETENTION_DELETED = Counter(
 def subject_family(subject: str) -> str:
     """The first two tokens of a subject (`faces.ingested`): low-cardinality label, no tenant ids."""
     return ".".join(subject.split(".")[:2])
+
+
+def count_consumed_from_zero(service: str, filter_subjects: Iterable[str]) -> None:
+    """Export every outcome of `service`'s consumers at 0 before the first message.
+
+    A labelled series otherwise appears at its first increment, with no earlier sample, and
+    `increase(...[10m]) > 0` cannot see a step in it: the first burst of dead letters would never alert.
+    A filter whose first two tokens hold a wildcard (`audit.>`) names no family in advance; its series still
+    appear at their first increment (the alert rules catch those as new series, rules/revisit-alerts.yaml).
+    """
+    for family in {subject_family(subject) for subject in filter_subjects}:
+        if "*" in family or ">" in family:
+            continue
+        for outcome in CONSUMED_OUTCOMES:
+            MESSAGES_CONSUMED.labels(service, family, outcome)

@@ -1,188 +1,470 @@
-"""Static checks of the Helm chart: the files parse, values fit the schema, every service is wired,
-and alerts and dashboard only use metrics the code exports (a renamed metric would silence an alert)."""
+"""The Helm chart checked by the real tools on the objects it renders: Helm's own Go code (helm-python-sdk) lints it
+strictly and renders it with default and production-like values, every object passes kubernetes-validate --strict
+for Kubernetes 1.30 (the operators' kinds against their CRD schemas, tests/deploy/crds), the values schema refuses
+what Kubernetes or the services would, and the public entry routes the public API only."""
 
 import copy
+import importlib
 import json
+import pkgutil
 import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import helm_python
 import jsonschema
+import kubernetes_validate
 import pytest
 import yaml
+from fastapi import APIRouter
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "revisit"
-RULES = CHART / "rules" / "revisit-alerts.yaml"
-DASHBOARD = CHART / "dashboards" / "revisit-overview.json"
-OPERATIONS_DOC = ROOT / "docs" / "operations.md"
-
-SERVICE_PORTS = {"ingest": 8001, "matcher": 8002, "identity": 8003, "reporting": 8004, "audit": 8005}
-SERVICE_METRICS = {
-    "revisit_messages_consumed_total",
-    "revisit_handler_seconds",
-    "revisit_events_published_total",
-    "revisit_unidentified_sightings_total",
+HERE = Path(__file__).resolve().parent
+KUBERNETES_VERSION = "1.30.0"
+RELEASE, NAMESPACE = "revisit", "revisit"
+SERVICES = ("ingest", "matcher", "identity", "reporting", "audit")
+RETAINED = ("ingest", "matcher", "identity", "reporting")
+CRD_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-monitoring.coreos.com-v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule-monitoring.coreos.com-v1.json",
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproute-gateway.networking.k8s.io-v1.json",
 }
-EDGE_METRICS = {
-    "revisit_edge_frames_total",
-    "revisit_edge_faces_total",
-    "revisit_edge_events_total",
-    "revisit_edge_outbox_depth",
-    "revisit_edge_outbox_dropped_total",
-}
-HISTOGRAM_SERIES = {f"revisit_handler_seconds_{suffix}" for suffix in ("bucket", "sum", "count")}
-KNOWN_METRICS = SERVICE_METRICS | EDGE_METRICS | HISTOGRAM_SERIES
-METRIC_NAME = re.compile(r"\brevisit_[a-z_]+")
+
+Manifest = dict[str, Any]
 
 
-def load_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text())
-
-
-def values() -> dict[str, Any]:
-    loaded: dict[str, Any] = load_yaml(CHART / "values.yaml")
+def production_values() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((HERE / "values-production.yaml").read_text())
     return loaded
 
 
-def schema() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
-    return loaded
+VALUE_SETS = {"default": {}, "production": production_values()}
 
 
-def service_wiring() -> dict[str, Any]:
-    """The `revisit.serviceWiring` block of _helpers.tpl, which is plain YAML inside a define."""
-    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
-    match = re.search(r'define "revisit\.serviceWiring" -\}\}\n(.*?)\{\{- end \}\}', helpers, re.DOTALL)
-    assert match, "revisit.serviceWiring not found in _helpers.tpl"
-    wiring: dict[str, Any] = yaml.safe_load(match.group(1))
-    return wiring
+def render(values: dict[str, Any] | None = None) -> list[Manifest]:
+    """Every object `helm template` would output (NOTES.txt aside), through Helm's own code."""
+    with helm_python.Chart.load(CHART) as chart:
+        files = chart.render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return [
+        document
+        for path, text in sorted(files.items())
+        if path.endswith(".yaml")
+        for document in yaml.safe_load_all(text)
+        if document
+    ]
 
 
-def test_chart_metadata_and_no_unvendored_dependencies() -> None:
-    chart = load_yaml(CHART / "Chart.yaml")
-    assert chart["apiVersion"] == "v2"
-    assert chart["name"] == "revisit"
-    assert re.fullmatch(r"\d+\.\d+\.\d+", chart["version"])
-    # Helm refuses to template a chart whose declared dependencies are not in charts/, even disabled ones.
-    for dependency in chart.get("dependencies") or []:
-        assert list((CHART / "charts").glob(f"{dependency['name']}-*")), f"{dependency['name']} declared, not vendored"
+@cache
+def rendered(value_set: str) -> tuple[Manifest, ...]:
+    return tuple(render(VALUE_SETS[value_set]))
 
 
-def test_static_yaml_files_parse() -> None:
-    files = [p for p in CHART.rglob("*.yaml") if "templates" not in p.parts]
-    assert len(files) >= 3
-    for path in files:
-        assert load_yaml(path) is not None, path
+def objects(value_set: str, kind: str) -> list[Manifest]:
+    return [item for item in rendered(value_set) if item["kind"] == kind]
 
 
-def test_values_fit_the_schema() -> None:
-    jsonschema.Draft7Validator.check_schema(schema())
-    jsonschema.validate(values(), schema())
+def by_component(value_set: str, kind: str) -> dict[str, Manifest]:
+    return {item["metadata"]["labels"]["app.kubernetes.io/component"]: item for item in objects(value_set, kind)}
+
+
+def strict(schema: Any) -> Any:
+    """A CRD's openAPIV3Schema made as strict as `kubectl --validate=strict`: unknown fields are refused
+    (objects that declare properties and neither additionalProperties nor preserve-unknown-fields)."""
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    tightened = {key: strict(value) for key, value in schema.items()}
+    if (
+        tightened.get("properties")
+        and "additionalProperties" not in tightened
+        and not tightened.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        tightened["additionalProperties"] = False
+    return tightened
+
+
+@cache
+def crd_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
+    schema = json.loads((HERE / "crds" / CRD_SCHEMAS[(api_version, kind)]).read_text())
+    definitions = json.loads(
+        (
+            Path(kubernetes_validate.__file__).parent
+            / "kubernetes-json-schema"
+            / f"v{KUBERNETES_VERSION}-local-strict"
+            / "_definitions.json"
+        ).read_text()
+    )["$defs"]
+    object_meta = json.loads(
+        json.dumps(definitions["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]).replace(
+            "/api/_definitions.json#/$defs/", "#/$defs/"
+        )
+    )
+    schema["properties"]["metadata"] = object_meta
+    schema = strict(schema)
+    schema["$defs"] = {
+        name: json.loads(json.dumps(value).replace("/api/_definitions.json#/$defs/", "#/$defs/"))
+        for name, value in definitions.items()
+    }
+    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    return validator_class(schema)
+
+
+def validate_object(manifest: Manifest) -> None:
+    key = (manifest["apiVersion"], manifest["kind"])
+    if key in CRD_SCHEMAS:
+        crd_validator(*key).validate(manifest)
+    else:
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_helm_lint_strict_finds_nothing(value_set: str) -> None:
+    report = helm_python.lint(CHART, VALUE_SETS[value_set], strict=True, kube_version=f"v{KUBERNETES_VERSION}")
+    assert not report["errors"], report["errors"]
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_every_rendered_object_passes_kubernetes_validate_strict(value_set: str) -> None:
+    manifests = rendered(value_set)
+    assert len(manifests) >= 20
+    for manifest in manifests:
+        try:
+            validate_object(manifest)
+        except (jsonschema.ValidationError, kubernetes_validate.utils.SchemaNotFoundError) as error:
+            pytest.fail(f"{manifest['kind']}/{manifest['metadata']['name']}: {getattr(error, 'message', error)}")
+
+
+def test_production_values_render_the_optional_objects() -> None:
+    kinds = {manifest["kind"] for manifest in rendered("production")}
+    assert {"Ingress", "HTTPRoute", "ServiceMonitor", "PrometheusRule", "HorizontalPodAutoscaler", "Pod"} <= kinds
+    assert {"Ingress", "HTTPRoute", "ServiceMonitor", "PrometheusRule"}.isdisjoint(
+        manifest["kind"] for manifest in rendered("default")
+    )
+
+
+def test_the_strict_crd_check_refuses_an_unknown_field() -> None:
+    """The CRD validation is not a formality: a misspelt field of an operator's kind fails."""
+    monitor = copy.deepcopy(objects("production", "ServiceMonitor")[0])
+    validate_object(monitor)
+    monitor["spec"]["endpoints"][0]["scrapeInterval"] = "30s"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_object(monitor)
+    route = copy.deepcopy(objects("production", "HTTPRoute")[0])
+    route["spec"]["rules"][0]["matches"][0]["path"]["type"] = "Prefix"  # Ingress' word, not the Gateway API's
+    with pytest.raises(jsonschema.ValidationError):
+        validate_object(route)
 
 
 @pytest.mark.parametrize(
-    ("path", "bad"),
+    ("values", "complaint"),
     [
-        (("services", "ingest", "port"), "8001"),
-        (("services", "matcher", "replicas"), 2),
-        (("nats", "url"), "localhost:4222"),
-        (("environment"), "staging"),
+        ({"replicas": "three"}, "additional properties 'replicas' not allowed"),
+        ({"services": {"matcher": {"replicaCount": "three"}}}, "/services/matcher/replicaCount"),
+        ({"services": {"ingest": {"replicas": 2}}}, "additional properties 'replicas' not allowed"),
+        ({"podSecurityContext": {"runAsUser": "root"}}, "/podSecurityContext/runAsUser"),
+        ({"containerSecurityContext": {"capabilities": {"dropp": ["ALL"]}}}, "'dropp' not allowed"),
+        (
+            {"probes": {"readiness": {"periodSeconds": "10s", "failureThreshold": 3, "timeoutSeconds": 1}}},
+            "periodSeconds",
+        ),
+        ({"metrics": {"serviceMonitor": {"interval": "30"}}}, "/metrics/serviceMonitor/interval"),
+        ({"retention": {"schedules": {"ingest": "daily at 3"}}}, "/retention/schedules/ingest"),
+        ({"retention": {"schedules": {"audit": "17 3 * * *"}}}, "invalid propertyName 'audit'"),
+        ({"image": {"digest": "sha256:abc"}}, "/image/digest"),
+        ({"services": {"ingest": {"publicPaths": ["/metrics"]}}}, "/services/ingest/publicPaths/0"),
+        ({"tolerations": [{"key": "a", "tolerationSeconds": "soon"}]}, "/tolerations/0/tolerationSeconds"),
+        ({"nats": {"url": "localhost:4222"}}, "/nats/url"),
+        ({"environment": "staging"}, "/environment"),
+        ({"podAntiAffinity": "maybe"}, "/podAntiAffinity"),
     ],
 )
-def test_schema_refuses_bad_values(path: tuple[str, ...] | str, bad: object) -> None:
-    broken = copy.deepcopy(values())
-    keys = (path,) if isinstance(path, str) else path
-    target = broken
-    for key in keys[:-1]:
-        target = target[key]
-    target[keys[-1]] = bad
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(broken, schema())
+def test_the_values_schema_refuses(values: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(helm_python.HelmValuesError) as refused:
+        render(values)
+    assert complaint in str(refused.value)
 
 
-def test_every_service_has_a_deployment_entry() -> None:
-    services = values()["services"]
-    assert set(service_wiring()) == set(services), "each service in values needs an entry in revisit.serviceWiring"
-    assert {name: svc["port"] for name, svc in services.items()} == SERVICE_PORTS
-    for name, wiring in service_wiring().items():
-        assert "nats" in wiring["backends"], name
-        assert set(wiring["backends"]) <= set(values()["networkPolicy"]["egress"]), name
-    deployment = (CHART / "templates" / "deployment.yaml").read_text()
-    assert "range $name, $svc := .Values.services" in deployment
-    assert 'command: ["python", "-m", "services.{{ $name }}"]' in deployment
+def walk(items: dict[str, Any] | list[Any]) -> Iterator[Any]:
+    values = items.values() if isinstance(items, dict) else items
+    for value in values:
+        yield value
+        if isinstance(value, dict | list):
+            yield from walk(value)
 
 
-def test_alert_rules_use_only_known_metrics() -> None:
-    text = RULES.read_text()
-    used = set(METRIC_NAME.findall(text))
-    assert {"revisit_messages_consumed_total", "revisit_handler_seconds_bucket", "revisit_edge_outbox_depth"} <= used
-    assert used <= KNOWN_METRICS, f"unknown metrics in alert rules: {sorted(used - KNOWN_METRICS)}"
+def test_the_values_schema_is_strict_and_current() -> None:
+    """values.schema.json is what deploy/helm/values_schema.py writes (make lint checks it too)."""
+    check = subprocess.run(
+        [sys.executable, "deploy/helm/values_schema.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    loose = [
+        node
+        for node in walk(schema)
+        if isinstance(node, dict)
+        and node.get("type") == "object"
+        and "properties" in node
+        and "additionalProperties" not in node
+        and "then" not in node
+    ]
+    assert loose == [], "every object of the values schema refuses unknown keys"
 
 
-def test_alert_rules_are_complete_and_documented() -> None:
-    groups = load_yaml(RULES)["groups"]
-    rules = [rule for group in groups for rule in group["rules"]]
-    runbook = OPERATIONS_DOC.read_text().lower()
-    assert len(rules) >= 6
-    for rule in rules:
-        assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
-        assert rule["annotations"]["summary"], rule["alert"]
-        anchor = rule["annotations"]["runbook"].split("#", 1)[1]
-        assert anchor == rule["alert"].lower()
-        assert f"### {anchor}" in runbook, f"{rule['alert']} has no runbook section in docs/operations.md"
+def routers_of(service: str) -> list[APIRouter]:
+    package = importlib.import_module(f"services.{service}")
+    found: list[APIRouter] = []
+    for module in pkgutil.iter_modules(package.__path__, f"services.{service}."):
+        if module.name.endswith("__main__"):
+            continue
+        found += [
+            value for value in vars(importlib.import_module(module.name)).values() if isinstance(value, APIRouter)
+        ]
+    return found
 
 
-def test_dashboard_parses_and_uses_only_known_metrics() -> None:
-    dashboard = json.loads(DASHBOARD.read_text())
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-    assert len(exprs) >= 6
-    used = {name for expr in exprs for name in METRIC_NAME.findall(expr)}
-    assert used <= KNOWN_METRICS, f"unknown metrics in dashboard: {sorted(used - KNOWN_METRICS)}"
-    assert EDGE_METRICS - {"revisit_edge_outbox_dropped_total"} <= used
-    template = (CHART / "templates" / "dashboards-configmap.yaml").read_text()
-    assert 'grafana_dashboard: "1"' in template
+def public_routes() -> dict[str, str]:
+    """Every route path of every service's API (a sample value in each parameter) -> the service."""
+    routes: dict[str, str] = {}
+    for service in SERVICES:
+        for router in routers_of(service):
+            for route in router.routes:
+                path = re.sub(r"\{[^}]+\}", "sample-id", getattr(route, "path", ""))
+                assert routes.setdefault(path, service) == service, f"{path} is both {routes[path]}'s and {service}'s"
+    return routes
 
 
-def test_service_metrics_are_declared_by_the_code() -> None:
-    declared = {
-        name
-        for path in (ROOT / "services").rglob("*.py")
-        for name in re.findall(r"[\"'](revisit_[a-z_]+)[\"']", path.read_text())
+def longest_prefix(rules: list[tuple[str, str]], path: str) -> str | None:
+    """Which backend a Prefix rule set sends `path` to: the longest matching prefix, element-wise, wins."""
+    matching = [(prefix, backend) for prefix, backend in rules if path == prefix or path.startswith(prefix + "/")]
+    return max(matching, key=lambda rule: len(rule[0]))[1] if matching else None
+
+
+def ingress_rules() -> list[tuple[str, str]]:
+    (ingress,) = objects("production", "Ingress")
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "api.revisit.example.com"
+    return [
+        (path["path"], path["backend"]["service"]["name"].removeprefix("revisit-"))
+        for path in rule["http"]["paths"]
+        if path["pathType"] == "Prefix"
+    ]
+
+
+def http_route_rules() -> list[tuple[str, str]]:
+    (route,) = objects("production", "HTTPRoute")
+    return [
+        (match["path"]["value"], backend["name"].removeprefix("revisit-"))
+        for rule in route["spec"]["rules"]
+        for match in rule["matches"]
+        for backend in rule["backendRefs"]
+        if match["path"]["type"] == "PathPrefix"
+    ]
+
+
+OPS_PATHS = ("/metrics", "/readyz", "/healthz", "/openapi.json", "/docs", "/")
+
+
+@pytest.mark.parametrize("rules", [ingress_rules, http_route_rules], ids=["ingress", "httproute"])
+def test_the_public_entry_routes_every_api_route_to_its_service_and_nothing_else(rules: Any) -> None:
+    table = rules()
+    routes = public_routes()
+    assert set(routes.values()) == set(SERVICES) and len(routes) >= 20
+    misrouted = {path: (service, longest_prefix(table, path)) for path, service in routes.items()}
+    assert {path: pair for path, pair in misrouted.items() if pair[0] != pair[1]} == {}
+    for path in OPS_PATHS:
+        assert longest_prefix(table, path) is None, f"{path} must stay inside the cluster"
+
+
+def test_the_http_route_attaches_to_the_gateway_with_ports() -> None:
+    (route,) = objects("production", "HTTPRoute")
+    assert route["spec"]["parentRefs"] == [{"name": "public", "namespace": "gateway-system", "sectionName": "https"}]
+    ports = {backend["name"]: backend["port"] for rule in route["spec"]["rules"] for backend in rule["backendRefs"]}
+    assert ports == {
+        f"revisit-{name}": port for name, port in zip(SERVICES, (8001, 8002, 8003, 8004, 8005), strict=True)
     }
-    assert declared >= SERVICE_METRICS, f"alerts rely on metrics no service declares: {SERVICE_METRICS - declared}"
 
 
-BLOCK_OPEN = {"if", "range", "with", "define", "block"}
+def containers(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    (container,) = pod_spec["containers"]
+    return dict(container)
 
 
-@pytest.mark.parametrize("path", sorted((CHART / "templates").glob("*")), ids=lambda p: p.name)
-def test_template_actions_are_balanced(path: Path) -> None:
-    """Without a helm binary, catch the commonest template breakage: an unclosed `{{` or block."""
-    text = re.sub(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", "", path.read_text(), flags=re.DOTALL)
-    assert text.count("{{") == text.count("}}"), path.name
-    depth = 0
-    for keyword in re.findall(r"\{\{-?\s*(\w+)", text):
-        if keyword in BLOCK_OPEN:
-            depth += 1
-        elif keyword == "end":
-            depth -= 1
-            assert depth >= 0, f"{path.name}: `end` without a block"
-    assert depth == 0, f"{path.name}: {depth} unclosed block(s)"
+def test_deployments_run_each_service_as_the_image_user_with_drain_and_spread() -> None:
+    deployments = by_component("production", "Deployment")
+    assert set(deployments) == set(SERVICES)
+    digest = production_values()["image"]["digest"]
+    dockerfile = (ROOT / "deploy" / "services" / "Dockerfile").read_text()
+    assert "USER 10001:10001" in dockerfile
+    for name, deployment in deployments.items():
+        spec = deployment["spec"]["template"]["spec"]
+        container = containers(spec)
+        assert container["command"] == ["python", "-m", f"services.{name}"]
+        assert container["image"] == f"registry.example.com/revisit/revisit:0.1.0@{digest}"
+        assert spec["securityContext"]["runAsUser"] == 10001 and spec["securityContext"]["runAsNonRoot"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+        assert spec["terminationGracePeriodSeconds"] > 5
+        assert spec["priorityClassName"] == "revisit"
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        (term,) = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert term["labelSelector"]["matchLabels"] == selector and term["topologyKey"] == "kubernetes.io/hostname"
+        spread = spec["topologySpreadConstraints"]
+        assert [c["topologyKey"] for c in spread] == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+        assert all(c["labelSelector"]["matchLabels"] == selector for c in spread)
+        env_from = [source.get("configMapRef", source.get("secretRef"))["name"] for source in container["envFrom"]]
+        expected = ["revisit-common", f"revisit-{name}", "revisit-proxy"]
+        assert env_from == expected + (["revisit-matcher-overrides"] if name == "matcher" else [])
 
 
-def test_retention_cronjobs_run_each_owning_service_command_staggered() -> None:
-    retention = values()["retention"]
-    schedules = retention["schedules"]
-    assert retention["enabled"]
-    assert set(schedules) == {"ingest", "matcher", "identity", "reporting"}
-    assert len(set(schedules.values())) == len(schedules), "staggered: no two jobs start together"
-    template = (CHART / "templates" / "retention-cronjob.yaml").read_text()
-    assert "range $name, $schedule := $r.schedules" in template
-    assert 'command: ["python", "-m", "services.{{ $name }}", "retention"]' in template
-    assert "concurrencyPolicy: Forbid" in template
-    assert 'include "revisit.envFrom" $ctx' in template and 'include "revisit.secretEnv" $ctx' in template
-    broken = copy.deepcopy(values())
-    broken["retention"]["schedules"]["audit"] = "17 3 * * *"  # audit owns nothing retention deletes
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(broken, schema())
+def test_default_scheduling_prefers_spreading_and_can_be_replaced() -> None:
+    for deployment in objects("default", "Deployment"):
+        spec = deployment["spec"]["template"]["spec"]
+        assert "preferredDuringSchedulingIgnoredDuringExecution" in spec["affinity"]["podAntiAffinity"]
+        assert {c["whenUnsatisfiable"] for c in spec["topologySpreadConstraints"]} == {"ScheduleAnyway"}
+        assert "priorityClassName" not in spec
+        assert containers(spec)["image"] == "revisit:0.1.0"
+    own = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "In", "values": ["revisit"]}]}]
+            }
+        }
+    }
+    replaced = render({"affinity": own, "topologySpread": {"enabled": False, "maxSkew": 1, "topologyKeys": ["x"]}})
+    for deployment in (item for item in replaced if item["kind"] == "Deployment"):
+        spec = deployment["spec"]["template"]["spec"]
+        assert spec["affinity"] == own
+        assert "topologySpreadConstraints" not in spec
+
+
+def test_a_component_with_its_own_image_and_command_is_one_values_entry_and_one_wiring_line(tmp_path: Path) -> None:
+    """How the console (or any new component) joins the chart: README.md, "Adding a component"."""
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    assert "console" not in helpers
+    with_console = helpers.replace("audit:\n  backends:", "console:\n  backends: []\n  jwt: false\naudit:\n  backends:")
+    values = {
+        "services": {
+            "console": {
+                "enabled": True,
+                "port": 8080,
+                "replicaCount": 2,
+                "publicPaths": ["/v1/console"],
+                "image": {"repository": "revisit-console", "tag": "0.1.0"},
+                "command": ["revisit-console"],
+                "metrics": False,
+                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+                "autoscaling": {
+                    "enabled": False,
+                    "minReplicas": 1,
+                    "maxReplicas": 2,
+                    "targetCPUUtilizationPercentage": 70,
+                },
+            }
+        }
+    }
+    chart_dir = tmp_path / "revisit"
+    shutil.copytree(CHART, chart_dir)
+    (chart_dir / "templates" / "_helpers.tpl").write_text(with_console)
+    with helm_python.Chart.load(chart_dir) as chart:
+        files = chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    manifests = [d for p, t in files.items() if p.endswith(".yaml") for d in yaml.safe_load_all(t) if d]
+    deployment = next(m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] == "revisit-console")
+    container = containers(deployment["spec"]["template"]["spec"])
+    assert container["image"] == "revisit-console:0.1.0" and container["command"] == ["revisit-console"]
+    assert [e["name"] for e in container["env"]] == ["PYTHONDONTWRITEBYTECODE"]
+    service = next(m for m in manifests if m["kind"] == "Service" and m["metadata"]["name"] == "revisit-console")
+    assert "revisit.dev/metrics" not in service["metadata"]["labels"]
+    for manifest in manifests:
+        validate_object(manifest)
+
+
+def test_retention_cronjobs_run_each_owning_service_command_with_its_environment() -> None:
+    cronjobs = {
+        job["metadata"]["labels"]["app.kubernetes.io/component"]: job for job in objects("production", "CronJob")
+    }
+    assert set(cronjobs) == {f"{name}-retention" for name in RETAINED}
+    deployments = by_component("production", "Deployment")
+    schedules = [job["spec"]["schedule"] for job in cronjobs.values()]
+    assert len(set(schedules)) == len(schedules), "staggered: no two jobs start together"
+    for name in RETAINED:
+        job = cronjobs[f"{name}-retention"]
+        assert job["spec"]["concurrencyPolicy"] == "Forbid"
+        pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        container = containers(pod)
+        service = containers(deployments[name]["spec"]["template"]["spec"])
+        assert container["command"] == ["python", "-m", f"services.{name}", "retention"]
+        assert container["env"] == service["env"] and container["envFrom"] == service["envFrom"]
+        assert container["image"] == service["image"]
+        assert pod["restartPolicy"] == "Never"
+
+
+def test_helm_test_asks_every_service_for_readiness() -> None:
+    (pod,) = objects("production", "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    container = containers(pod["spec"])
+    assert container["args"] == [
+        f"http://revisit-{name}:{port}/readyz"
+        for name, port in sorted(zip(SERVICES, (8001, 8002, 8003, 8004, 8005), strict=True))
+    ]
+    services = [policy for policy in objects("production", "NetworkPolicy") if "ingress" in policy["spec"]]
+    assert len(services) == len(SERVICES)
+    for policy in services:
+        peers = policy["spec"]["ingress"][0]["from"]
+        assert {
+            "podSelector": {
+                "matchLabels": {"app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/component": "test"}
+            }
+        } in peers
+
+
+def test_the_service_monitor_scrapes_the_services_and_the_rule_is_the_rules_file() -> None:
+    (monitor,) = objects("production", "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"]["revisit.dev/metrics"] == "true"
+    assert all(s["metadata"]["labels"]["revisit.dev/metrics"] == "true" for s in objects("production", "Service"))
+    (rule,) = objects("production", "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load((CHART / "rules" / "revisit-alerts.yaml").read_text())
+
+
+def rendered_dashboards() -> dict[str, Any]:
+    (config_map,) = [c for c in objects("default", "ConfigMap") if c["metadata"]["name"].endswith("-dashboards")]
+    return {name: json.loads(text) for name, text in config_map["data"].items()}
+
+
+def test_every_dashboard_file_is_in_the_grafana_config_map() -> None:
+    files = {path.name for path in (CHART / "dashboards").glob("*.json")}
+    dashboards = rendered_dashboards()
+    assert set(dashboards) == files and files
+    for name, dashboard in dashboards.items():
+        assert dashboard == json.loads((CHART / "dashboards" / name).read_text())
+
+
+def test_the_grafana_config_map_labels() -> None:
+    (config_map,) = [c for c in objects("production", "ConfigMap") if c["metadata"]["name"].endswith("-dashboards")]
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "Revisit"}
+
+
+def test_every_workload_is_inside_a_network_policy_and_retention_jobs_accept_nothing() -> None:
+    policies = objects("production", "NetworkPolicy")
+    pod_templates = [d["spec"]["template"] for d in objects("production", "Deployment")] + [
+        c["spec"]["jobTemplate"]["spec"]["template"] for c in objects("production", "CronJob")
+    ]
+    for template in pod_templates:
+        labels = template["metadata"]["labels"]
+        selecting = [p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
+        assert len(selecting) == 1, labels["app.kubernetes.io/component"]
+    by_name = {p["metadata"]["name"]: p for p in policies}
+    for name in RETAINED:
+        job, service = by_name[f"revisit-{name}-retention"], by_name[f"revisit-{name}"]
+        assert "ingress" not in job["spec"] and job["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert job["spec"]["egress"] == service["spec"]["egress"]

@@ -52,8 +52,9 @@ def test_env_example_names_only_real_settings():
 def test_dockerfile_runs_unprivileged_without_extras_and_with_mounted_models():
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert dockerfile.count("FROM python:3.11-slim") == 2
-    assert "pip install .\n" in dockerfile and "[embedded" not in dockerfile and "[dev" not in dockerfile
-    assert "USER revisit" in dockerfile and "REVISIT_EDGE_MODEL_DIR=/models" in dockerfile
+    assert 'pip install --constraint constraints.txt ".[edge]"' in dockerfile
+    assert "[embedded" not in dockerfile and "[dev" not in dockerfile and "[server" not in dockerfile
+    assert "USER 10001:10001" in dockerfile and "REVISIT_EDGE_MODEL_DIR=/models" in dockerfile
     assert 'VOLUME ["/var/lib/revisit-edge"]' in dockerfile
 
 

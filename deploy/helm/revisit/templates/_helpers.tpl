@@ -78,8 +78,76 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .name }}
 {{- end }}
 
+{{/*
+The image reference: repository:tag, or repository:tag@digest when a digest pins it (what runs is then exactly
+the digest; the tag only informs people). Pass the root context for the chart's image, or
+(dict "root" $ "name" "ingest") for a component, whose `image` (if any) overrides the chart's key by key.
+*/}}
 {{- define "revisit.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $root := .root | default . -}}
+{{- $image := $root.Values.image -}}
+{{- if and .name (index $root.Values.services .name).image -}}
+{{- $image = merge (deepCopy (index $root.Values.services .name).image) $root.Values.image -}}
+{{- end -}}
+{{- $reference := printf "%s:%s" $image.repository (default $root.Chart.AppVersion $image.tag) -}}
+{{- if $image.digest -}}
+{{- $reference = printf "%s@%s" $reference $image.digest -}}
+{{- end -}}
+{{- $reference -}}
+{{- end }}
+
+{{/* The container command of a component: its `command`, else python -m services.<name>. (dict "root" $ "name" "ingest") */}}
+{{- define "revisit.command" -}}
+{{- $svc := index .root.Values.services .name -}}
+{{- $svc.command | default (list "python" "-m" (printf "services.%s" .name)) | toJson -}}
+{{- end }}
+
+{{/*
+Affinity of a component: `affinity` when given, else the podAntiAffinity default that keeps its replicas on
+different nodes (soft: preferred, hard: required). (dict "root" $ "name" "ingest")
+*/}}
+{{- define "revisit.affinity" -}}
+{{- $v := .root.Values -}}
+{{- if $v.affinity -}}
+{{- toYaml $v.affinity -}}
+{{- else if eq $v.podAntiAffinity "hard" -}}
+podAntiAffinity:
+  requiredDuringSchedulingIgnoredDuringExecution:
+    - topologyKey: kubernetes.io/hostname
+      labelSelector:
+        matchLabels:
+          {{- include "revisit.selectorLabels" . | nindent 10 }}
+{{- else if eq $v.podAntiAffinity "soft" -}}
+podAntiAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "revisit.selectorLabels" . | nindent 12 }}
+{{- end -}}
+{{- end }}
+
+{{/*
+Topology spread of a component: `topologySpreadConstraints` when given, else one ScheduleAnyway constraint per
+`topologySpread.topologyKeys` (zones, then nodes), so a zone or node lost takes few replicas with it.
+(dict "root" $ "name" "ingest")
+*/}}
+{{- define "revisit.topologySpread" -}}
+{{- $v := .root.Values -}}
+{{- if $v.topologySpreadConstraints -}}
+{{- toYaml $v.topologySpreadConstraints -}}
+{{- else if $v.topologySpread.enabled -}}
+{{- range $key := $v.topologySpread.topologyKeys }}
+- maxSkew: {{ $v.topologySpread.maxSkew }}
+  topologyKey: {{ $key }}
+  whenUnsatisfiable: ScheduleAnyway
+  labelSelector:
+    matchLabels:
+      {{- include "revisit.selectorLabels" $ | nindent 6 }}
+{{- end -}}
+{{- end -}}
 {{- end }}
 
 {{- define "revisit.serviceAccountName" -}}
@@ -154,10 +222,19 @@ Environment of one service beyond its ConfigMaps: values read from existing Secr
 {{- end }}
 {{- end }}
 
-{{/* envFrom of one service: the shared ConfigMap and its own. (dict "root" $ "name" "ingest") */}}
+{{/*
+envFrom of one service: the shared ConfigMap and its own, then the global and the service's `extraEnvFrom`
+(later sources win, so an operator's Secret can override a chart setting). (dict "root" $ "name" "ingest")
+*/}}
 {{- define "revisit.envFrom" -}}
 - configMapRef:
     name: {{ include "revisit.fullname" .root }}-common
 - configMapRef:
     name: {{ include "revisit.componentName" . }}
+{{- with .root.Values.extraEnvFrom }}
+{{ toYaml . }}
+{{- end }}
+{{- with (index .root.Values.services .name).extraEnvFrom }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
