@@ -18,6 +18,7 @@ from services.reporting.adapters.postgres import ROLE, SCHEMA, VisitStore
 from services.reporting.adapters.registry import open_site_zones
 from services.reporting.adapters.visit_pages import VisitPages
 from services.reporting.api import router
+from services.reporting.business_metrics import BusinessMetrics, refreshed_business_metrics
 from services.reporting.config import ReportingSettings
 from services.reporting.consumers import register_consumers
 from services.reporting.domain.sites import SiteZones
@@ -56,9 +57,12 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[Reporting]:
         try:
             register_consumers(broker, settings, store, rules, event_publisher(broker, SERVICE))
             app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": store.ping}, settings, (router,))
-            app.state.visit_store, app.state.visit_pages = store, VisitPages(pool)
+            pages = VisitPages(pool)
+            app.state.visit_store, app.state.visit_pages = store, pages
             app.state.site_zones, app.state.visit_gap = site_zones, rules.gap
-            yield Reporting(settings, broker, store, site_zones, app)
+            metrics = BusinessMetrics(pages, site_zones, rules.gap, settings.business_metrics_max_sites)
+            async with refreshed_business_metrics(metrics, settings.business_metrics_seconds):
+                yield Reporting(settings, broker, store, site_zones, app)
         finally:
             await mirror.stop()
 

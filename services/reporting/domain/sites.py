@@ -7,6 +7,7 @@ quiet day).
 """
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -61,3 +62,11 @@ class SiteZones:
         """Every (tenant, site, zone), in a stable order."""
         found = [(tenant, site, zone) for tenant, sites in self.tenants.items() for site, zone in sites.items()]
         return sorted(found, key=lambda entry: (entry[0], entry[1]))
+
+
+def local_day(now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The site's current local day as [start, end) in UTC: 23 or 25 hours on a DST change day."""
+    today = now.astimezone(zone).date()
+    start = datetime.combine(today, time.min, tzinfo=zone)
+    end = datetime.combine(today + timedelta(days=1), time.min, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
