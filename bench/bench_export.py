@@ -34,7 +34,7 @@ from services.common.kv_mirror import state_bucket
 
 TENANT, SITE, ZONE = "bench", "store-0", "America/New_York"
 EXPORTED_VISITS = 1_000_000
-OTHER_SITES, OTHER_VISITS = 199, 10_000
+OTHER_SITES, OTHER_VISITS = 199, 5_000
 MONTH_START = datetime(2026, 10, 1, 4, tzinfo=UTC)  # October 1st, 00:00 in New York
 COPY_BATCH = 100_000
 PAGE_LIMIT = 10_000

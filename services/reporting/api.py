@@ -24,7 +24,11 @@ from services.reporting.adapters.postgres import Granularity, ReportRow, VisitSt
 from services.reporting.adapters.visit_pages import CSV_COLUMNS, HourOccupancy, VisitKey, VisitPages, VisitRow
 from services.reporting.domain.sites import SiteNotRegistered, SiteZones
 
-router = APIRouter(prefix="/v1", tags=["reports"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["reports"],
+    responses={status.HTTP_404_NOT_FOUND: {"description": "The registry has no such site for the caller's tenant"}},
+)
 Analyst = Annotated[Principal, Depends(require_roles(Role.ANALYST, Role.ADMIN, Role.VIEWER))]
 SiteId = Annotated[str, Query(pattern=TOKEN_PATTERN, description="Site to report on")]
 From = Annotated[
@@ -154,7 +158,7 @@ async def visitor_report(
     periods = [_counts(row, site.zone) for row in rows]
     if format == "csv":
         lines = ([p.model_dump(mode="json")[column] for column in VisitorCounts.model_fields] for p in periods)
-        return _csv_stream(list(VisitorCounts.model_fields), _in_chunks(lines), f"visitors_{site.site_id}.csv")
+        return _csv_stream(list(VisitorCounts.model_fields), _csv_chunks(lines), f"visitors_{site.site_id}.csv")
     return VisitorReport(
         site_id=site.site_id,
         granularity=granularity,
@@ -192,8 +196,8 @@ async def list_visits(
     first, last = time_range(start, end, site.zone)
     pages: VisitPages = request.app.state.visit_pages
     if format == "csv":
-        chunks = pages.stream_visit_rows(principal.tenant_id, site.site_id, first, last, site.zone.key, CSV_CHUNK_ROWS)
-        return _csv_stream(list(CSV_COLUMNS), chunks, f"visits_{site.site_id}.csv")
+        lines = pages.stream_visit_csv(principal.tenant_id, site.site_id, first, last, site.zone.key, CSV_CHUNK_ROWS)
+        return _csv_stream(list(CSV_COLUMNS), lines, f"visits_{site.site_id}.csv")
     rows = await pages.page(principal.tenant_id, site.site_id, first, last, limit + 1, _read_cursor(cursor))
     more = len(rows) > limit
     items = [_visit_out(row, site.zone) for row in rows[:limit]]
@@ -238,7 +242,7 @@ async def occupancy_report(
     ]
     if format == "csv":
         lines = ([hour.hour_start.isoformat(), hour.visits] for hour in hours)
-        return _csv_stream(list(HourOut.model_fields), _in_chunks(lines), f"occupancy_{site.site_id}.csv")
+        return _csv_stream(list(HourOut.model_fields), _csv_chunks(lines), f"occupancy_{site.site_id}.csv")
     open_visits = await pages.open_visits(principal.tenant_id, site.site_id, now, request.app.state.visit_gap)
     busiest = max(hours, key=lambda hour: hour.visits, default=None)
     return OccupancyReport(
@@ -294,28 +298,26 @@ def _read_cursor(cursor: str | None) -> VisitKey | None:
     return key
 
 
-async def _in_chunks(rows: Iterable[Sequence[object]]) -> AsyncIterator[list[Sequence[object]]]:
-    """Rows already in memory (a report's periods), as chunks for `_csv_stream`."""
+async def _csv_chunks(rows: Iterable[Sequence[object]]) -> AsyncIterator[str]:
+    """Rows already in memory (a report's periods) as CSV text, CSV_CHUNK_ROWS rows a chunk."""
     chunk: list[Sequence[object]] = []
     for row in rows:
         chunk.append(row)
         if len(chunk) == CSV_CHUNK_ROWS:
-            yield chunk
+            yield _csv_lines(chunk)
             chunk = []
     if chunk:
-        yield chunk
+        yield _csv_lines(chunk)
 
 
-def _csv_stream(
-    columns: list[str], chunks: AsyncIterator[Sequence[Sequence[object]]], filename: str
-) -> StreamingResponse:
-    """A CSV sent as it is produced, one body chunk per chunk of rows, so memory holds one chunk whatever the
+def _csv_stream(columns: list[str], lines: AsyncIterator[str], filename: str) -> StreamingResponse:
+    """A CSV sent as it is produced, one body chunk per chunk of lines, so memory holds one chunk whatever the
     export's size. The header row always comes first: an empty export is a file with its columns, not 0 bytes."""
 
     async def body() -> AsyncIterator[str]:
         yield _csv_lines([columns])
-        async for chunk in chunks:
-            yield _csv_lines(chunk)
+        async for chunk in lines:
+            yield chunk
 
     return StreamingResponse(
         body(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'}

@@ -23,7 +23,7 @@ DWELL_BUCKETS = (60, 300, 900, 1800, 3600, 7200)
 """Upper bounds (seconds) of the dwell distribution the business metrics export, beside +Inf."""
 _VISIT_COLUMNS = "visit_id, person_id, started_at, last_seen_at, sightings, is_returning"
 CSV_COLUMNS = ("visit_id", "person_id", "started_at", "last_seen_at", "dwell_seconds", "sightings", "is_returning")
-"""The header of a visits export, in the order of the rows `stream_visit_rows` yields."""
+"""The header of a visits export, in the order of the values of the lines `stream_visit_csv` yields."""
 
 
 @dataclass(frozen=True)
@@ -104,25 +104,28 @@ class VisitPages:
             rows = await connection.fetch(query, site_id, start, end, limit, *arguments)
         return [VisitRow(**dict(row)) for row in rows]
 
-    async def stream_visit_rows(
+    async def stream_visit_csv(
         self, tenant_id: str, site_id: str, start: datetime, end: datetime, time_zone: str, chunk_rows: int
-    ) -> AsyncIterator[list[tuple[str, ...]]]:
-        """Every visit that started in [start, end) at the site, oldest first, as text rows of CSV_COLUMNS in
-        chunks of `chunk_rows`, read through a server-side cursor: Postgres formats the values (timestamps in
-        `time_zone`'s offset), and memory holds one chunk whatever the export's size.
+    ) -> AsyncIterator[str]:
+        """Every visit that started in [start, end) at the site, oldest first, as CSV lines of CSV_COLUMNS (no
+        header) in chunks of `chunk_rows` lines, read through a server-side cursor, so memory holds one chunk
+        whatever the export's size.
 
-        The transaction (and a pooled connection) stays open while the caller consumes the chunks; closing
-        the iterator early (a client that went away) rolls it back."""
+        Postgres writes each line (timestamps ISO 8601 in `time_zone`'s offset): formatting there is several
+        times cheaper than decoding the values and formatting them in Python, which made the export CPU-bound.
+        No value needs CSV quoting (ids, timestamps, numbers, true/false). The transaction (and a pooled
+        connection) stays open while the caller consumes the chunks; closing the iterator early (a client
+        that went away) ends it."""
         query = (
-            "SELECT visit_id::text, person_id::text, to_json(started_at) #>> '{}', to_json(last_seen_at) #>> '{}',"
-            " extract(epoch FROM last_seen_at - started_at)::float8::text, sightings::text, is_returning::text"
+            "SELECT concat_ws(',', visit_id, person_id, to_json(started_at) #>> '{}', to_json(last_seen_at) #>> '{}',"
+            " extract(epoch FROM last_seen_at - started_at)::float8, sightings, is_returning::text)"
             " FROM visits WHERE site_id = $1 AND started_at >= $2 AND started_at < $3 ORDER BY started_at, visit_id"
         )
         async with tenant_transaction(self._pool, tenant_id) as connection:
             await connection.execute("SELECT set_config('TimeZone', $1, true)", time_zone)
             cursor = await connection.cursor(query, site_id, start, end)
             while rows := await cursor.fetch(chunk_rows):
-                yield [tuple(row) for row in rows]
+                yield "\r\n".join([row[0] for row in rows]) + "\r\n"
 
     async def occupancy_by_hour(
         self, tenant_id: str, site_id: str, start: datetime, end: datetime, time_zone: str
