@@ -15,9 +15,13 @@ from services.common.connections import postgres_and_broker
 from services.common.http import create_app, nats_ready
 from services.common.postgres import connect_postgres
 from services.reporting.adapters.postgres import ROLE, SCHEMA, VisitStore
+from services.reporting.adapters.registry import open_site_zones
+from services.reporting.adapters.visit_pages import VisitPages
 from services.reporting.api import router
+from services.reporting.business_metrics import BusinessMetrics, refreshed_business_metrics
 from services.reporting.config import ReportingSettings
 from services.reporting.consumers import register_consumers
+from services.reporting.domain.sites import SiteZones
 from services.reporting.domain.visits import VisitRules
 
 SERVICE = "reporting"
@@ -38,18 +42,29 @@ class Reporting:
     settings: ReportingSettings
     broker: NatsBroker
     store: VisitStore
+    site_zones: SiteZones
     app: FastAPI
 
 
 @asynccontextmanager
 async def bootstrap(settings: ReportingSettings) -> AsyncIterator[Reporting]:
+    """Postgres (migrated) and NATS, the registry's sites mirrored (every report needs its site's zone), the
+    consumers wired and the API built."""
     async with postgres_and_broker(settings, SERVICE, SCHEMA, ROLE, MIGRATIONS, STREAMS) as (pool, broker):
         store = VisitStore(pool)
         rules = visit_rules(settings)
-        register_consumers(broker, settings, store, rules, event_publisher(broker, SERVICE))
-        app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": store.ping}, settings, (router,))
-        app.state.visit_store = store
-        yield Reporting(settings, broker, store, app)
+        site_zones, mirror = await open_site_zones(broker.connection, settings.nats_stream_replicas)
+        try:
+            register_consumers(broker, settings, store, rules, event_publisher(broker, SERVICE))
+            app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": store.ping}, settings, (router,))
+            pages = VisitPages(pool)
+            app.state.visit_store, app.state.visit_pages = store, pages
+            app.state.site_zones, app.state.visit_gap = site_zones, rules.gap
+            metrics = BusinessMetrics(pages, site_zones, rules.gap, settings.business_metrics_max_sites)
+            async with refreshed_business_metrics(metrics, settings.business_metrics_seconds):
+                yield Reporting(settings, broker, store, site_zones, app)
+        finally:
+            await mirror.stop()
 
 
 def visit_rules(settings: ReportingSettings) -> VisitRules:

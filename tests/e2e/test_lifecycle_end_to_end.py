@@ -127,7 +127,7 @@ class Api:
         return self.get("reporting", "/v1/reports/visitors", site_id=SITE, **REPORTED).json()["totals"]
 
     def visits_of(self, person_id: str) -> int:
-        visits = self.get("reporting", "/v1/visits", site_id=SITE, **REPORTED).json()
+        visits = self.get("reporting", "/v1/visits", site_id=SITE, limit="10000", **REPORTED).json()["items"]
         return sum(v["person_id"] == person_id for v in visits)
 
     def completed(self, operation_id: str, timeout: float = 90) -> dict:

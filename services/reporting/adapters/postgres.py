@@ -314,9 +314,16 @@ class VisitStore:
         return _row_count(unidentified), _row_count(visits)
 
     async def visitor_report(
-        self, tenant_id: str, site_id: str, start: datetime, end: datetime, granularity: Granularity
+        self,
+        tenant_id: str,
+        site_id: str,
+        start: datetime,
+        end: datetime,
+        granularity: Granularity,
+        time_zone: str = "UTC",
     ) -> tuple[list[ReportRow], ReportRow]:
-        """Per-period counts and the totals of the whole range (distinct persons across it, not a sum).
+        """Per-period counts and the totals of the whole range (distinct persons across it, not a sum); periods
+        are the days or hours of `time_zone` (the site's IANA zone).
 
         Visits count in the period they started in, unidentified sightings in the one they were captured in;
         a period with only unidentified sightings is reported too."""
@@ -348,13 +355,13 @@ class VisitStore:
             ORDER BY 1
         """
         per_period = query.format(
-            visit_period="date_trunc($4, started_at, 'UTC')",
-            unidentified_period="date_trunc($4, captured_at, 'UTC')",
+            visit_period="date_trunc($4, started_at, $5)",
+            unidentified_period="date_trunc($4, captured_at, $5)",
             group="GROUP BY 1",
         )
         whole_range = query.format(visit_period="$2::timestamptz", unidentified_period="$2::timestamptz", group="")
         async with tenant_transaction(self._pool, tenant_id) as connection:
-            rows = await connection.fetch(per_period, site_id, start, end, granularity)
+            rows = await connection.fetch(per_period, site_id, start, end, granularity, time_zone)
             total = await connection.fetchrow(whole_range, site_id, start, end)
         assert total is not None
         return [_report_row(row) for row in rows], _report_row(total)

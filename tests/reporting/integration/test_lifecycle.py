@@ -33,7 +33,7 @@ from schemas.ids import new_event_id
 from services.reporting.adapters.postgres import OwnerChanged
 from services.reporting.bootstrap import Reporting
 from services.reporting.domain.visits import VisitRules
-from tests.support import new_tenant
+from tests.reporting.integration.conftest import SiteTenant
 from tests.support_events import matched, publish_matched
 
 DAY1 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -76,8 +76,8 @@ class Announcements:
 
 
 @pytest.fixture
-async def tenant() -> str:
-    return new_tenant()
+async def tenant(site_tenant: SiteTenant) -> str:
+    return await site_tenant()
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ async def get(reporting: Reporting, token: str, path: str) -> Any:
 
 async def visits_by_person(reporting: Reporting, token: str) -> dict[uuid.UUID, int]:
     counts: dict[uuid.UUID, int] = {}
-    for visit in await get(reporting, token, "/v1/visits"):
+    for visit in (await get(reporting, token, "/v1/visits"))["items"]:
         person = uuid.UUID(visit["person_id"])
         counts[person] = counts.get(person, 0) + 1
     return counts
@@ -272,7 +272,7 @@ async def test_late_sightings_of_merged_and_erased_persons(
     before = handled("faces.matched")
     await publish_matched(nats_connection, late)
     await wait_handled("faces.matched", before + 2)
-    visits = await get(reporting, token, "/v1/visits")
+    visits = (await get(reporting, token, "/v1/visits"))["items"]
     assert [(uuid.UUID(v["person_id"]), v["sightings"]) for v in visits] == [(a, 3)]
 
     # a sighting of a person merged into one erased later is dropped as well
@@ -282,7 +282,7 @@ async def test_late_sightings_of_merged_and_erased_persons(
     before = handled("faces.matched")
     await publish_matched(nats_connection, [matched(tenant, b, DAY2 + timedelta(hours=3))])
     await wait_handled("faces.matched", before + 1)
-    assert await get(reporting, token, "/v1/visits") == []
+    assert (await get(reporting, token, "/v1/visits"))["items"] == []
 
 
 async def test_a_sighting_split_off_before_it_arrived_lands_on_the_new_person(
@@ -309,7 +309,7 @@ async def test_a_sighting_split_off_before_it_arrived_lands_on_the_new_person(
     before = handled("faces.matched")
     await publish_matched(nats_connection, [in_flight])  # the matcher still said A
     await wait_handled("faces.matched", before + 1)
-    visits = await get(reporting, token, "/v1/visits")
+    visits = (await get(reporting, token, "/v1/visits"))["items"]
     assert [(uuid.UUID(v["person_id"]), v["sightings"], v["is_returning"]) for v in visits] == [
         (newcomer, 2, False),
         (a, 1, False),
@@ -326,7 +326,7 @@ async def test_matched_face_redelivered_under_a_new_message_id_counts_once(
         subjects.face_matched(tenant, event.site_id), event.to_json_bytes(), headers={"Nats-Msg-Id": "replayed"}
     )
     await wait_handled("faces.matched", before + 2)
-    visits = await get(reporting, make_token(tenant, ["analyst"]), "/v1/visits")
+    visits = (await get(reporting, make_token(tenant, ["analyst"]), "/v1/visits"))["items"]
     assert [(v["person_id"], v["sightings"]) for v in visits] == [(str(event.person_id), 1)]
 
 
@@ -351,13 +351,13 @@ async def test_sightings_racing_a_merge_all_end_on_the_remaining_person(
     late = [matched(tenant, b, DAY1 + timedelta(hours=i)) for i in range(1, 21)]
     merge = PersonsMerged(tenant_id=tenant, operation_id=new_event_id(), person_id=a, merged_person_ids=[b])
     await asyncio.gather(*(record(e) for e in late[:10]), store.merge_persons(merge, rules), *map(record, late[10:]))
-    visits = await get(reporting, make_token(tenant, ["analyst"]), "/v1/visits")
+    visits = (await get(reporting, make_token(tenant, ["analyst"]), "/v1/visits"))["items"]
     assert {v["person_id"] for v in visits} == {str(a)} and sum(v["sightings"] for v in visits) == 21
 
 
 async def visit_ids_by_person(reporting: Reporting, token: str) -> dict[uuid.UUID, set[str]]:
     found: dict[uuid.UUID, set[str]] = {}
-    for visit in await get(reporting, token, "/v1/visits"):
+    for visit in (await get(reporting, token, "/v1/visits"))["items"]:
         found.setdefault(uuid.UUID(visit["person_id"]), set()).add(visit["visit_id"])
     return found
 
@@ -378,7 +378,7 @@ async def test_marking_a_person_staff_and_back_removes_and_restores_its_visits(
     token = make_token(tenant, ["analyst"])
     totals = await wait_for_visits(reporting, token, 10)
     assert (totals["unique_visitors"], totals["returning_visits"]) == (5, 5)
-    visits_before = await get(reporting, token, "/v1/visits")
+    visits_before = (await get(reporting, token, "/v1/visits"))["items"]
     await asyncio.sleep(0.3)
     announced.take()
 
@@ -411,7 +411,7 @@ async def test_marking_a_person_staff_and_back_removes_and_restores_its_visits(
     first = announced.take()
     totals = await wait_for_visits(reporting, token, 10)
     assert (totals["unique_visitors"], totals["new_visitors"], totals["returning_visits"]) == (5, 5, 5)
-    assert await get(reporting, token, "/v1/visits") == visits_before
+    assert (await get(reporting, token, "/v1/visits"))["items"] == visits_before
     records = events_of(first, VisitRecord)
     assert {r.visit_id for r in records} == {r.visit_id for r in removed} and events_of(first, VisitRemoved) == []
     assert [m.data for m in await redeliver(nats_connection, customer, announced)] == [m.data for m in first]

@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 
 from schemas import FaceUnidentified, PersonKind, VisitRecord, subjects
 from services.reporting.bootstrap import Reporting
+from tests.reporting.integration.conftest import SiteTenant
 from tests.support import collect_messages, new_tenant
 from tests.support_events import matched, publish_matched, unidentified
 
@@ -35,9 +36,9 @@ async def wait_for_report(reporting: Reporting, token: str, visits: int, timeout
 
 
 async def test_visits_new_and_returning(
-    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str]
+    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str], site_tenant: SiteTenant
 ) -> None:
-    tenant = new_tenant()
+    tenant = await site_tenant()
     alice, bob, staff = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     events = [
         matched(tenant, alice, DAY1, is_new=True),
@@ -67,9 +68,9 @@ async def test_visits_new_and_returning(
 
 
 async def test_late_sighting_merges_two_visits(
-    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str]
+    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str], site_tenant: SiteTenant
 ) -> None:
-    tenant = new_tenant()
+    tenant = await site_tenant()
     carol = uuid.uuid4()
     await publish_matched(
         nats_connection, [matched(tenant, carol, DAY1), matched(tenant, carol, DAY1 + timedelta(minutes=50))]
@@ -86,17 +87,20 @@ async def test_late_sighting_merges_two_visits(
 
 
 async def test_tenants_see_only_their_own_visits(
-    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str]
+    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str], site_tenant: SiteTenant
 ) -> None:
-    tenant = new_tenant()
+    tenant = await site_tenant()
     await publish_matched(nats_connection, [matched(tenant, uuid.uuid4(), DAY1)])
     assert (await wait_for_report(reporting, make_token(tenant, ["analyst"]), visits=1))["totals"]["visits"] == 1
-    other = (await report(reporting, make_token(new_tenant(), ["analyst"]))).json()
-    assert other["totals"]["visits"] == 0
+    other = (await report(reporting, make_token(await site_tenant(), ["analyst"]))).json()
+    assert other["totals"]["visits"] == 0  # the same site name in another tenant: none of this tenant's visits
 
 
-async def test_api_refuses_bad_requests_with_reasons(reporting: Reporting, make_token: Callable[..., str]) -> None:
-    token = make_token(new_tenant(), ["analyst"])
+async def test_api_refuses_bad_requests_with_reasons(
+    reporting: Reporting, make_token: Callable[..., str], site_tenant: SiteTenant
+) -> None:
+    tenant = await site_tenant()
+    token = make_token(tenant, ["analyst"])
     transport = httpx.ASGITransport(app=reporting.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://reporting") as client:
         unauthenticated = await client.get(
@@ -109,10 +113,17 @@ async def test_api_refuses_bad_requests_with_reasons(reporting: Reporting, make_
     assert backwards.status_code == 422 and "after" in backwards.text
     bad_site = await report(reporting, token, site_id="Not A Site")
     assert bad_site.status_code == 422
+    unknown = await report(reporting, token, site_id="store-9")
+    assert unknown.status_code == 404
+    assert unknown.json()["detail"] == f"site store-9 is not registered for tenant {tenant} (PUT /v1/sites/store-9)"
+    elsewhere = await report(reporting, make_token(new_tenant(), ["analyst"]))  # a tenant with no sites
+    assert elsewhere.status_code == 404 and "is not registered for tenant" in elsewhere.json()["detail"]
 
 
-async def test_csv_export(reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str]) -> None:
-    tenant = new_tenant()
+async def test_csv_export(
+    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str], site_tenant: SiteTenant
+) -> None:
+    tenant = await site_tenant()
     await publish_matched(nats_connection, [matched(tenant, uuid.uuid4(), DAY1)])
     token = make_token(tenant, ["analyst"])
     await wait_for_report(reporting, token, visits=1)
@@ -146,9 +157,9 @@ async def wait_until_handled(count: float, timeout: float = 20) -> None:
 
 
 async def test_unidentified_sightings_are_counted_per_period_and_once(
-    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str]
+    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str], site_tenant: SiteTenant
 ) -> None:
-    tenant = new_tenant()
+    tenant = await site_tenant()
     await publish_matched(nats_connection, [matched(tenant, uuid.uuid4(), DAY1, is_new=True)])
     weak = [
         unidentified(tenant, DAY1 + timedelta(minutes=1)),
@@ -188,7 +199,7 @@ async def test_unidentified_sightings_are_counted_per_period_and_once(
     header, *rows = (await report(reporting, token, format="csv")).text.strip().splitlines()
     assert header.split(",")[-1] == "unidentified_sightings"
     assert [row.split(",")[-1] for row in rows] == ["2", "1"]
-    other = (await report(reporting, make_token(new_tenant(), ["analyst"]))).json()
+    other = (await report(reporting, make_token(await site_tenant(), ["analyst"]))).json()
     assert other["totals"]["unidentified_sightings"] == 0
-    empty = (await report(reporting, make_token(new_tenant(), ["analyst"]), format="csv")).text
+    empty = (await report(reporting, make_token(await site_tenant(), ["analyst"]), format="csv")).text
     assert empty.strip() == header  # an empty export still has its header row
