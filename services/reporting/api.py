@@ -5,6 +5,7 @@ import io
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
@@ -12,6 +13,7 @@ from pydantic import BaseModel, Field
 from schemas.base import TOKEN_PATTERN
 from services.common.auth import Principal, Role, require_roles
 from services.reporting.adapters.postgres import Granularity, ReportRow, VisitStore
+from services.reporting.domain.reports import DWELL_BUCKETS, returning_rate, visits_per_visitor
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 Analyst = Annotated[Principal, Depends(require_roles(Role.ANALYST, Role.ADMIN, Role.VIEWER))]
@@ -44,6 +46,17 @@ class VisitorCounts(BaseModel):
     returning_visits: int
     unidentified_sightings: int = Field(
         description="Faces seen but too poor to recognise: counted here, never persons, so in no other figure"
+    )
+    returning_rate: float | None = Field(description="returning_visitors / unique_visitors; null without visitors")
+    visits_per_visitor: float | None = Field(description="visits / unique_visitors; null without visitors")
+    dwell_seconds_avg: float | None = Field(description="Mean of last_seen_at - started_at of the visits")
+    dwell_seconds_median: float | None = Field(description="Median dwell of the visits (interpolated)")
+    dwell_distribution: dict[str, int] = Field(
+        description="Visits per dwell bucket: "
+        + ", ".join(
+            f"{b.name} [{b.min_seconds}, {b.max_seconds if b.max_seconds is not None else 'inf'}) s"
+            for b in DWELL_BUCKETS
+        )
     )
 
 
@@ -108,11 +121,12 @@ async def visitor_report(
     caller's tenant."""
     first, last = time_range(start, end)
     store: VisitStore = request.app.state.visit_store
-    rows, totals = await store.visitor_report(principal.tenant_id, site_id, first, last, granularity)
+    zone = ZoneInfo("UTC")  # until the site's own zone is read from the registry
+    rows, totals = await store.visitor_report(principal.tenant_id, site_id, first, last, granularity, zone)
     periods = [_counts(row) for row in rows]
     if format == "csv":
-        lines = [p.model_dump(mode="json") for p in periods]
-        return _csv_response(list(VisitorCounts.model_fields), lines, f"visitors_{site_id}.csv")
+        lines = [_flat_counts(p) for p in periods]
+        return _csv_response(list(_flat_counts(_counts(totals))), lines, f"visitors_{site_id}.csv")
     return VisitorReport(
         site_id=site_id, granularity=granularity, start=first, end=last, totals=_counts(totals), periods=periods
     )
@@ -136,7 +150,18 @@ async def list_visits(
 
 
 def _counts(row: ReportRow) -> VisitorCounts:
-    return VisitorCounts(**row.__dict__)
+    values = row.__dict__ | {
+        "dwell_distribution": dict(zip((b.name for b in DWELL_BUCKETS), row.dwell_distribution, strict=True)),
+        "returning_rate": returning_rate(row.returning_visitors, row.unique_visitors),
+        "visits_per_visitor": visits_per_visitor(row.visits, row.unique_visitors),
+    }
+    return VisitorCounts(**values)
+
+
+def _flat_counts(counts: VisitorCounts) -> dict[str, object]:
+    """One CSV row: the dwell distribution as one column per bucket (`dwell_<bucket>`)."""
+    values = counts.model_dump(mode="json", exclude={"dwell_distribution"})
+    return values | {f"dwell_{name}": visits for name, visits in counts.dwell_distribution.items()}
 
 
 def _csv_response(columns: list[str], rows: list[dict[str, object]], filename: str) -> Response:

@@ -6,10 +6,12 @@ A sighting counts towards visits when its person is a customer: the kind an oper
 so a staff sighting of a person marked customer counts, and a customer sighting of one marked staff does not."""
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -30,7 +32,9 @@ from services.reporting.domain.lifecycle import (
     outcome_from_json,
     outcome_to_json,
 )
+from services.reporting.domain.reports import DWELL_BUCKETS
 from services.reporting.domain.visits import (
+    Neighbourhood,
     PersonSighting,
     PersonVisit,
     Sighting,
@@ -38,6 +42,8 @@ from services.reporting.domain.visits import (
     VisitChanges,
     VisitRules,
     diff_visits,
+    neighbourhood_bounds,
+    refold_neighbourhood,
     visits_of_sightings,
 )
 
@@ -55,7 +61,60 @@ class ReportRow:
     returning_visitors: int
     returning_visits: int
     unidentified_sightings: int
+    dwell_seconds_avg: float | None
+    dwell_seconds_median: float | None
+    dwell_distribution: tuple[int, ...]
+    """Visits per `DWELL_BUCKETS` bucket, in its order."""
 
+
+_DWELL_BUCKET_COUNTS = ", ".join(
+    f"count(*) FILTER (WHERE dwell >= {b.min_seconds}"
+    + ("" if b.max_seconds is None else f" AND dwell < {b.max_seconds}")
+    + ")"
+    for b in DWELL_BUCKETS
+)
+_REPORT_QUERY = (
+    """
+    WITH visit_counts AS (
+        SELECT {visit_period} AS period_start,
+               count(*) AS visits,
+               count(DISTINCT person_id) AS unique_visitors,
+               count(DISTINCT person_id) FILTER (WHERE NOT is_returning) AS new_visitors,
+               count(DISTINCT person_id) FILTER (WHERE is_returning) AS returning_visitors,
+               count(*) FILTER (WHERE is_returning) AS returning_visits,
+               avg(dwell) AS dwell_seconds_avg,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY dwell) AS dwell_seconds_median,
+               ARRAY["""
+    + _DWELL_BUCKET_COUNTS
+    + """]::int[] AS dwell_distribution
+        FROM (SELECT started_at, person_id, is_returning,
+                     extract(epoch FROM last_seen_at - started_at)::float8 AS dwell
+              FROM visits WHERE site_id = $1 AND started_at >= $2 AND started_at < $3) v
+        {group}
+    ), unidentified_counts AS (
+        SELECT {unidentified_period} AS period_start, count(*) AS unidentified_sightings
+        FROM unidentified_sightings
+        WHERE site_id = $1 AND captured_at >= $2 AND captured_at < $3
+        {group}
+    )
+    SELECT coalesce(v.period_start, u.period_start) AS period_start,
+           coalesce(v.visits, 0) AS visits,
+           coalesce(v.unique_visitors, 0) AS unique_visitors,
+           coalesce(v.new_visitors, 0) AS new_visitors,
+           coalesce(v.returning_visitors, 0) AS returning_visitors,
+           coalesce(v.returning_visits, 0) AS returning_visits,
+           coalesce(u.unidentified_sightings, 0) AS unidentified_sightings,
+           v.dwell_seconds_avg,
+           v.dwell_seconds_median,
+           coalesce(v.dwell_distribution, array_fill(0, ARRAY["""
+    + str(len(DWELL_BUCKETS))
+    + """])) AS dwell_distribution
+    FROM visit_counts v FULL JOIN unidentified_counts u ON u.period_start = v.period_start
+    ORDER BY 1
+"""
+)
+"""A site's visitor report; `{visit_period}`/`{unidentified_period}` bucket rows, `{group}` groups them or not.
+A visit's dwell is computed once per row (`dwell`, seconds) for the average, median and distribution."""
 
 _COUNTS_AS_CUSTOMER = "coalesce(k.kind, s.person_kind) = 'customer'"
 """SQL on `sightings s LEFT JOIN person_kinds k`: the operator's mark of the person wins over the sighting's kind."""
@@ -81,36 +140,31 @@ class VisitStore:
         await self._pool.fetchval("SELECT 1")
 
     async def record_sighting(self, event: FaceMatched, rules: VisitRules) -> SightingOutcome:
-        """Store the sighting (staff too, with the kind it arrived with) under its person and recompute that
-        person's visits at the site, under the person's lock.
+        """`record_sightings` of one event."""
+        return (await self.record_sightings([event], rules))[0]
 
-        A sighting a split claimed is recorded under the person it was split to; one of a merged person
-        under the person it was merged into; one of an erased person is not stored (owner None). For a
-        sighting already stored, the changes are the visit that holds it, so a crash between commit and
-        publish is repaired by the redelivery."""
-        async with tenant_transaction(self._pool, event.tenant_id) as connection:
-            owner = await _owner_under_lock(connection, event)
-            if owner is None:
-                return SightingOutcome(None, VisitChanges())
-            inserted = await connection.fetchval(
-                "INSERT INTO sightings (tenant_id, event_id, source_event_id, site_id, camera_id, person_id,"
-                " captured_at, person_kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                " ON CONFLICT DO NOTHING RETURNING event_id",
-                event.tenant_id,
-                event.event_id,
-                event.source_event_id,
-                event.site_id,
-                event.camera_id,
-                owner,
-                event.captured_at,
-                event.person_kind.value,
-            )
-            if inserted is None:
-                return await _holder_of(connection, event)
-            before = await _visits_of(connection, [owner], event.site_id)
-            after = visits_of_sightings(await _sightings_of(connection, [owner], event.site_id), rules)
-            await _replace_visits(connection, event.tenant_id, [owner], after, event.site_id)
-        return SightingOutcome(owner, diff_visits(before, after))
+    async def record_sightings(self, events: Sequence[FaceMatched], rules: VisitRules) -> list[SightingOutcome]:
+        """Store the sightings (staff too, with the kind they arrived with) under their persons and fold them
+        into those persons' visits, one transaction per tenant, under the persons' locks; an outcome per event,
+        in order.
+
+        A sighting a split claimed is recorded under the person it was split to; one of a merged person under
+        the person it was merged into; one of an erased person is not stored (owner None). Only the visits
+        within a gap of the new sightings are recomputed (`refold_neighbourhood`), and the next visit's
+        `is_returning`. Each new sighting's outcome holds the visit that now holds it; the first of a person's
+        sightings at a site also holds the other visits changed or removed. For a sighting already stored the
+        outcome is the visit that holds it, so a crash between commit and publish is repaired by the
+        redelivery, which announces the same visit records."""
+        outcomes: dict[int, SightingOutcome] = {}
+        by_tenant: dict[str, list[int]] = defaultdict(list)
+        for index, event in enumerate(events):
+            by_tenant[event.tenant_id].append(index)
+        for tenant_id, indexes in by_tenant.items():
+            batch = [events[i] for i in indexes]
+            async with tenant_transaction(self._pool, tenant_id) as connection:
+                tenant_outcomes = await _record_tenant_sightings(connection, tenant_id, batch, rules)
+            outcomes.update(zip(indexes, tenant_outcomes, strict=True))
+        return [outcomes[i] for i in range(len(events))]
 
     async def merge_persons(self, event: PersonsMerged, rules: VisitRules) -> OperationOutcome:
         """Move the sightings of `merged_person_ids` to `person_id`, retire the merged persons (their late
@@ -314,50 +368,33 @@ class VisitStore:
         return _row_count(unidentified), _row_count(visits)
 
     async def visitor_report(
-        self, tenant_id: str, site_id: str, start: datetime, end: datetime, granularity: Granularity
+        self,
+        tenant_id: str,
+        site_id: str,
+        start: datetime,
+        end: datetime,
+        granularity: Granularity,
+        zone: ZoneInfo,
     ) -> tuple[list[ReportRow], ReportRow]:
         """Per-period counts and the totals of the whole range (distinct persons across it, not a sum).
 
-        Visits count in the period they started in, unidentified sightings in the one they were captured in;
-        a period with only unidentified sightings is reported too."""
-        query = """
-            WITH visit_counts AS (
-                SELECT {visit_period} AS period_start,
-                       count(*) AS visits,
-                       count(DISTINCT person_id) AS unique_visitors,
-                       count(DISTINCT person_id) FILTER (WHERE NOT is_returning) AS new_visitors,
-                       count(DISTINCT person_id) FILTER (WHERE is_returning) AS returning_visitors,
-                       count(*) FILTER (WHERE is_returning) AS returning_visits
-                FROM visits
-                WHERE site_id = $1 AND started_at >= $2 AND started_at < $3
-                {group}
-            ), unidentified_counts AS (
-                SELECT {unidentified_period} AS period_start, count(*) AS unidentified_sightings
-                FROM unidentified_sightings
-                WHERE site_id = $1 AND captured_at >= $2 AND captured_at < $3
-                {group}
-            )
-            SELECT coalesce(v.period_start, u.period_start) AS period_start,
-                   coalesce(v.visits, 0) AS visits,
-                   coalesce(v.unique_visitors, 0) AS unique_visitors,
-                   coalesce(v.new_visitors, 0) AS new_visitors,
-                   coalesce(v.returning_visitors, 0) AS returning_visitors,
-                   coalesce(v.returning_visits, 0) AS returning_visits,
-                   coalesce(u.unidentified_sightings, 0) AS unidentified_sightings
-            FROM visit_counts v FULL JOIN unidentified_counts u ON u.period_start = v.period_start
-            ORDER BY 1
-        """
-        per_period = query.format(
-            visit_period="date_trunc($4, started_at, 'UTC')",
-            unidentified_period="date_trunc($4, captured_at, 'UTC')",
+        Periods are the site's local hours or days in `zone` (the site's IANA time zone): a DST change day has
+        23 or 25 hourly periods, and each `period_start` carries the local offset. Visits count in the period
+        they started in, unidentified sightings in the one they were captured in; a period with only
+        unidentified sightings is reported too."""
+        per_period = _REPORT_QUERY.format(
+            visit_period="date_trunc($4, started_at, $5)",
+            unidentified_period="date_trunc($4, captured_at, $5)",
             group="GROUP BY 1",
         )
-        whole_range = query.format(visit_period="$2::timestamptz", unidentified_period="$2::timestamptz", group="")
+        whole_range = _REPORT_QUERY.format(
+            visit_period="$2::timestamptz", unidentified_period="$2::timestamptz", group=""
+        )
         async with tenant_transaction(self._pool, tenant_id) as connection:
-            rows = await connection.fetch(per_period, site_id, start, end, granularity)
+            rows = await connection.fetch(per_period, site_id, start, end, granularity, zone.key)
             total = await connection.fetchrow(whole_range, site_id, start, end)
         assert total is not None
-        return [_report_row(row) for row in rows], _report_row(total)
+        return [_report_row(row, zone) for row in rows], _report_row(total, zone)
 
     async def list_visits(
         self, tenant_id: str, site_id: str, start: datetime, end: datetime
@@ -374,34 +411,265 @@ class VisitStore:
         return [(row["person_id"], _visit(row)) for row in rows]
 
 
-async def _lock_persons(connection: Connection, tenant_id: str, persons: list[uuid.UUID]) -> None:
-    """Per-person transaction locks, in one global order: the sighting path and every operation use them."""
-    for person_id in lock_order(persons):
-        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{tenant_id}/{person_id}")
-
-
-async def _owner(connection: Connection, event: FaceMatched) -> uuid.UUID | None:
-    """The person a split gave the sighting to, else its matched person; then, if that person was merged,
-    the person it joined, or None if it was erased."""
-    claimed = await connection.fetchval(
-        "SELECT person_id FROM claimed_sightings WHERE source_event_id = $1", event.source_event_id
+async def _lock_persons(connection: Connection, tenant_id: str, persons: Iterable[uuid.UUID]) -> None:
+    """Per-person transaction locks, in one global order: the sighting path and every operation use them.
+    One round trip, the locks taken in the order of the array."""
+    keys = [f"{tenant_id}/{person_id}" for person_id in lock_order(persons)]
+    await connection.execute(
+        "SELECT count(pg_advisory_xact_lock(hashtext(key)))"
+        " FROM (SELECT key FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n) ORDER BY n) AS ordered",
+        keys,
     )
-    person_id: uuid.UUID = claimed or event.person_id
-    row = await connection.fetchrow("SELECT successor_id FROM retired_persons WHERE person_id = $1", person_id)
-    return person_id if row is None else row["successor_id"]
 
 
-async def _owner_under_lock(connection: Connection, event: FaceMatched) -> uuid.UUID | None:
-    """The person the sighting belongs to now, with its matched person and that person locked.
+async def _record_tenant_sightings(
+    connection: Connection, tenant_id: str, events: Sequence[FaceMatched], rules: VisitRules
+) -> list[SightingOutcome]:
+    """`VisitStore.record_sightings` for the events of one tenant, inside its transaction."""
+    owners = await _owners_under_lock(connection, tenant_id, events)
+    stored = [(event, owner) for event, owner in zip(events, owners, strict=True) if owner is not None]
+    inserted = await _insert_sightings(connection, tenant_id, stored)
+    counted_kinds = await _operator_kinds(connection, {owner for _, owner in stored})
+    new: dict[tuple[uuid.UUID, str], list[FaceMatched]] = defaultdict(list)
+    for event, owner in stored:
+        kind = counted_kinds.get(owner, event.person_kind.value)
+        if event.event_id in inserted and kind == PersonKind.CUSTOMER.value:
+            new[(owner, event.site_id)].append(event)
+    holding = await _fold_new_sightings(connection, tenant_id, new, rules)
+    outcomes = []
+    for event, owner in zip(events, owners, strict=True):
+        if owner is None:
+            outcomes.append(SightingOutcome(None, VisitChanges()))
+        elif event.event_id not in inserted:
+            outcomes.append(await _holder_of(connection, event))
+        else:
+            outcomes.append(SightingOutcome(owner, holding.get(event.event_id, VisitChanges())))
+    return outcomes
 
-    Holding both locks keeps the answer true until commit: every operation that could change it locks
-    one of them. If an operation changed it between the read and the locks, the sighting is retried."""
-    owner = await _owner(connection, event)
-    persons = [event.person_id] if owner is None else [event.person_id, owner]
-    await _lock_persons(connection, event.tenant_id, persons)
-    if await _owner(connection, event) != owner:
-        raise OwnerChanged(f"person {event.person_id} was merged, split or erased meanwhile")
-    return owner
+
+async def _owners_under_lock(
+    connection: Connection, tenant_id: str, events: Sequence[FaceMatched]
+) -> list[uuid.UUID | None]:
+    """The persons the sightings belong to now, with their matched persons and those persons locked.
+
+    Holding the locks keeps the answers true until commit: every operation that could change one locks one of
+    them. If an operation changed one between the read and the locks, the batch is retried (`OwnerChanged`)."""
+    owners = await _owners(connection, events)
+    persons = {event.person_id for event in events} | {owner for owner in owners if owner is not None}
+    await _lock_persons(connection, tenant_id, persons)
+    if await _owners(connection, events) != owners:
+        raise OwnerChanged("a person was merged, split or erased meanwhile")
+    return owners
+
+
+async def _owners(connection: Connection, events: Sequence[FaceMatched]) -> list[uuid.UUID | None]:
+    """For each event: the person a split gave the sighting to, else its matched person; then, if that person
+    was merged, the person it joined, or None if it was erased."""
+    rows = await connection.fetch(
+        "SELECT e.n, r.person_id IS NOT NULL AS retired, r.successor_id, coalesce(c.person_id, e.person_id) AS owner"
+        " FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS e(source_event_id, person_id, n)"
+        " LEFT JOIN claimed_sightings c ON c.source_event_id = e.source_event_id"
+        " LEFT JOIN retired_persons r ON r.person_id = coalesce(c.person_id, e.person_id)"
+        " ORDER BY e.n",
+        [event.source_event_id for event in events],
+        [event.person_id for event in events],
+    )
+    return [row["successor_id"] if row["retired"] else row["owner"] for row in rows]
+
+
+async def _insert_sightings(
+    connection: Connection, tenant_id: str, stored: list[tuple[FaceMatched, uuid.UUID]]
+) -> set[uuid.UUID]:
+    """Insert the sightings not stored yet (by event id, or by source event id); the event ids inserted."""
+    if not stored:
+        return set()
+    rows = await connection.fetch(
+        "INSERT INTO sightings (tenant_id, event_id, source_event_id, site_id, camera_id, person_id, captured_at,"
+        " person_kind)"
+        " SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::uuid[], $7::timestamptz[],"
+        " $8::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+        tenant_id,
+        [event.event_id for event, _ in stored],
+        [event.source_event_id for event, _ in stored],
+        [event.site_id for event, _ in stored],
+        [event.camera_id for event, _ in stored],
+        [owner for _, owner in stored],
+        [event.captured_at for event, _ in stored],
+        [event.person_kind.value for event, _ in stored],
+    )
+    return {row["event_id"] for row in rows}
+
+
+async def _operator_kinds(connection: Connection, persons: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The kind an operator gave each of `persons` that has one: it wins over the kind a sighting arrived with."""
+    rows = await connection.fetch(
+        "SELECT person_id, kind FROM person_kinds WHERE person_id = ANY($1::uuid[])", list(persons)
+    )
+    return {row["person_id"]: row["kind"] for row in rows}
+
+
+async def _fold_new_sightings(
+    connection: Connection,
+    tenant_id: str,
+    new: dict[tuple[uuid.UUID, str], list[FaceMatched]],
+    rules: VisitRules,
+) -> dict[uuid.UUID, VisitChanges]:
+    """Refold the neighbourhood of each (person, site)'s new sightings; the changes to announce per event id."""
+    if not new:
+        return {}
+    groups = list(new)
+    bounds = [neighbourhood_bounds([_sighting(e) for e in new[group]], rules) for group in groups]
+    hoods = await _neighbourhoods(connection, tenant_id, groups, bounds)
+    replaced: list[Visit] = []
+    refolded: list[PersonVisit] = []
+    followers: list[PersonVisit] = []
+    changes: dict[uuid.UUID, VisitChanges] = {}
+    for (person_id, site_id), hood in zip(groups, hoods, strict=True):
+        refold = refold_neighbourhood(hood, rules)
+        before = [PersonVisit(site_id, person_id, v) for v in (*hood.between, *_present(hood.following))]
+        after = [PersonVisit(site_id, person_id, v) for v in (*refold.visits, *_present(refold.following))]
+        replaced.extend(hood.between)
+        refolded.extend(after[: len(refold.visits)])
+        if refold.following is not None and refold.following != hood.following:
+            followers.append(PersonVisit(site_id, person_id, refold.following))
+        diff = diff_visits(before, after)
+        for position, event in enumerate(sorted(new[(person_id, site_id)], key=lambda e: (e.captured_at, e.event_id))):
+            holder = tuple(p for p in after if p.visit.started_at <= event.captured_at <= p.visit.last_seen_at)
+            extra = tuple(p for p in diff.changed if p not in holder) if position == 0 else ()
+            changes[event.event_id] = VisitChanges(holder + extra, diff.removed if position == 0 else ())
+    await _write_refolds(connection, tenant_id, replaced, refolded, followers)
+    return changes
+
+
+def _present(visit: Visit | None) -> tuple[Visit, ...]:
+    return () if visit is None else (visit,)
+
+
+def _sighting(event: FaceMatched) -> Sighting:
+    return Sighting(event.event_id, event.captured_at)
+
+
+_NEIGHBOURS = """
+    SELECT g.n, p.visit_id AS p_visit_id, p.started_at AS p_started_at, p.last_seen_at AS p_last_seen_at,
+           p.sightings AS p_sightings, p.is_returning AS p_is_returning,
+           f.visit_id AS f_visit_id, f.started_at AS f_started_at, f.last_seen_at AS f_last_seen_at,
+           f.sightings AS f_sightings, f.is_returning AS f_is_returning
+    FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY AS g(person_id, site_id,
+         lo, hi, n)
+    LEFT JOIN LATERAL (
+        SELECT * FROM visits v WHERE v.tenant_id = $1 AND v.site_id = g.site_id AND v.person_id = g.person_id
+          AND NOT v.archived AND v.started_at <= g.lo AND v.last_seen_at <= g.lo
+        ORDER BY v.started_at DESC LIMIT 1) p ON true
+    LEFT JOIN LATERAL (
+        SELECT * FROM visits v WHERE v.tenant_id = $1 AND v.site_id = g.site_id AND v.person_id = g.person_id
+          AND NOT v.archived AND v.started_at >= g.hi
+        ORDER BY v.started_at LIMIT 1) f ON true
+    ORDER BY g.n
+"""
+"""Per (person, site, lo, hi): the visit before the neighbourhood and the one after it (visits of a person at a
+site never overlap, so the latest to start before `lo` that also ended by then is the one before)."""
+
+
+async def _neighbourhoods(
+    connection: Connection,
+    tenant_id: str,
+    groups: list[tuple[uuid.UUID, str]],
+    bounds: list[tuple[datetime, datetime]],
+) -> list[Neighbourhood]:
+    """Read each group's `Neighbourhood` in three round trips for all of them."""
+    persons, sites = [p for p, _ in groups], [s for _, s in groups]
+    edges = await connection.fetch(
+        _NEIGHBOURS, tenant_id, persons, sites, [lo for lo, _ in bounds], [hi for _, hi in bounds]
+    )
+    previous = [_prefixed_visit(row, "p_") for row in edges]
+    following = [_prefixed_visit(row, "f_") for row in edges]
+    floors = [v.last_seen_at if v else None for v in previous]
+    ceilings = [v.started_at if v else None for v in following]
+    window = (tenant_id, persons, sites, floors, ceilings)
+    between_rows = await connection.fetch(
+        "SELECT g.n, v.visit_id, v.started_at, v.last_seen_at, v.sightings, v.is_returning"
+        " FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY"
+        " AS g(person_id, site_id, floor, ceiling, n)"
+        " JOIN visits v ON v.tenant_id = $1 AND v.site_id = g.site_id AND v.person_id = g.person_id AND NOT v.archived"
+        " AND v.started_at > coalesce(g.floor, '-infinity') AND v.started_at < coalesce(g.ceiling, 'infinity')"
+        " ORDER BY g.n, v.started_at",
+        *window,
+    )
+    sighting_rows = await connection.fetch(
+        "SELECT g.n, s.event_id, s.captured_at"
+        " FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY"
+        " AS g(person_id, site_id, floor, ceiling, n)"
+        " JOIN sightings s ON s.tenant_id = $1 AND s.site_id = g.site_id AND s.person_id = g.person_id"
+        " AND s.captured_at > coalesce(g.floor, '-infinity') AND s.captured_at < coalesce(g.ceiling, 'infinity')"
+        " LEFT JOIN person_kinds k ON k.tenant_id = s.tenant_id AND k.person_id = s.person_id"
+        " WHERE " + _COUNTS_AS_CUSTOMER,
+        *window,
+    )
+    between: dict[int, list[Visit]] = defaultdict(list)
+    for row in between_rows:
+        between[row["n"]].append(_visit(row))
+    sightings: dict[int, list[Sighting]] = defaultdict(list)
+    for row in sighting_rows:
+        sightings[row["n"]].append(Sighting(row["event_id"], row["captured_at"]))
+    return [
+        Neighbourhood(previous[i], tuple(between[i + 1]), tuple(sightings[i + 1]), following[i])
+        for i in range(len(groups))
+    ]
+
+
+def _prefixed_visit(row: asyncpg.Record, prefix: str) -> Visit | None:
+    if row[f"{prefix}visit_id"] is None:
+        return None
+    return Visit(
+        row[f"{prefix}visit_id"],
+        row[f"{prefix}started_at"],
+        row[f"{prefix}last_seen_at"],
+        row[f"{prefix}sightings"],
+        row[f"{prefix}is_returning"],
+    )
+
+
+async def _write_refolds(
+    connection: Connection,
+    tenant_id: str,
+    replaced: list[Visit],
+    refolded: list[PersonVisit],
+    followers: list[PersonVisit],
+) -> None:
+    """Delete the neighbourhoods' old visits, insert their new ones, and update the followers that changed.
+    Deleting first matters: a refolded visit can keep the id of one it replaces (same first sighting)."""
+    await connection.execute(
+        "DELETE FROM visits v USING unnest($1::uuid[], $2::timestamptz[]) AS r(visit_id, started_at)"
+        " WHERE v.visit_id = r.visit_id AND v.started_at = r.started_at AND NOT v.archived",
+        [v.visit_id for v in replaced],
+        [v.started_at for v in replaced],
+    )
+    await _insert_visits(connection, tenant_id, refolded)
+    await connection.execute(
+        "UPDATE visits v SET is_returning = f.is_returning, updated_at = now()"
+        " FROM unnest($1::uuid[], $2::timestamptz[], $3::boolean[]) AS f(visit_id, started_at, is_returning)"
+        " WHERE v.visit_id = f.visit_id AND v.started_at = f.started_at",
+        [p.visit.visit_id for p in followers],
+        [p.visit.started_at for p in followers],
+        [p.visit.is_returning for p in followers],
+    )
+
+
+async def _insert_visits(connection: Connection, tenant_id: str, visits: list[PersonVisit]) -> None:
+    await connection.execute(
+        "INSERT INTO visits (tenant_id, visit_id, site_id, person_id, started_at, last_seen_at, sightings,"
+        " is_returning)"
+        " SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::timestamptz[], $6::timestamptz[],"
+        " $7::int[], $8::boolean[])",
+        tenant_id,
+        [p.visit.visit_id for p in visits],
+        [p.site_id for p in visits],
+        [p.person_id for p in visits],
+        [p.visit.started_at for p in visits],
+        [p.visit.last_seen_at for p in visits],
+        [p.visit.sightings for p in visits],
+        [p.visit.is_returning for p in visits],
+    )
 
 
 async def _retire(
@@ -526,5 +794,8 @@ def _visit(row: asyncpg.Record) -> Visit:
     return Visit(row["visit_id"], row["started_at"], row["last_seen_at"], row["sightings"], row["is_returning"])
 
 
-def _report_row(row: asyncpg.Record) -> ReportRow:
-    return ReportRow(**dict(row))
+def _report_row(row: asyncpg.Record, zone: ZoneInfo) -> ReportRow:
+    values = dict(row)
+    values["period_start"] = values["period_start"].astimezone(zone)
+    values["dwell_distribution"] = tuple(values["dwell_distribution"])
+    return ReportRow(**values)
