@@ -437,13 +437,13 @@ async def _record_tenant_sightings(
             new[(owner, event.site_id)].append(event)
     holding = await _fold_new_sightings(connection, tenant_id, new, rules)
     outcomes = []
-    for event, owner in zip(events, owners, strict=True):
-        if owner is None:
+    for event, current in zip(events, owners, strict=True):
+        if current is None:
             outcomes.append(SightingOutcome(None, VisitChanges()))
         elif event.event_id not in inserted:
             outcomes.append(await _holder_of(connection, event))
         else:
-            outcomes.append(SightingOutcome(owner, holding.get(event.event_id, VisitChanges())))
+            outcomes.append(SightingOutcome(current, holding.get(event.event_id, VisitChanges())))
     return outcomes
 
 
