@@ -9,3 +9,9 @@ class ReportingSettings(PostgresServiceSettings, RetentionSettings):
     http_port: int = Field(8004, description="Port of /healthz, /readyz, /metrics and the REST API")
     visit_gap_minutes: int = Field(30, ge=1, description="Sightings closer than this are one visit")
     returning_lookback_days: int = Field(90, ge=1, description="A visit is returning if an earlier one is this recent")
+    sighting_batch_size: int = Field(
+        256, ge=1, le=1024, description="Matched sightings folded into visits in one transaction (and fetched at once)"
+    )
+    sighting_batch_wait_ms: int = Field(
+        20, ge=0, description="How long a batch of sightings waits to fill before it is folded anyway"
+    )

@@ -1,7 +1,9 @@
 """Reporting's handlers: sightings into visits, unidentified sightings counted, and reporting's step of the
 person lifecycle (merge, split, erasure, staff or customer); the `retention` job's deletions."""
 
+import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from schemas import (
@@ -39,19 +41,36 @@ log = get_logger(__name__)
 async def record_visit(
     event: FaceMatched, store: VisitStore, rules: VisitRules, publish: EventPublisher
 ) -> list[Event]:
-    """Fold a matched sighting into its person's visits and announce the visits that changed or are gone.
+    """`record_visits` of one sighting."""
+    return (await record_visits([event], store, rules, publish))[0]
+
+
+async def record_visits(
+    events: Sequence[FaceMatched], store: VisitStore, rules: VisitRules, publish: EventPublisher
+) -> list[list[Event]]:
+    """Fold matched sightings into their persons' visits (one transaction per tenant) and, after the commit,
+    announce per sighting the visits that changed or are gone; what each sighting announced, in order.
 
     Staff sightings are stored too (an operator may mark the person a customer later) but never make visits;
     the kind an operator gave the person wins over the one the sighting carries. A sighting of an erased
     person is dropped, one of a merged person counts for the person it was merged into (it was in flight
-    when the operation happened)."""
-    outcome = await store.record_sighting(event, rules)
-    if outcome.owner is None:
-        log.info("sighting_of_erased_person_dropped", person_id=str(event.person_id))
-        return []
-    announced = await announce_visits(event.tenant_id, outcome.visits, event.event_id, utc_now(), publish)
-    log.info("sighting_recorded", person_id=str(outcome.owner), changed_visits=len(announced))
-    return announced
+    when the operation happened). Each announcement's id derives from the sighting's event id and the visit's
+    state, so a redelivered sighting announces the identical records."""
+    outcomes = await store.record_sightings(events, rules)
+    now = utc_now()
+    announced = await asyncio.gather(
+        *(
+            announce_visits(e.tenant_id, o.visits, e.event_id, now, publish)
+            for e, o in zip(events, outcomes, strict=True)
+        )
+    )
+    for event, outcome, records in zip(events, outcomes, announced, strict=True):
+        if outcome.owner is None:
+            log.info("sighting_of_erased_person_dropped", person_id=str(event.person_id), event_id=str(event.event_id))
+        else:
+            log.debug("sighting_recorded", person_id=str(outcome.owner), changed_visits=len(records))
+    log.info("sightings_recorded", sightings=len(events), announced=sum(len(records) for records in announced))
+    return list(announced)
 
 
 async def record_unidentified_sighting(event: FaceUnidentified, store: VisitStore) -> bool:
