@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
 from schemas import subjects
+from schemas.base import utc_now
 from services.common.bus import EventPublisher, connect_broker, event_publisher
 from services.common.connections import postgres_and_broker
 from services.common.http import create_app, nats_ready
@@ -19,6 +20,7 @@ from services.reporting.api import router
 from services.reporting.config import ReportingSettings
 from services.reporting.consumers import register_consumers
 from services.reporting.domain.visits import VisitRules
+from services.reporting.handlers import PARTITIONS_AHEAD
 
 SERVICE = "reporting"
 STREAMS = (
@@ -45,6 +47,7 @@ class Reporting:
 async def bootstrap(settings: ReportingSettings) -> AsyncIterator[Reporting]:
     async with postgres_and_broker(settings, SERVICE, SCHEMA, ROLE, MIGRATIONS, STREAMS) as (pool, broker):
         store = VisitStore(pool)
+        await store.ensure_partitions(utc_now(), utc_now() + PARTITIONS_AHEAD)
         rules = visit_rules(settings)
         register_consumers(broker, settings, store, rules, event_publisher(broker, SERVICE))
         app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": store.ping}, settings, (router,))

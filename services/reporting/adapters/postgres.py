@@ -9,7 +9,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -132,9 +132,82 @@ class SightingOutcome:
     visits: VisitChanges
 
 
+PARTITIONED_TABLES = ("sightings", "visits")
+"""Monthly range partitions (UTC months): sightings by captured_at, visits by started_at."""
+
+
+def month_of(moment: datetime) -> datetime:
+    """The start of the UTC month `moment` is in: its partition's lower bound."""
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, 1, tzinfo=UTC)
+
+
 class VisitStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._months_ready: set[datetime] = set()
+        """Months whose partitions this process has made sure of: most batches need no round trip for it."""
+
+    async def ensure_partitions(self, first: datetime, last: datetime) -> int:
+        """Make the monthly partitions of sightings and visits from `first`'s month to `last`'s (as the schema
+        owner, in a transaction of their own, so no batch holds locks while the tables change); how many were
+        made."""
+        months = []
+        month = month_of(first)
+        while month <= last:
+            months.append(month)
+            month = month_of(month + timedelta(days=32))
+        missing = [m for m in months if m not in self._months_ready]
+        if not missing:
+            return 0
+        made = 0
+        async with self._pool.acquire() as connection, connection.transaction():
+            for table in PARTITIONED_TABLES:
+                made += await connection.fetchval(
+                    "SELECT ensure_month_partitions($1, $2, $3)", table, min(missing), max(missing)
+                )
+        self._months_ready.update(missing)
+        return made
+
+    async def partitions_ending_by(self, table: str, horizon: datetime) -> list[datetime]:
+        """When each monthly partition of `table` that ends at or before `horizon` ends."""
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(
+                "SELECT ends_at FROM month_partitions($1) WHERE ends_at <= $2 ORDER BY ends_at", table, horizon
+            )
+        return [row["ends_at"] for row in rows]
+
+    async def archive_and_count_before(
+        self, tenant_id: str, sightings_end: datetime | None, visits_end: datetime | None
+    ) -> dict[str, int]:
+        """Before partitions are dropped: archive the tenant's visits that started before `sightings_end` (their
+        sightings go with the partitions, so they can no longer be recomputed: a merge or split leaves archived
+        visits alone) and count the tenant's rows the drop takes (sightings before `sightings_end`, visits
+        before `visits_end`; None: no partition of that table goes)."""
+        counts = {"sightings": 0, "visits_archived": 0, "visits": 0}
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            if sightings_end is not None:
+                counts["sightings"] = await connection.fetchval(
+                    "SELECT count(*) FROM sightings WHERE captured_at < $1", sightings_end
+                )
+                archived = await connection.execute(
+                    "UPDATE visits SET archived = true WHERE NOT archived AND started_at < $1", sightings_end
+                )
+                counts["visits_archived"] = _row_count(archived)
+            if visits_end is not None:
+                counts["visits"] = await connection.fetchval(
+                    "SELECT count(*) FROM visits WHERE started_at < $1", visits_end
+                )
+        return counts
+
+    async def drop_partitions_before(self, table: str, horizon: datetime) -> list[str]:
+        """Drop the monthly partitions of `table` that end at or before `horizon`; their names."""
+        self._months_ready = {m for m in self._months_ready if m >= horizon}
+        async with self._pool.acquire() as connection, connection.transaction():
+            dropped: list[str] = await connection.fetchval(
+                "SELECT drop_month_partitions_before($1, $2)", table, horizon
+            )
+        return dropped
 
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
@@ -155,6 +228,21 @@ class VisitStore:
         sightings at a site also holds the other visits changed or removed. For a sighting already stored the
         outcome is the visit that holds it, so a crash between commit and publish is repaired by the
         redelivery, which announces the same visit records."""
+        if not events:
+            return []
+        moments = [event.captured_at for event in events]
+        await self.ensure_partitions(min(moments), max(moments))
+        try:
+            return await self._record_sightings(events, rules)
+        except asyncpg.CheckViolationError as error:
+            if "no partition" not in str(error):
+                raise
+            # a retention run dropped a month this process had made: make it again (the next run drops it)
+            self._months_ready.clear()
+            await self.ensure_partitions(min(moments), max(moments))
+            return await self._record_sightings(events, rules)
+
+    async def _record_sightings(self, events: Sequence[FaceMatched], rules: VisitRules) -> list[SightingOutcome]:
         outcomes: dict[int, SightingOutcome] = {}
         by_tenant: dict[str, list[int]] = defaultdict(list)
         for index, event in enumerate(events):
