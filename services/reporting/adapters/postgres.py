@@ -7,10 +7,10 @@ so a staff sighting of a person marked customer counts, and a customer sighting 
 
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -53,8 +53,9 @@ Granularity = Literal["hour", "day"]
 
 
 @dataclass(frozen=True)
-class ReportRow:
-    period_start: datetime
+class Counts:
+    """What a report says of a period, a site or a whole range (see domain/reports.py for the definitions)."""
+
     visits: int
     unique_visitors: int
     new_visitors: int
@@ -65,6 +66,27 @@ class ReportRow:
     dwell_seconds_median: float | None
     dwell_distribution: tuple[int, ...]
     """Visits per `DWELL_BUCKETS` bucket, in its order."""
+
+
+@dataclass(frozen=True)
+class ReportRow(Counts):
+    """A site's period (local hour or day), or the range's totals; `period_start` carries the local offset."""
+
+    period_start: datetime
+
+
+@dataclass(frozen=True)
+class DayCounts(Counts):
+    """A tenant's local date: every visit on its own site's local date."""
+
+    day: date
+
+
+@dataclass(frozen=True)
+class SiteCounts(Counts):
+    """One site's totals over a range of its local dates."""
+
+    site_id: str
 
 
 _DWELL_BUCKET_COUNTS = ", ".join(
@@ -484,6 +506,35 @@ class VisitStore:
         assert total is not None
         return [_report_row(row, zone) for row in rows], _report_row(total, zone)
 
+    async def tenant_report(
+        self, tenant_id: str, first_day: date, end_day: date, zones: Mapping[str, ZoneInfo]
+    ) -> tuple[list[DayCounts], Counts]:
+        """The tenant's visitors per local date over the sites in `zones` (site id -> its IANA zone), from
+        `first_day` up to `end_day` (exclusive), and the totals of the range.
+
+        A visit counts on its own site's local date (at the same instant it is 22:30 in New York and 04:30 the
+        next day in Berlin). A date's unique visitors are the distinct persons with a visit on it at any of the
+        sites; new ones had a visit that was not returning (at its site), returning ones a returning visit; so a
+        person new at one site and returning at another that day is both. The totals count distinct persons
+        across the whole range, not a sum of dates."""
+        params = _tenant_params(first_day, end_day, zones)
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            rows = await connection.fetch(_tenant_query("day", "GROUP BY 1"), *params)
+            total = await connection.fetchrow(_tenant_query("0", ""), *params)
+        assert total is not None
+        days = [DayCounts(**_counts_of(row, "key"), day=row["key"]) for row in rows]
+        return days, Counts(**_counts_of(total, "key"))
+
+    async def site_comparison(
+        self, tenant_id: str, first_day: date, end_day: date, zones: Mapping[str, ZoneInfo]
+    ) -> list[SiteCounts]:
+        """Each site of `zones` with a visit or sighting, its totals over its local dates `first_day` up to
+        `end_day` (exclusive), side by side, by site id."""
+        params = _tenant_params(first_day, end_day, zones)
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            rows = await connection.fetch(_tenant_query("site_id", "GROUP BY 1"), *params)
+        return [SiteCounts(**_counts_of(row, "key"), site_id=row["key"]) for row in rows]
+
     async def list_visits(
         self, tenant_id: str, site_id: str, start: datetime, end: datetime
     ) -> list[tuple[uuid.UUID, Visit]]:
@@ -880,6 +931,76 @@ def _row_count(status: str) -> int:
 
 def _visit(row: asyncpg.Record) -> Visit:
     return Visit(row["visit_id"], row["started_at"], row["last_seen_at"], row["sightings"], row["is_returning"])
+
+
+def _counts_of(row: asyncpg.Record, *leave_out: str) -> dict[str, Any]:
+    values = {key: value for key, value in row.items() if key not in leave_out}
+    values["dwell_distribution"] = tuple(values["dwell_distribution"])
+    return values
+
+
+def _tenant_params(first_day: date, end_day: date, zones: Mapping[str, ZoneInfo]) -> list[Any]:
+    """The sites and their zones, the UTC instants that hold every zone's local dates, the dates."""
+    first = datetime.combine(first_day, time.min, UTC) - ZONE_REACH
+    end = datetime.combine(end_day, time.min, UTC) + ZONE_REACH
+    return [list(zones), [zone.key for zone in zones.values()], first, end, first_day, end_day]
+
+
+ZONE_REACH = timedelta(hours=14)
+"""No zone is further from UTC (Kiribati's +14, Baker Island's -12): local dates are within this of UTC's."""
+
+
+def _tenant_query(key: str, group: str) -> str:
+    return _TENANT_QUERY.format(key=key, group=group)
+
+
+_TENANT_QUERY = (
+    """
+    WITH zones AS (SELECT * FROM unnest($1::text[], $2::text[]) AS z(site_id, zone)),
+    located AS (
+        SELECT v.site_id, v.person_id, v.is_returning, (v.started_at AT TIME ZONE z.zone)::date AS day,
+               extract(epoch FROM v.last_seen_at - v.started_at)::float8 AS dwell
+        FROM visits v JOIN zones z ON z.site_id = v.site_id
+        WHERE v.started_at >= $3 AND v.started_at < $4
+    ), visit_counts AS (
+        SELECT {key} AS key,
+               count(*) AS visits,
+               count(DISTINCT person_id) AS unique_visitors,
+               count(DISTINCT person_id) FILTER (WHERE NOT is_returning) AS new_visitors,
+               count(DISTINCT person_id) FILTER (WHERE is_returning) AS returning_visitors,
+               count(*) FILTER (WHERE is_returning) AS returning_visits,
+               avg(dwell) AS dwell_seconds_avg,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY dwell) AS dwell_seconds_median,
+               ARRAY["""
+    + _DWELL_BUCKET_COUNTS
+    + """]::int[] AS dwell_distribution
+        FROM located WHERE day >= $5 AND day < $6
+        {group}
+    ), unidentified_counts AS (
+        SELECT {key} AS key, count(*) AS unidentified_sightings
+        FROM (SELECT u.site_id, (u.captured_at AT TIME ZONE z.zone)::date AS day
+              FROM unidentified_sightings u JOIN zones z ON z.site_id = u.site_id
+              WHERE u.captured_at >= $3 AND u.captured_at < $4) u
+        WHERE day >= $5 AND day < $6
+        {group}
+    )
+    SELECT coalesce(v.key, u.key) AS key,
+           coalesce(v.visits, 0) AS visits,
+           coalesce(v.unique_visitors, 0) AS unique_visitors,
+           coalesce(v.new_visitors, 0) AS new_visitors,
+           coalesce(v.returning_visitors, 0) AS returning_visitors,
+           coalesce(v.returning_visits, 0) AS returning_visits,
+           coalesce(u.unidentified_sightings, 0) AS unidentified_sightings,
+           v.dwell_seconds_avg,
+           v.dwell_seconds_median,
+           coalesce(v.dwell_distribution, array_fill(0, ARRAY["""
+    + str(len(DWELL_BUCKETS))
+    + """])) AS dwell_distribution
+    FROM visit_counts v FULL JOIN unidentified_counts u ON u.key = v.key
+    ORDER BY 1
+"""
+)
+"""A tenant's report over the sites of `zones`: by local date (`{key}` = day), by site, or the whole range."""
 
 
 def _report_row(row: asyncpg.Record, zone: ZoneInfo) -> ReportRow:
