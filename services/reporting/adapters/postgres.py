@@ -25,6 +25,7 @@ from schemas import (
     PersonSplit,
 )
 from services.common.postgres import Connection, tenant_transaction
+from services.reporting.adapters import rollups
 from services.reporting.domain.lifecycle import (
     OperationKind,
     OperationOutcome,
@@ -32,7 +33,7 @@ from services.reporting.domain.lifecycle import (
     outcome_from_json,
     outcome_to_json,
 )
-from services.reporting.domain.reports import DWELL_BUCKETS
+from services.reporting.domain.reports import DWELL_BUCKETS, dwell_from_minutes
 from services.reporting.domain.visits import (
     Neighbourhood,
     PersonSighting,
@@ -217,9 +218,14 @@ class VisitStore:
                 )
                 counts["visits_archived"] = _row_count(archived)
             if visits_end is not None:
-                counts["visits"] = await connection.fetchval(
-                    "SELECT count(*) FROM visits WHERE started_at < $1", visits_end
+                rows = await connection.fetch(
+                    "SELECT site_id, person_id, visit_id, started_at, last_seen_at, sightings, is_returning"
+                    " FROM visits WHERE started_at < $1",
+                    visits_end,
                 )
+                dropped = [PersonVisit(row["site_id"], row["person_id"], _visit(row)) for row in rows]
+                await rollups.apply_visit_changes(connection, tenant_id, dropped, [])  # their partitions go
+                counts["visits"] = len(rows)
         return counts
 
     async def drop_partitions_before(self, table: str, horizon: datetime) -> list[str]:
@@ -285,9 +291,12 @@ class VisitStore:
             moved = await connection.execute(
                 "UPDATE sightings SET person_id = $1 WHERE person_id = ANY($2::uuid[])", target, merged
             )
+            archived = await _archived_visits_of(connection, merged)
             await connection.execute(  # archived visits have no sightings left to recompute them from
                 "UPDATE visits SET person_id = $1 WHERE person_id = ANY($2::uuid[]) AND archived", target, merged
             )
+            taken_over = [PersonVisit(p.site_id, target, p.visit) for p in archived]
+            await rollups.apply_visit_changes(connection, event.tenant_id, archived, taken_over)
             await _retire(connection, event.tenant_id, merged, target, event.operation_id)
             await connection.execute("DELETE FROM retired_persons WHERE person_id = $1", target)
             return _row_count(moved)
@@ -334,7 +343,9 @@ class VisitStore:
 
         async def change(connection: Connection) -> int:
             deleted = await connection.execute("DELETE FROM sightings WHERE person_id = $1", event.person_id)
+            archived = await _archived_visits_of(connection, [event.person_id])
             await connection.execute("DELETE FROM visits WHERE person_id = $1 AND archived", event.person_id)
+            await rollups.apply_visit_changes(connection, event.tenant_id, archived, [])
             await connection.execute(
                 "DELETE FROM person_kinds WHERE person_id = $1"
                 " OR person_id IN (SELECT person_id FROM retired_persons WHERE successor_id = $1)",
@@ -403,6 +414,7 @@ class VisitStore:
             changed = await change(connection)
             after = visits_of_sightings(await _sightings_of(connection, persons), rules)
             await _replace_visits(connection, tenant_id, persons, after)
+            await rollups.apply_visit_changes(connection, tenant_id, before, after)
             outcome = OperationOutcome(
                 operation_id, kind, person_id, changed, diff_visits(before, after), datetime.now(UTC), person_kind
             )
@@ -474,8 +486,14 @@ class VisitStore:
             unidentified = await connection.execute(
                 "DELETE FROM unidentified_sightings WHERE captured_at < $1", sightings_before
             )
-            visits = await connection.execute("DELETE FROM visits WHERE archived AND started_at < $1", visits_before)
-        return _row_count(unidentified), _row_count(visits)
+            deleted = await connection.fetch(
+                "DELETE FROM visits WHERE archived AND started_at < $1"
+                " RETURNING site_id, person_id, visit_id, started_at, last_seen_at, sightings, is_returning",
+                visits_before,
+            )
+            gone = [PersonVisit(row["site_id"], row["person_id"], _visit(row)) for row in deleted]
+            await rollups.apply_visit_changes(connection, tenant_id, gone, [])
+        return _row_count(unidentified), len(deleted)
 
     async def visitor_report(
         self,
@@ -509,31 +527,55 @@ class VisitStore:
     async def tenant_report(
         self, tenant_id: str, first_day: date, end_day: date, zones: Mapping[str, ZoneInfo]
     ) -> tuple[list[DayCounts], Counts]:
-        """The tenant's visitors per local date over the sites in `zones` (site id -> its IANA zone), from
-        `first_day` up to `end_day` (exclusive), and the totals of the range.
+        """The tenant's visitors per local date, from `first_day` up to `end_day` (exclusive), and the totals of
+        the range; `zones` are the tenant's sites' IANA zones (site id -> zone), from the registry.
 
         A visit counts on its own site's local date (at the same instant it is 22:30 in New York and 04:30 the
-        next day in Berlin). A date's unique visitors are the distinct persons with a visit on it at any of the
-        sites; new ones had a visit that was not returning (at its site), returning ones a returning visit; so a
-        person new at one site and returning at another that day is both. The totals count distinct persons
-        across the whole range, not a sum of dates."""
-        params = _tenant_params(first_day, end_day, zones)
+        next day in Berlin). A date's unique visitors are the distinct persons with a visit on it at any site;
+        new ones had a visit that was not returning (at its site), returning ones a returning visit, so a person
+        new at one site and returning at another that day is both. The totals count distinct persons across the
+        whole range, not a sum of dates. Read from the rollups (a site whose zone changed is remade first);
+        unidentified sightings are counted from their rows."""
+        months = _whole_months(first_day, end_day)
         async with tenant_transaction(self._pool, tenant_id) as connection:
-            rows = await connection.fetch(_tenant_query("day", "GROUP BY 1"), *params)
-            total = await connection.fetchrow(_tenant_query("0", ""), *params)
-        assert total is not None
-        days = [DayCounts(**_counts_of(row, "key"), day=row["key"]) for row in rows]
-        return days, Counts(**_counts_of(total, "key"))
+            await rollups.reconcile_zones(connection, tenant_id, zones)
+            days = await rollups.tenant_days(connection, first_day, end_day)
+            unidentified = await _unidentified_by(connection, "day", first_day, end_day, zones)
+            if len(months) == 1:
+                whole = (await rollups.tenant_months(connection, months)).get(months[0])
+                visitors = (whole.unique_visitors, whole.new_visitors, whole.returning_visitors) if whole else (0, 0, 0)
+            elif months:
+                visitors = await rollups.visitors_across_months(connection, months)
+            else:
+                visitors = await rollups.visitors_across_days(connection, first_day, end_day)
+        periods = [
+            DayCounts(**_rolled_counts(days.get(day), unidentified.get(day, 0)), day=day)
+            for day in sorted(set(days) | set(unidentified))
+        ]
+        total = _rolled_total(list(days.values()), visitors, sum(unidentified.values()))
+        return periods, total
 
     async def site_comparison(
         self, tenant_id: str, first_day: date, end_day: date, zones: Mapping[str, ZoneInfo]
     ) -> list[SiteCounts]:
-        """Each site of `zones` with a visit or sighting, its totals over its local dates `first_day` up to
-        `end_day` (exclusive), side by side, by site id."""
-        params = _tenant_params(first_day, end_day, zones)
+        """The sites of `zones` side by side, each with its totals over its local dates from `first_day` up to
+        `end_day` (exclusive); sites with neither visits nor unidentified sightings are left out. A whole local
+        month is read from the rollups; another range from the visits."""
+        months = _whole_months(first_day, end_day)
         async with tenant_transaction(self._pool, tenant_id) as connection:
-            rows = await connection.fetch(_tenant_query("site_id", "GROUP BY 1"), *params)
-        return [SiteCounts(**_counts_of(row, "key"), site_id=row["key"]) for row in rows]
+            await rollups.reconcile_zones(connection, tenant_id, zones)
+            if len(months) != 1:
+                rows = await connection.fetch(
+                    _tenant_query("site_id", "GROUP BY 1"), *_tenant_params(first_day, end_day, zones)
+                )
+                return [SiteCounts(**_counts_of(row, "key"), site_id=row["key"]) for row in rows]
+            sites = await rollups.site_months(connection, months[0], list(zones))
+            unidentified = await _unidentified_by(connection, "site_id", first_day, end_day, zones)
+        return [
+            SiteCounts(**_rolled_counts(sites.get(site), unidentified.get(site, 0)), site_id=site)
+            for site in sorted(set(sites) | set(unidentified))
+            if (sites.get(site) and sites[site].visits) or unidentified.get(site)
+        ]
 
     async def list_visits(
         self, tenant_id: str, site_id: str, start: datetime, end: datetime
@@ -662,6 +704,8 @@ async def _fold_new_sightings(
     replaced: list[Visit] = []
     refolded: list[PersonVisit] = []
     followers: list[PersonVisit] = []
+    rolled_before: list[PersonVisit] = []
+    rolled_after: list[PersonVisit] = []
     changes: dict[uuid.UUID, VisitChanges] = {}
     for (person_id, site_id), hood in zip(groups, hoods, strict=True):
         refold = refold_neighbourhood(hood, rules)
@@ -671,12 +715,15 @@ async def _fold_new_sightings(
         refolded.extend(after[: len(refold.visits)])
         if refold.following is not None and refold.following != hood.following:
             followers.append(PersonVisit(site_id, person_id, refold.following))
+        rolled_before.extend(before)
+        rolled_after.extend(after)
         diff = diff_visits(before, after)
         for position, event in enumerate(sorted(new[(person_id, site_id)], key=lambda e: (e.captured_at, e.event_id))):
             holder = tuple(p for p in after if p.visit.started_at <= event.captured_at <= p.visit.last_seen_at)
             extra = tuple(p for p in diff.changed if p not in holder) if position == 0 else ()
             changes[event.event_id] = VisitChanges(holder + extra, diff.removed if position == 0 else ())
     await _write_refolds(connection, tenant_id, replaced, refolded, followers)
+    await rollups.apply_visit_changes(connection, tenant_id, rolled_before, rolled_after)
     return changes
 
 
@@ -878,6 +925,15 @@ async def _sightings_of(
     return [PersonSighting(r["site_id"], r["person_id"], Sighting(r["event_id"], r["captured_at"])) for r in rows]
 
 
+async def _archived_visits_of(connection: Connection, persons: list[uuid.UUID]) -> list[PersonVisit]:
+    rows = await connection.fetch(
+        "SELECT site_id, person_id, visit_id, started_at, last_seen_at, sightings, is_returning FROM visits"
+        " WHERE person_id = ANY($1::uuid[]) AND archived",
+        persons,
+    )
+    return [PersonVisit(row["site_id"], row["person_id"], _visit(row)) for row in rows]
+
+
 async def _visits_of(connection: Connection, persons: list[uuid.UUID], site_id: str | None = None) -> list[PersonVisit]:
     rows = await connection.fetch(
         "SELECT site_id, person_id, visit_id, started_at, last_seen_at, sightings, is_returning FROM visits"
@@ -931,6 +987,98 @@ def _row_count(status: str) -> int:
 
 def _visit(row: asyncpg.Record) -> Visit:
     return Visit(row["visit_id"], row["started_at"], row["last_seen_at"], row["sightings"], row["is_returning"])
+
+
+def _whole_months(first_day: date, end_day: date) -> list[date]:
+    """The local months `first_day` up to `end_day` covers exactly; none if it starts or ends within a month."""
+    if first_day.day != 1 or end_day.day != 1:
+        return []
+    months, month = [], first_day
+    while month < end_day:
+        months.append(month)
+        month = (month + timedelta(days=32)).replace(day=1)
+    return months
+
+
+def _rolled_counts(rolled: rollups.RolledUp | None, unidentified: int) -> dict[str, Any]:
+    if rolled is None or rolled.visits == 0:
+        return _counts_from(0, 0, 0, 0, 0, 0.0, {}, unidentified)
+    return _counts_from(
+        rolled.visits,
+        rolled.unique_visitors,
+        rolled.new_visitors,
+        rolled.returning_visitors,
+        rolled.returning_visits,
+        rolled.dwell_seconds,
+        rolled.dwell_minutes,
+        unidentified,
+    )
+
+
+def _rolled_total(days: list[rollups.RolledUp], visitors: tuple[int, int, int], unidentified: int) -> Counts:
+    minutes: dict[int, int] = defaultdict(int)
+    for day in days:
+        for minute, visits in day.dwell_minutes.items():
+            minutes[minute] += visits
+    values = _counts_from(
+        sum(d.visits for d in days),
+        *visitors,
+        sum(d.returning_visits for d in days),
+        sum(d.dwell_seconds for d in days),
+        minutes,
+        unidentified,
+    )
+    return Counts(**values)
+
+
+def _counts_from(
+    visits: int,
+    unique_visitors: int,
+    new_visitors: int,
+    returning_visitors: int,
+    returning_visits: int,
+    dwell_seconds: float,
+    dwell_minutes: Mapping[int, int],
+    unidentified: int,
+) -> dict[str, Any]:
+    median, distribution = dwell_from_minutes(dwell_minutes)
+    return {
+        "visits": visits,
+        "unique_visitors": unique_visitors,
+        "new_visitors": new_visitors,
+        "returning_visitors": returning_visitors,
+        "returning_visits": returning_visits,
+        "unidentified_sightings": unidentified,
+        "dwell_seconds_avg": dwell_seconds / visits if visits else None,
+        "dwell_seconds_median": median,
+        "dwell_distribution": distribution,
+    }
+
+
+async def _unidentified_by(
+    connection: Connection,
+    key: Literal["day", "site_id"],
+    first_day: date,
+    end_day: date,
+    zones: Mapping[str, ZoneInfo],
+) -> dict[Any, int]:
+    """Unidentified sightings per local date or per site over the sites of `zones`."""
+    _, _, first, end, *_ = _tenant_params(first_day, end_day, zones)
+    rows = await connection.fetch(
+        f"SELECT {key} AS key, count(*) AS sightings"
+        " FROM (SELECT u.site_id, (u.captured_at AT TIME ZONE z.zone)::date AS day"
+        "       FROM unidentified_sightings u"
+        "       JOIN unnest($1::text[], $2::text[]) AS z(site_id, zone) ON z.site_id = u.site_id"
+        "       WHERE u.captured_at >= $3 AND u.captured_at < $4) u"
+        " WHERE day >= $5 AND day < $6 GROUP BY 1",
+        list(zones),
+        [zone.key for zone in zones.values()],
+        first,
+        end,
+        first_day,
+        end_day,
+    )
+    return {row["key"]: row["sightings"] for row in rows}
 
 
 def _counts_of(row: asyncpg.Record, *leave_out: str) -> dict[str, Any]:
