@@ -82,7 +82,7 @@ $$;
 
 -- Remake a tenant's rollups from its visits, each site's in its `site_zones` zone (UTC for a site without
 -- one, which is then recorded). Runs as its caller, in the tenant's row-level security context.
-CREATE FUNCTION rebuild_tenant_rollups(tenant text) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION rebuild_tenant_rollups(tenant text) RETURNS void LANGUAGE plpgsql SET search_path = reporting, pg_temp AS $$
 BEGIN
   PERFORM set_config('revisit.tenant_id', tenant, true);
   INSERT INTO site_zones (tenant_id, site_id, zone)

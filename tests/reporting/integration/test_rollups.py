@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -152,3 +153,48 @@ async def test_any_order_through_the_store_gives_the_visits_of_all_sightings(
         )
         assert [visit for owner, visit in stored if owner == person] == expected
     await assert_rollups_match_visits(store, tenant)
+
+
+class RegisteredZones:
+    """Stands in for reporting's mirror of the site registry (`app.state.site_zones`): the sites of every tenant."""
+
+    def sites_of(self, tenant_id: str) -> dict[str, ZoneInfo]:
+        return dict(ZONES)
+
+
+async def test_tenant_report_and_site_comparison_routes(reporting: Reporting, make_token) -> None:  # type: ignore[no-untyped-def]
+    store, tenant = reporting.store, new_tenant()
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    # 03:30 UTC on Nov 3: Nov 2 in New York, Nov 3 in Berlin; alice at both sites, bob in Berlin twice
+    at = datetime(2026, 11, 3, 3, 30, tzinfo=UTC)
+    await store.record_sightings(
+        [
+            matched(tenant, alice, at, site="store-1"),
+            matched(tenant, alice, at + timedelta(minutes=20), site="store-1"),
+            matched(tenant, alice, at, site="store-2"),
+            matched(tenant, bob, at, site="store-2"),
+            matched(tenant, bob, at + timedelta(days=1), site="store-2"),
+        ],
+        RULES,
+    )
+    reporting.app.state.site_zones = RegisteredZones()
+    transport = httpx.ASGITransport(app=reporting.app)
+    headers = {"authorization": f"Bearer {make_token(tenant, ['analyst'])}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://reporting", headers=headers) as client:
+        body = (await client.get("/v1/reports/tenant", params={"from": "2026-11-01", "to": "2026-11-30"})).json()
+        sites = (await client.get("/v1/reports/sites", params={"from": "2026-11-01", "to": "2026-11-30"})).json()
+        backwards = await client.get("/v1/reports/sites", params={"from": "2026-11-30", "to": "2026-11-01"})
+    days = {
+        p["day"]: (p["visits"], p["unique_visitors"], p["new_visitors"], p["returning_visitors"])
+        for p in body["periods"]
+    }
+    assert days == {"2026-11-02": (1, 1, 1, 0), "2026-11-03": (2, 2, 2, 0), "2026-11-04": (1, 1, 0, 1)}
+    totals = body["totals"]
+    assert (totals["visits"], totals["unique_visitors"], totals["returning_visitors"]) == (4, 2, 1)
+    assert totals["visits_per_visitor"] == 2 and totals["returning_rate"] == 0.5
+    assert [(s["site_id"], s["visits"], s["unique_visitors"]) for s in sites["sites"]] == [
+        ("store-1", 1, 1),
+        ("store-2", 3, 2),
+    ]
+    assert sites["sites"][0]["dwell_seconds_avg"] == 1200 and sites["sites"][0]["dwell_distribution"]["15m_30m"] == 1
+    assert backwards.status_code == 422
