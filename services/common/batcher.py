@@ -11,18 +11,20 @@ Result = TypeVar("Result")
 
 class Batcher(Generic[Item, Result]):
     """Hands what concurrent workers `submit` to `handle` in batches (at most `max_batch`, waiting at most
-    `max_wait` seconds for one to fill). Batches run one at a time, so each sees what the previous committed.
-    If a batch fails, its items are handled one by one, so one bad item fails alone."""
+    `max_wait` seconds for one to fill), at most `in_flight` batches at a time (1: each sees what the previous
+    committed; more only where `handle` orders concurrent batches itself, with locks). If a batch fails, its
+    items are handled one by one, so one bad item fails alone."""
 
     def __init__(
         self,
         handle: Callable[[Sequence[Item]], Awaitable[list[Result]]],
         max_batch: int,
         max_wait: float,
+        in_flight: int = 1,
     ) -> None:
         self._handle, self._max_batch, self._max_wait = handle, max_batch, max_wait
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Semaphore(in_flight)
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -45,7 +47,7 @@ class Batcher(Generic[Item, Result]):
 
     async def _flush(self) -> None:
         async with self._lock:
-            # taken only once the previous batch is done, so everything that arrived meanwhile is one batch
+            # taken only once a batch in flight is done, so everything that arrived meanwhile is one batch
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             if self._pending and self._timer is None:
                 self._timer = asyncio.get_running_loop().call_later(self._max_wait, self._start_flush)

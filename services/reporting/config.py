@@ -15,3 +15,9 @@ class ReportingSettings(PostgresServiceSettings, RetentionSettings):
     sighting_batch_wait_ms: int = Field(
         20, ge=0, description="How long a batch of sightings waits to fill before it is folded anyway"
     )
+    sighting_batches_in_flight: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Batches of sightings folded at once (each in its own transaction; persons' locks order them)",
+    )

@@ -49,11 +49,12 @@ def register_consumers(
     async def record(events: Sequence[FaceMatched]) -> list[list[Event]]:
         return await handlers.record_visits(events, store, rules, publish)
 
-    sightings = Batcher(record, batch, settings.sighting_batch_wait_ms / 1000)
+    in_flight = settings.sighting_batches_in_flight
+    sightings = Batcher(record, batch, settings.sighting_batch_wait_ms / 1000, in_flight)
 
     @broker.subscriber(
         **options,
-        max_workers=batch,
+        max_workers=batch * settings.sighting_batches_in_flight,
         title="reporting:faces.matched",
         description="Sessionize visits: sightings handled concurrently are folded in batches, each acked after"
         " its batch's commit.",

@@ -776,8 +776,9 @@ async def _neighbourhoods(
         "SELECT g.n, v.visit_id, v.started_at, v.last_seen_at, v.sightings, v.is_returning"
         " FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY"
         " AS g(person_id, site_id, floor, ceiling, n)"
-        " JOIN visits v ON v.tenant_id = $1 AND v.site_id = g.site_id AND v.person_id = g.person_id AND NOT v.archived"
-        " AND v.started_at > coalesce(g.floor, '-infinity') AND v.started_at < coalesce(g.ceiling, 'infinity')"
+        " CROSS JOIN LATERAL (SELECT * FROM visits v WHERE v.tenant_id = $1 AND v.site_id = g.site_id"
+        "   AND v.person_id = g.person_id AND NOT v.archived"
+        "   AND v.started_at > coalesce(g.floor, '-infinity') AND v.started_at < coalesce(g.ceiling, 'infinity')) v"
         " ORDER BY g.n, v.started_at",
         *window,
     )
@@ -785,8 +786,9 @@ async def _neighbourhoods(
         "SELECT g.n, s.event_id, s.captured_at"
         " FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY"
         " AS g(person_id, site_id, floor, ceiling, n)"
-        " JOIN sightings s ON s.tenant_id = $1 AND s.site_id = g.site_id AND s.person_id = g.person_id"
-        " AND s.captured_at > coalesce(g.floor, '-infinity') AND s.captured_at < coalesce(g.ceiling, 'infinity')"
+        " CROSS JOIN LATERAL (SELECT * FROM sightings s WHERE s.tenant_id = $1 AND s.site_id = g.site_id"
+        "   AND s.person_id = g.person_id"
+        "   AND s.captured_at > coalesce(g.floor, '-infinity') AND s.captured_at < coalesce(g.ceiling, 'infinity')) s"
         " LEFT JOIN person_kinds k ON k.tenant_id = s.tenant_id AND k.person_id = s.person_id"
         " WHERE " + _COUNTS_AS_CUSTOMER,
         *window,

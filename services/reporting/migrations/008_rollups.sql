@@ -85,6 +85,7 @@ $$;
 CREATE FUNCTION rebuild_tenant_rollups(tenant text) RETURNS void LANGUAGE plpgsql SET search_path = reporting, pg_temp AS $$
 BEGIN
   PERFORM set_config('revisit.tenant_id', tenant, true);
+  PERFORM set_config('work_mem', '256MB', true);  -- the groupings below stay in memory
   INSERT INTO site_zones (tenant_id, site_id, zone)
     SELECT DISTINCT tenant, site_id, 'UTC' FROM visits WHERE tenant_id = tenant ON CONFLICT DO NOTHING;
   DELETE FROM tenant_day_persons WHERE tenant_id = tenant;
@@ -103,6 +104,7 @@ BEGIN
     FROM visits v JOIN site_zones z ON z.tenant_id = v.tenant_id AND z.site_id = v.site_id
     CROSS JOIN LATERAL (SELECT (v.started_at AT TIME ZONE z.zone)::date AS day) d
     WHERE v.tenant_id = tenant;
+  ANALYZE located;
   INSERT INTO tenant_day_persons
     SELECT tenant, day, person_id, count(*), count(*) FILTER (WHERE NOT is_returning), count(*) FILTER (WHERE is_returning)
     FROM located GROUP BY day, person_id;
