@@ -64,11 +64,9 @@ async def record_visits(
             for e, o in zip(events, outcomes, strict=True)
         )
     )
-    for event, outcome, records in zip(events, outcomes, announced, strict=True):
+    for event, outcome in zip(events, outcomes, strict=True):
         if outcome.owner is None:
             log.info("sighting_of_erased_person_dropped", person_id=str(event.person_id), event_id=str(event.event_id))
-        else:
-            log.debug("sighting_recorded", person_id=str(outcome.owner), changed_visits=len(records))
     log.info("sightings_recorded", sightings=len(events), announced=sum(len(records) for records in announced))
     return list(announced)
 

@@ -778,7 +778,8 @@ async def _neighbourhoods(
         " AS g(person_id, site_id, floor, ceiling, n)"
         " CROSS JOIN LATERAL (SELECT * FROM visits v WHERE v.tenant_id = $1 AND v.site_id = g.site_id"
         "   AND v.person_id = g.person_id AND NOT v.archived"
-        "   AND v.started_at > coalesce(g.floor, '-infinity') AND v.started_at < coalesce(g.ceiling, 'infinity')) v"
+        "   AND v.started_at > coalesce(g.floor, '-infinity') AND v.started_at < coalesce(g.ceiling, 'infinity')"
+        "   OFFSET 0) v"  # a fence: index lookups per group, whatever the statistics say
         " ORDER BY g.n, v.started_at",
         *window,
     )
@@ -788,7 +789,8 @@ async def _neighbourhoods(
         " AS g(person_id, site_id, floor, ceiling, n)"
         " CROSS JOIN LATERAL (SELECT * FROM sightings s WHERE s.tenant_id = $1 AND s.site_id = g.site_id"
         "   AND s.person_id = g.person_id"
-        "   AND s.captured_at > coalesce(g.floor, '-infinity') AND s.captured_at < coalesce(g.ceiling, 'infinity')) s"
+        "   AND s.captured_at > coalesce(g.floor, '-infinity') AND s.captured_at < coalesce(g.ceiling, 'infinity')"
+        "   OFFSET 0) s"
         " LEFT JOIN person_kinds k ON k.tenant_id = s.tenant_id AND k.person_id = s.person_id"
         " WHERE " + _COUNTS_AS_CUSTOMER,
         *window,
