@@ -220,11 +220,18 @@ class VisitStore:
             if visits_end is not None:
                 rows = await connection.fetch(
                     "SELECT site_id, person_id, visit_id, started_at, last_seen_at, sightings, is_returning"
-                    " FROM visits WHERE started_at < $1",
+                    " FROM visits WHERE started_at >= $1 AND started_at < $2",
+                    await _rollups_dropped_before(connection),
                     visits_end,
                 )
                 dropped = [PersonVisit(row["site_id"], row["person_id"], _visit(row)) for row in rows]
                 await rollups.apply_visit_changes(connection, tenant_id, dropped, [])  # their partitions go
+                await connection.execute(
+                    "INSERT INTO rollups_dropped_before (tenant_id, before) VALUES ($1, $2)"
+                    " ON CONFLICT (tenant_id) DO UPDATE SET before = greatest(rollups_dropped_before.before, $2)",
+                    tenant_id,
+                    visits_end,
+                )
                 counts["visits"] = len(rows)
         return counts
 
@@ -491,7 +498,12 @@ class VisitStore:
                 " RETURNING site_id, person_id, visit_id, started_at, last_seen_at, sightings, is_returning",
                 visits_before,
             )
-            gone = [PersonVisit(row["site_id"], row["person_id"], _visit(row)) for row in deleted]
+            taken_out_before = await _rollups_dropped_before(connection)
+            gone = [
+                PersonVisit(row["site_id"], row["person_id"], _visit(row))
+                for row in deleted
+                if row["started_at"] >= taken_out_before
+            ]
             await rollups.apply_visit_changes(connection, tenant_id, gone, [])
         return _row_count(unidentified), len(deleted)
 
@@ -927,6 +939,12 @@ async def _sightings_of(
         site_id,
     )
     return [PersonSighting(r["site_id"], r["person_id"], Sighting(r["event_id"], r["captured_at"])) for r in rows]
+
+
+async def _rollups_dropped_before(connection: Connection) -> datetime:
+    """Visits before this had their rollup contributions taken out already (their partitions were dropped)."""
+    before: datetime | None = await connection.fetchval("SELECT before FROM rollups_dropped_before")
+    return before or datetime.min.replace(tzinfo=UTC)
 
 
 async def _archived_visits_of(connection: Connection, persons: list[uuid.UUID]) -> list[PersonVisit]:

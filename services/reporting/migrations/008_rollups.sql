@@ -14,6 +14,13 @@ CREATE TABLE site_zones (
   PRIMARY KEY (tenant_id, site_id)
 );
 
+-- The visits before `before` had their contributions taken out when retention dropped their partitions: a repeat
+-- (a drop that failed after the rollups changed) takes nothing out twice.
+CREATE TABLE rollups_dropped_before (
+  tenant_id text        NOT NULL PRIMARY KEY,
+  before    timestamptz NOT NULL
+);
+
 CREATE TABLE tenant_day_persons (
   tenant_id text NOT NULL, day date NOT NULL, person_id uuid NOT NULL,
   visits integer NOT NULL, new_visits integer NOT NULL, returning_visits integer NOT NULL,
@@ -67,7 +74,7 @@ DO $$
 DECLARE
   name text;
 BEGIN
-  FOREACH name IN ARRAY ARRAY['site_zones', 'tenant_day_persons', 'tenant_days', 'tenant_day_dwell',
+  FOREACH name IN ARRAY ARRAY['site_zones', 'rollups_dropped_before', 'tenant_day_persons', 'tenant_days', 'tenant_day_dwell',
                               'tenant_month_persons', 'tenant_months', 'tenant_month_dwell',
                               'site_month_persons', 'site_months', 'site_month_dwell'] LOOP
     EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', name);
