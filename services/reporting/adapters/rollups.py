@@ -37,15 +37,30 @@ LEVELS = (
 )
 
 
-def _apply_sql(level: Level) -> str:
+FROM_ARRAYS = """
+    SELECT * FROM unnest($2::text[], $3::date[], $4::date[], $5::uuid[], $6::int[], $7::bool[], $8::float8[],
+                         $9::smallint[])
+        AS i(site_id, day, month, person_id, sign, is_returning, dwell, minute)
+"""
+"""Contributions given as arrays, one per column."""
+
+FROM_SITE_IN_TWO_ZONES = """
+    SELECT v.site_id, d.day, date_trunc('month', d.day)::date AS month, v.person_id, z.sign, v.is_returning,
+           extract(epoch FROM v.last_seen_at - v.started_at)::float8 AS dwell,
+           least(floor(extract(epoch FROM v.last_seen_at - v.started_at) / 60), 240)::smallint AS minute
+    FROM visits v CROSS JOIN (VALUES (-1, $3::text), (1, $4::text)) AS z(sign, zone)
+    CROSS JOIN LATERAL (SELECT (v.started_at AT TIME ZONE z.zone)::date AS day) AS d
+    WHERE v.site_id = $2
+"""
+"""Every visit of site `$2` taken out in zone `$3` and put back in zone `$4` (a visit whose date is the same in
+both cancels out)."""
+
+
+def _apply_sql(level: Level, source: str) -> str:
     keys = ", ".join(level.keys)
     of_m = ", ".join(f"m.{key}" for key in level.keys)
     return f"""
-    WITH input AS (
-        SELECT * FROM unnest($2::text[], $3::date[], $4::date[], $5::uuid[], $6::int[], $7::bool[], $8::float8[],
-                             $9::smallint[])
-            AS i(site_id, day, month, person_id, sign, is_returning, dwell, minute)
-    ), persons AS (
+    WITH input AS ({source}), persons AS (
         SELECT {keys}, person_id, sum(sign)::int AS visits,
                coalesce(sum(sign) FILTER (WHERE NOT is_returning), 0)::int AS new_visits,
                coalesce(sum(sign) FILTER (WHERE is_returning), 0)::int AS returning_visits
@@ -90,7 +105,8 @@ def _apply_sql(level: Level) -> str:
     """
 
 
-APPLY = {level.counters: _apply_sql(level) for level in LEVELS}
+APPLY = {level.counters: _apply_sql(level, FROM_ARRAYS) for level in LEVELS}
+MOVE_SITE = {level.counters: _apply_sql(level, FROM_SITE_IN_TWO_ZONES) for level in LEVELS}
 
 
 async def apply_contributions(connection: Connection, tenant_id: str, contributions: Sequence[Contribution]) -> None:
@@ -181,19 +197,9 @@ async def reconcile_zones(connection: Connection, tenant_id: str, zones: Mapping
 
 
 async def _move_site(connection: Connection, tenant_id: str, site_id: str, old: ZoneInfo, new: ZoneInfo) -> None:
-    rows = await connection.fetch(
-        "SELECT person_id, started_at, last_seen_at, is_returning FROM visits WHERE site_id = $1", site_id
-    )
-    taken = [
-        contribution(site_id, r["person_id"], r["started_at"], r["last_seen_at"], r["is_returning"], old) for r in rows
-    ]
-    put = [
-        contribution(site_id, r["person_id"], r["started_at"], r["last_seen_at"], r["is_returning"], new) for r in rows
-    ]
-    for start in range(0, len(rows), 10_000):
-        await apply_contributions(
-            connection, tenant_id, net_contributions(taken[start : start + 10_000], put[start : start + 10_000])
-        )
+    """The site's visits from their dates in `old` to their dates in `new`, in the database (no rows fetched)."""
+    for level in LEVELS:
+        await connection.execute(MOVE_SITE[level.counters], tenant_id, site_id, old.key, new.key)
 
 
 @dataclass(frozen=True)
