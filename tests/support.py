@@ -87,6 +87,23 @@ async def known_tenant(connection: NatsClient, policy: dict[str, int] | None = N
     return tenant
 
 
+async def register_site(connection: NatsClient, tenant: str, site: str = "store-1", time_zone: str = "UTC") -> None:
+    """Put a site in the registry bucket as identity writes it (`PUT /v1/sites/<site>`)."""
+    from nats.js.api import KeyValueConfig
+    from nats.js.errors import BucketNotFoundError
+
+    from schemas import subjects
+    from schemas.registry import SiteEntry
+
+    js = connection.jetstream()
+    try:
+        bucket = await js.key_value(subjects.REGISTRY_BUCKET)
+    except BucketNotFoundError:
+        bucket = await js.create_key_value(config=KeyValueConfig(bucket=subjects.REGISTRY_BUCKET, history=1))
+    entry = SiteEntry(tenant_id=tenant, site_id=site, name=site, time_zone=time_zone)
+    await bucket.put(subjects.registry_site_key(tenant, site), entry.to_json_bytes())
+
+
 async def retention_audits(connection: NatsClient, service: str, tenant: str, count: int) -> list[dict[str, Any]]:
     """The details of the `retention_run` audit entries a service published for a tenant (at least `count`)."""
     import json

@@ -16,6 +16,7 @@ from services.common.connections import postgres_and_broker
 from services.common.http import create_app, nats_ready
 from services.common.postgres import connect_postgres
 from services.reporting.adapters.postgres import ROLE, SCHEMA, VisitStore
+from services.reporting.adapters.registry import open_site_zones
 from services.reporting.api import router
 from services.reporting.config import ReportingSettings
 from services.reporting.consumers import register_consumers
@@ -52,7 +53,12 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[Reporting]:
         register_consumers(broker, settings, store, rules, event_publisher(broker, SERVICE))
         app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": store.ping}, settings, (router,))
         app.state.visit_store = store
-        yield Reporting(settings, broker, store, app)
+        site_zones, mirror = await open_site_zones(broker.connection, settings.nats_stream_replicas)
+        app.state.site_zones = site_zones
+        try:
+            yield Reporting(settings, broker, store, app)
+        finally:
+            await mirror.stop()
 
 
 def visit_rules(settings: ReportingSettings) -> VisitRules:

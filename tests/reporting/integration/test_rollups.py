@@ -2,14 +2,17 @@
 order, merges, erasures, kind changes and a site's zone becoming known, they say what the visits say (the raw
 query over the visits is the oracle); and sightings folded in any order and batches give the visits of all."""
 
+import asyncio
 import random
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nats.aio.client import Client as NatsClient
 
 from schemas import PersonErased, PersonKind, PersonKindChanged, PersonsMerged
 from schemas.ids import new_event_id
@@ -17,7 +20,7 @@ from services.common.postgres import tenant_transaction
 from services.reporting.adapters.postgres import Counts, VisitStore, _tenant_params, _tenant_query
 from services.reporting.bootstrap import Reporting
 from services.reporting.domain.visits import Sighting, VisitRules, sessionize_sightings
-from tests.support import new_tenant
+from tests.support import new_tenant, register_site
 from tests.support_events import matched
 
 RULES = VisitRules(gap=timedelta(minutes=30), lookback=timedelta(days=90))
@@ -155,15 +158,16 @@ async def test_any_order_through_the_store_gives_the_visits_of_all_sightings(
     await assert_rollups_match_visits(store, tenant)
 
 
-class RegisteredZones:
-    """Stands in for reporting's mirror of the site registry (`app.state.site_zones`): the sites of every tenant."""
-
-    def sites_of(self, tenant_id: str) -> dict[str, ZoneInfo]:
-        return dict(ZONES)
-
-
-async def test_tenant_report_and_site_comparison_routes(reporting: Reporting, make_token) -> None:  # type: ignore[no-untyped-def]
+async def test_tenant_report_and_site_comparison_routes(
+    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str]
+) -> None:
     store, tenant = reporting.store, new_tenant()
+    for site, zone in ZONES.items():
+        await register_site(nats_connection, tenant, site, zone.key)
+    for _ in range(100):  # the service's mirror of the registry follows the bucket
+        if len(reporting.app.state.site_zones.sites_of(tenant)) == len(ZONES):
+            break
+        await asyncio.sleep(0.1)
     alice, bob = uuid.uuid4(), uuid.uuid4()
     # 03:30 UTC on Nov 3: Nov 2 in New York, Nov 3 in Berlin; alice at both sites, bob in Berlin twice
     at = datetime(2026, 11, 3, 3, 30, tzinfo=UTC)
@@ -177,7 +181,6 @@ async def test_tenant_report_and_site_comparison_routes(reporting: Reporting, ma
         ],
         RULES,
     )
-    reporting.app.state.site_zones = RegisteredZones()
     transport = httpx.ASGITransport(app=reporting.app)
     headers = {"authorization": f"Bearer {make_token(tenant, ['analyst'])}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://reporting", headers=headers) as client:
