@@ -20,8 +20,9 @@ from pydantic import BaseModel, Field
 
 from schemas.base import TOKEN_PATTERN
 from services.common.auth import Principal, Role, require_roles
-from services.reporting.adapters.postgres import Granularity, ReportRow, VisitStore
+from services.reporting.adapters.postgres import Counts, Granularity, ReportRow, VisitStore
 from services.reporting.adapters.visit_pages import CSV_COLUMNS, HourOccupancy, VisitKey, VisitPages, VisitRow
+from services.reporting.domain.reports import DWELL_BUCKETS, returning_rate, visits_per_visitor
 from services.reporting.domain.sites import SiteNotRegistered, SiteZones
 
 router = APIRouter(
@@ -83,6 +84,17 @@ class VisitorCounts(BaseModel):
     returning_visits: int
     unidentified_sightings: int = Field(
         description="Faces seen but too poor to recognise: counted here, never persons, so in no other figure"
+    )
+    returning_rate: float | None = Field(description="returning_visitors / unique_visitors; null without visitors")
+    visits_per_visitor: float | None = Field(description="visits / unique_visitors; null without visitors")
+    dwell_seconds_avg: float | None = Field(description="Mean of last_seen_at - started_at of the visits")
+    dwell_seconds_median: float | None = Field(description="Median dwell of the visits (interpolated)")
+    dwell_distribution: dict[str, int] = Field(
+        description="Visits per dwell bucket: "
+        + ", ".join(
+            f"{b.name} [{b.min_seconds}, {b.max_seconds if b.max_seconds is not None else 'inf'}) s"
+            for b in DWELL_BUCKETS
+        )
     )
 
 
@@ -152,13 +164,12 @@ async def visitor_report(
     of the caller's tenant; `period_start` carries the site's offset."""
     first, last = time_range(start, end, site.zone)
     store: VisitStore = request.app.state.visit_store
-    rows, totals = await store.visitor_report(
-        principal.tenant_id, site.site_id, first, last, granularity, time_zone=site.zone.key
-    )
+    rows, totals = await store.visitor_report(principal.tenant_id, site.site_id, first, last, granularity, site.zone)
     periods = [_counts(row, site.zone) for row in rows]
     if format == "csv":
-        lines = ([p.model_dump(mode="json")[column] for column in VisitorCounts.model_fields] for p in periods)
-        return _csv_stream(list(VisitorCounts.model_fields), _csv_chunks(lines), f"visitors_{site.site_id}.csv")
+        columns = list(_flat_counts(_counts(totals, site.zone)))
+        lines = ([flat[column] for column in columns] for flat in map(_flat_counts, periods))
+        return _csv_stream(columns, _csv_chunks(lines), f"visitors_{site.site_id}.csv")
     return VisitorReport(
         site_id=site.site_id,
         granularity=granularity,
@@ -259,7 +270,19 @@ async def occupancy_report(
 
 
 def _counts(row: ReportRow, zone: tzinfo) -> VisitorCounts:
-    return VisitorCounts(**(row.__dict__ | {"period_start": row.period_start.astimezone(zone)}))
+    values = row.__dict__ | {
+        "period_start": row.period_start.astimezone(zone),
+        "dwell_distribution": dict(zip((b.name for b in DWELL_BUCKETS), row.dwell_distribution, strict=True)),
+        "returning_rate": returning_rate(row.returning_visitors, row.unique_visitors),
+        "visits_per_visitor": visits_per_visitor(row.visits, row.unique_visitors),
+    }
+    return VisitorCounts(**values)
+
+
+def _flat_counts(counts: VisitorCounts) -> dict[str, object]:
+    """One CSV row: the dwell distribution as one column per bucket (`dwell_<bucket>`)."""
+    values = counts.model_dump(mode="json", exclude={"dwell_distribution"})
+    return values | {f"dwell_{name}": visits for name, visits in counts.dwell_distribution.items()}
 
 
 def _visit_out(row: VisitRow, zone: tzinfo) -> VisitOut:
@@ -328,3 +351,106 @@ def _csv_lines(rows: Iterable[Sequence[object]]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
     return buffer.getvalue()
+
+
+class TenantCounts(BaseModel):
+    """What a tenant-wide report says of a local date, a site or a whole range (docs/reports.md)."""
+
+    visits: int
+    unique_visitors: int
+    new_visitors: int
+    returning_visitors: int
+    returning_visits: int
+    unidentified_sightings: int
+    returning_rate: float | None
+    visits_per_visitor: float | None
+    dwell_seconds_avg: float | None
+    dwell_seconds_median: float | None = Field(description="To the minute: from dwell counted per whole minute")
+    dwell_distribution: dict[str, int]
+
+
+class TenantDay(TenantCounts):
+    day: date = Field(description="A local date: every visit counts on its own site's local date")
+
+
+class TenantReport(BaseModel):
+    start: date
+    end: date = Field(description="The last local date included")
+    totals: TenantCounts = Field(description="Unique visitors are distinct persons across the range, not a sum")
+    periods: list[TenantDay]
+
+
+class SiteTotals(TenantCounts):
+    site_id: str
+
+
+class SiteComparison(BaseModel):
+    start: date
+    end: date = Field(description="The last local date included")
+    sites: list[SiteTotals]
+
+
+def local_dates(start: date, end: date) -> tuple[date, date]:
+    """[start, end] as [first, end + 1 day), within the report limit."""
+    if end < start:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "`to` must not be before `from`")
+    if (end - start).days >= 400:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a report covers at most 400 days")
+    return start, end + timedelta(days=1)
+
+
+def tenant_zones(principal: Principal, request: Request) -> dict[str, ZoneInfo]:
+    """The tenant's registered sites and their zones, from reporting's mirror of the site registry."""
+    zones: dict[str, ZoneInfo] = request.app.state.site_zones.sites_of(principal.tenant_id)
+    return zones
+
+
+@router.get("/reports/tenant", response_model=TenantReport)
+async def tenant_report(
+    principal: Analyst,
+    request: Request,
+    start: Annotated[date, Query(alias="from")],
+    end: Annotated[date, Query(alias="to")],
+) -> TenantReport:
+    """The caller's tenant over all its sites, per local date (each visit on its own site's local date)."""
+    first, after = local_dates(start, end)
+    store: VisitStore = request.app.state.visit_store
+    days, totals = await store.tenant_report(principal.tenant_id, first, after, tenant_zones(principal, request))
+    return TenantReport(
+        start=start,
+        end=end,
+        totals=TenantCounts(**_tenant_counts(totals)),
+        periods=[TenantDay(day=d.day, **_tenant_counts(d)) for d in days],
+    )
+
+
+@router.get("/reports/sites", response_model=SiteComparison)
+async def site_comparison(
+    principal: Analyst,
+    request: Request,
+    start: Annotated[date, Query(alias="from")],
+    end: Annotated[date, Query(alias="to")],
+) -> SiteComparison:
+    """The caller's sites side by side over the same local dates (each site's own): one row of totals per site."""
+    first, after = local_dates(start, end)
+    store: VisitStore = request.app.state.visit_store
+    sites = await store.site_comparison(principal.tenant_id, first, after, tenant_zones(principal, request))
+    return SiteComparison(
+        start=start, end=end, sites=[SiteTotals(site_id=s.site_id, **_tenant_counts(s)) for s in sites]
+    )
+
+
+def _tenant_counts(counts: Counts) -> dict[str, object]:
+    return {
+        "visits": counts.visits,
+        "unique_visitors": counts.unique_visitors,
+        "new_visitors": counts.new_visitors,
+        "returning_visitors": counts.returning_visitors,
+        "returning_visits": counts.returning_visits,
+        "unidentified_sightings": counts.unidentified_sightings,
+        "returning_rate": returning_rate(counts.returning_visitors, counts.unique_visitors),
+        "visits_per_visitor": visits_per_visitor(counts.visits, counts.unique_visitors),
+        "dwell_seconds_avg": counts.dwell_seconds_avg,
+        "dwell_seconds_median": counts.dwell_seconds_median,
+        "dwell_distribution": dict(zip((b.name for b in DWELL_BUCKETS), counts.dwell_distribution, strict=True)),
+    }

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
 from schemas import subjects
+from schemas.base import utc_now
 from services.common.bus import EventPublisher, connect_broker, event_publisher
 from services.common.connections import postgres_and_broker
 from services.common.http import create_app, nats_ready
@@ -23,6 +24,7 @@ from services.reporting.config import ReportingSettings
 from services.reporting.consumers import register_consumers
 from services.reporting.domain.sites import SiteZones
 from services.reporting.domain.visits import VisitRules
+from services.reporting.handlers import PARTITIONS_AHEAD
 
 SERVICE = "reporting"
 STREAMS = (
@@ -52,6 +54,7 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[Reporting]:
     consumers wired and the API built."""
     async with postgres_and_broker(settings, SERVICE, SCHEMA, ROLE, MIGRATIONS, STREAMS) as (pool, broker):
         store = VisitStore(pool)
+        await store.ensure_partitions(utc_now(), utc_now() + PARTITIONS_AHEAD)
         rules = visit_rules(settings)
         site_zones, mirror = await open_site_zones(broker.connection, settings.nats_stream_replicas)
         try:

@@ -15,3 +15,15 @@ class ReportingSettings(PostgresServiceSettings, RetentionSettings):
     business_metrics_max_sites: int = Field(
         200, ge=0, description="Sites exported in the business gauges (labels tenant and site); the rest are counted"
     )
+    sighting_batch_size: int = Field(
+        256, ge=1, le=1024, description="Matched sightings folded into visits in one transaction (and fetched at once)"
+    )
+    sighting_batch_wait_ms: int = Field(
+        20, ge=0, description="How long a batch of sightings waits to fill before it is folded anyway"
+    )
+    sighting_batches_in_flight: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Batches of sightings folded at once (each in its own transaction; persons' locks order them)",
+    )

@@ -2,6 +2,8 @@
 and erasures of persons move or delete their sightings and visits; marking a person staff or a customer
 again removes or restores its visits."""
 
+from collections.abc import Sequence
+
 import structlog
 from faststream.nats import NatsBroker
 
@@ -18,6 +20,8 @@ from schemas import (
     VisitRemoved,
     subjects,
 )
+from schemas.base import Event
+from services.common.batcher import Batcher
 from services.common.bus import EventPublisher, document_publication, durable_pull
 from services.reporting import handlers
 from services.reporting.adapters.postgres import VisitStore
@@ -39,12 +43,25 @@ PERSON_KIND_CHANGED_ALL = subjects.identity_event("person_kind_changed", "*")
 def register_consumers(
     broker: NatsBroker, settings: ReportingSettings, store: VisitStore, rules: VisitRules, publish: EventPublisher
 ) -> None:
-    options = durable_pull(subjects.FACES_STREAM, DURABLE, subjects.FACES_MATCHED_ALL, settings.max_deliveries)
+    batch = settings.sighting_batch_size
+    options = durable_pull(subjects.FACES_STREAM, DURABLE, subjects.FACES_MATCHED_ALL, settings.max_deliveries, batch)
 
-    @broker.subscriber(**options, max_workers=8, title="reporting:faces.matched", description="Sessionize visits.")
+    async def record(events: Sequence[FaceMatched]) -> list[list[Event]]:
+        return await handlers.record_visits(events, store, rules, publish)
+
+    in_flight = settings.sighting_batches_in_flight
+    sightings = Batcher(record, batch, settings.sighting_batch_wait_ms / 1000, in_flight)
+
+    @broker.subscriber(
+        **options,
+        max_workers=batch * settings.sighting_batches_in_flight,
+        title="reporting:faces.matched",
+        description="Sessionize visits: sightings handled concurrently are folded in batches, each acked after"
+        " its batch's commit.",
+    )
     async def on_face_matched(event: FaceMatched) -> None:
         with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, event_id=str(event.event_id)):
-            await handlers.record_visit(event, store, rules, publish)
+            await sightings.submit(event)
 
     unidentified = durable_pull(
         subjects.FACES_STREAM, DURABLE_UNIDENTIFIED, subjects.FACES_UNIDENTIFIED_ALL, settings.max_deliveries

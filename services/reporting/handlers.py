@@ -1,7 +1,9 @@
 """Reporting's handlers: sightings into visits, unidentified sightings counted, and reporting's step of the
 person lifecycle (merge, split, erasure, staff or customer); the `retention` job's deletions."""
 
+import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from schemas import (
@@ -39,19 +41,34 @@ log = get_logger(__name__)
 async def record_visit(
     event: FaceMatched, store: VisitStore, rules: VisitRules, publish: EventPublisher
 ) -> list[Event]:
-    """Fold a matched sighting into its person's visits and announce the visits that changed or are gone.
+    """`record_visits` of one sighting."""
+    return (await record_visits([event], store, rules, publish))[0]
+
+
+async def record_visits(
+    events: Sequence[FaceMatched], store: VisitStore, rules: VisitRules, publish: EventPublisher
+) -> list[list[Event]]:
+    """Fold matched sightings into their persons' visits (one transaction per tenant) and, after the commit,
+    announce per sighting the visits that changed or are gone; what each sighting announced, in order.
 
     Staff sightings are stored too (an operator may mark the person a customer later) but never make visits;
     the kind an operator gave the person wins over the one the sighting carries. A sighting of an erased
     person is dropped, one of a merged person counts for the person it was merged into (it was in flight
-    when the operation happened)."""
-    outcome = await store.record_sighting(event, rules)
-    if outcome.owner is None:
-        log.info("sighting_of_erased_person_dropped", person_id=str(event.person_id))
-        return []
-    announced = await announce_visits(event.tenant_id, outcome.visits, event.event_id, utc_now(), publish)
-    log.info("sighting_recorded", person_id=str(outcome.owner), changed_visits=len(announced))
-    return announced
+    when the operation happened). Each announcement's id derives from the sighting's event id and the visit's
+    state, so a redelivered sighting announces the identical records."""
+    outcomes = await store.record_sightings(events, rules)
+    now = utc_now()
+    announced = await asyncio.gather(
+        *(
+            announce_visits(e.tenant_id, o.visits, e.event_id, now, publish)
+            for e, o in zip(events, outcomes, strict=True)
+        )
+    )
+    for event, outcome in zip(events, outcomes, strict=True):
+        if outcome.owner is None:
+            log.info("sighting_of_erased_person_dropped", person_id=str(event.person_id), event_id=str(event.event_id))
+    log.info("sightings_recorded", sightings=len(events), announced=sum(len(records) for records in announced))
+    return list(announced)
 
 
 async def record_unidentified_sighting(event: FaceUnidentified, store: VisitStore) -> bool:
@@ -198,13 +215,18 @@ many locks nor one long transaction."""
 
 
 async def delete_expired_sightings_and_visits(
-    policy: RetentionPolicyEntry, now: datetime, store: VisitStore, rules: VisitRules
+    policy: RetentionPolicyEntry,
+    now: datetime,
+    store: VisitStore,
+    rules: VisitRules,
+    dropped: dict[str, int] | None = None,
 ) -> dict[str, int]:
     """Reporting's retention for one tenant. Sightings captured before `now - sightings_days` go by whole visits
     (a visit still going on at the cutoff keeps all its sightings) and the visits that lost theirs are archived:
     kept for reports, never recomputed. Unidentified sightings go at the same cutoff; archived visits that
     started before `now - visits_days` go. Sightings younger than the returning lookback are always kept, since
-    whether a new visit is returning is decided from them. A re-run deletes nothing more."""
+    whether a new visit is returning is decided from them. A re-run deletes nothing more. `dropped` is what
+    `drop_expired_partitions` took of this tenant: it is added to the counts."""
     sightings_days = max(policy.sightings_days, rules.lookback.days)
     sightings_before, visits_before = now - timedelta(days=sightings_days), now - timedelta(days=policy.visits_days)
     persons = await store.persons_with_sightings_before(policy.tenant_id, sightings_before)
@@ -214,9 +236,45 @@ async def delete_expired_sightings_and_visits(
         deleted, newly_archived = await store.expire_sightings_of(policy.tenant_id, chunk, sightings_before)
         sightings, archived = sightings + deleted, archived + newly_archived
     unidentified, visits = await store.expire_unidentified_and_visits(policy.tenant_id, sightings_before, visits_before)
+    by_partition = dropped or {}
     return {
-        "sightings": sightings,
+        "sightings": sightings + by_partition.get("sightings", 0),
         "unidentified_sightings": unidentified,
-        "visits_archived": archived,
-        "visits": visits,
+        "visits_archived": archived + by_partition.get("visits_archived", 0),
+        "visits": visits + by_partition.get("visits", 0),
     }
+
+
+async def drop_expired_partitions(
+    policies: Sequence[RetentionPolicyEntry],
+    default: RetentionPolicyEntry,
+    now: datetime,
+    store: VisitStore,
+    rules: VisitRules,
+) -> dict[str, dict[str, int]]:
+    """Reporting's retention by whole months, before the per-tenant row deletions: the monthly partitions that
+    every tenant's policy (and the default one, for tenants without their own) lets go are dropped instead of
+    having their rows deleted one by one. For each tenant of `policies`, the visits that lose sightings with a
+    sightings partition are archived first (kept for reports, never recomputed), as the row path archives
+    them, and what the drop takes is counted for its audit. Rows younger than the last whole month past the
+    shortest window stay for `delete_expired_sightings_and_visits`. Partitions for the months ahead are made
+    too. Returns the counts per tenant (`sightings`, `visits_archived`, `visits`)."""
+    await store.ensure_partitions(now, now + PARTITIONS_AHEAD)
+    windows = [*policies, default]
+    sightings_horizon = min(now - timedelta(days=max(p.sightings_days, rules.lookback.days)) for p in windows)
+    visits_horizon = min(now - timedelta(days=p.visits_days) for p in windows)
+    sightings_end = max(await store.partitions_ending_by("sightings", sightings_horizon), default=None)
+    visits_end = max(await store.partitions_ending_by("visits", visits_horizon), default=None)
+    counts: dict[str, dict[str, int]] = {}
+    for policy in policies:
+        counts[policy.tenant_id] = await store.archive_and_count_before(policy.tenant_id, sightings_end, visits_end)
+    dropped = [
+        *await store.drop_partitions_before("sightings", sightings_horizon),
+        *await store.drop_partitions_before("visits", visits_horizon),
+    ]
+    log.info("retention_partitions_dropped", partitions=dropped)
+    return counts
+
+
+PARTITIONS_AHEAD = timedelta(days=62)
+"""Partitions are made for this far ahead at start and by each retention run (a batch makes any still missing)."""

@@ -6,10 +6,12 @@ A sighting counts towards visits when its person is a customer: the kind an oper
 so a staff sighting of a person marked customer counts, and a customer sighting of one marked staff does not."""
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Literal
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -23,6 +25,7 @@ from schemas import (
     PersonSplit,
 )
 from services.common.postgres import Connection, tenant_transaction
+from services.reporting.adapters import rollups
 from services.reporting.domain.lifecycle import (
     OperationKind,
     OperationOutcome,
@@ -30,7 +33,9 @@ from services.reporting.domain.lifecycle import (
     outcome_from_json,
     outcome_to_json,
 )
+from services.reporting.domain.reports import DWELL_BUCKETS, dwell_from_minutes
 from services.reporting.domain.visits import (
+    Neighbourhood,
     PersonSighting,
     PersonVisit,
     Sighting,
@@ -38,6 +43,8 @@ from services.reporting.domain.visits import (
     VisitChanges,
     VisitRules,
     diff_visits,
+    neighbourhood_bounds,
+    refold_neighbourhood,
     visits_of_sightings,
 )
 
@@ -47,15 +54,90 @@ Granularity = Literal["hour", "day"]
 
 
 @dataclass(frozen=True)
-class ReportRow:
-    period_start: datetime
+class Counts:
+    """What a report says of a period, a site or a whole range (see domain/reports.py for the definitions)."""
+
     visits: int
     unique_visitors: int
     new_visitors: int
     returning_visitors: int
     returning_visits: int
     unidentified_sightings: int
+    dwell_seconds_avg: float | None
+    dwell_seconds_median: float | None
+    dwell_distribution: tuple[int, ...]
+    """Visits per `DWELL_BUCKETS` bucket, in its order."""
 
+
+@dataclass(frozen=True)
+class ReportRow(Counts):
+    """A site's period (local hour or day), or the range's totals; `period_start` carries the local offset."""
+
+    period_start: datetime
+
+
+@dataclass(frozen=True)
+class DayCounts(Counts):
+    """A tenant's local date: every visit on its own site's local date."""
+
+    day: date
+
+
+@dataclass(frozen=True)
+class SiteCounts(Counts):
+    """One site's totals over a range of its local dates."""
+
+    site_id: str
+
+
+_DWELL_BUCKET_COUNTS = ", ".join(
+    f"count(*) FILTER (WHERE dwell >= {b.min_seconds}"
+    + ("" if b.max_seconds is None else f" AND dwell < {b.max_seconds}")
+    + ")"
+    for b in DWELL_BUCKETS
+)
+_REPORT_QUERY = (
+    """
+    WITH visit_counts AS (
+        SELECT {visit_period} AS period_start,
+               count(*) AS visits,
+               count(DISTINCT person_id) AS unique_visitors,
+               count(DISTINCT person_id) FILTER (WHERE NOT is_returning) AS new_visitors,
+               count(DISTINCT person_id) FILTER (WHERE is_returning) AS returning_visitors,
+               count(*) FILTER (WHERE is_returning) AS returning_visits,
+               avg(dwell) AS dwell_seconds_avg,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY dwell) AS dwell_seconds_median,
+               ARRAY["""
+    + _DWELL_BUCKET_COUNTS
+    + """]::int[] AS dwell_distribution
+        FROM (SELECT started_at, person_id, is_returning,
+                     extract(epoch FROM last_seen_at - started_at)::float8 AS dwell
+              FROM visits WHERE site_id = $1 AND started_at >= $2 AND started_at < $3) v
+        {group}
+    ), unidentified_counts AS (
+        SELECT {unidentified_period} AS period_start, count(*) AS unidentified_sightings
+        FROM unidentified_sightings
+        WHERE site_id = $1 AND captured_at >= $2 AND captured_at < $3
+        {group}
+    )
+    SELECT coalesce(v.period_start, u.period_start) AS period_start,
+           coalesce(v.visits, 0) AS visits,
+           coalesce(v.unique_visitors, 0) AS unique_visitors,
+           coalesce(v.new_visitors, 0) AS new_visitors,
+           coalesce(v.returning_visitors, 0) AS returning_visitors,
+           coalesce(v.returning_visits, 0) AS returning_visits,
+           coalesce(u.unidentified_sightings, 0) AS unidentified_sightings,
+           v.dwell_seconds_avg,
+           v.dwell_seconds_median,
+           coalesce(v.dwell_distribution, array_fill(0, ARRAY["""
+    + str(len(DWELL_BUCKETS))
+    + """])) AS dwell_distribution
+    FROM visit_counts v FULL JOIN unidentified_counts u ON u.period_start = v.period_start
+    ORDER BY 1
+"""
+)
+"""A site's visitor report; `{visit_period}`/`{unidentified_period}` bucket rows, `{group}` groups them or not.
+A visit's dwell is computed once per row (`dwell`, seconds) for the average, median and distribution."""
 
 _COUNTS_AS_CUSTOMER = "coalesce(k.kind, s.person_kind) = 'customer'"
 """SQL on `sightings s LEFT JOIN person_kinds k`: the operator's mark of the person wins over the sighting's kind."""
@@ -73,44 +155,139 @@ class SightingOutcome:
     visits: VisitChanges
 
 
+PARTITIONED_TABLES = ("sightings", "visits")
+"""Monthly range partitions (UTC months): sightings by captured_at, visits by started_at."""
+
+
+def month_of(moment: datetime) -> datetime:
+    """The start of the UTC month `moment` is in: its partition's lower bound."""
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, 1, tzinfo=UTC)
+
+
 class VisitStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._months_ready: set[datetime] = set()
+        """Months whose partitions this process has made sure of: most batches need no round trip for it."""
+
+    async def ensure_partitions(self, first: datetime, last: datetime) -> int:
+        """Make the monthly partitions of sightings and visits from `first`'s month to `last`'s (as the schema
+        owner, in a transaction of their own, so no batch holds locks while the tables change); how many were
+        made."""
+        months = []
+        month = month_of(first)
+        while month <= last:
+            months.append(month)
+            month = month_of(month + timedelta(days=32))
+        missing = [m for m in months if m not in self._months_ready]
+        if not missing:
+            return 0
+        made = 0
+        async with self._pool.acquire() as connection, connection.transaction():
+            for table in PARTITIONED_TABLES:
+                made += await connection.fetchval(
+                    "SELECT ensure_month_partitions($1, $2, $3)", table, min(missing), max(missing)
+                )
+        self._months_ready.update(missing)
+        return made
+
+    async def partitions_ending_by(self, table: str, horizon: datetime) -> list[datetime]:
+        """When each monthly partition of `table` that ends at or before `horizon` ends."""
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(
+                "SELECT ends_at FROM month_partitions($1) WHERE ends_at <= $2 ORDER BY ends_at", table, horizon
+            )
+        return [row["ends_at"] for row in rows]
+
+    async def archive_and_count_before(
+        self, tenant_id: str, sightings_end: datetime | None, visits_end: datetime | None
+    ) -> dict[str, int]:
+        """Before partitions are dropped: archive the tenant's visits that started before `sightings_end` (their
+        sightings go with the partitions, so they can no longer be recomputed: a merge or split leaves archived
+        visits alone) and count the tenant's rows the drop takes (sightings before `sightings_end`, visits
+        before `visits_end`; None: no partition of that table goes)."""
+        counts = {"sightings": 0, "visits_archived": 0, "visits": 0}
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            if sightings_end is not None:
+                counts["sightings"] = await connection.fetchval(
+                    "SELECT count(*) FROM sightings WHERE captured_at < $1", sightings_end
+                )
+                archived = await connection.execute(
+                    "UPDATE visits SET archived = true WHERE NOT archived AND started_at < $1", sightings_end
+                )
+                counts["visits_archived"] = _row_count(archived)
+            if visits_end is not None:
+                rows = await connection.fetch(
+                    "SELECT site_id, person_id, visit_id, started_at, last_seen_at, sightings, is_returning"
+                    " FROM visits WHERE started_at >= $1 AND started_at < $2",
+                    await _rollups_dropped_before(connection),
+                    visits_end,
+                )
+                dropped = [PersonVisit(row["site_id"], row["person_id"], _visit(row)) for row in rows]
+                await rollups.apply_visit_changes(connection, tenant_id, dropped, [])  # their partitions go
+                await connection.execute(
+                    "INSERT INTO rollups_dropped_before (tenant_id, before) VALUES ($1, $2)"
+                    " ON CONFLICT (tenant_id) DO UPDATE SET before = greatest(rollups_dropped_before.before, $2)",
+                    tenant_id,
+                    visits_end,
+                )
+                counts["visits"] = len(rows)
+        return counts
+
+    async def drop_partitions_before(self, table: str, horizon: datetime) -> list[str]:
+        """Drop the monthly partitions of `table` that end at or before `horizon`; their names."""
+        self._months_ready = {m for m in self._months_ready if m >= horizon}
+        async with self._pool.acquire() as connection, connection.transaction():
+            dropped: list[str] = await connection.fetchval(
+                "SELECT drop_month_partitions_before($1, $2)", table, horizon
+            )
+        return dropped
 
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
 
     async def record_sighting(self, event: FaceMatched, rules: VisitRules) -> SightingOutcome:
-        """Store the sighting (staff too, with the kind it arrived with) under its person and recompute that
-        person's visits at the site, under the person's lock.
+        """`record_sightings` of one event."""
+        return (await self.record_sightings([event], rules))[0]
 
-        A sighting a split claimed is recorded under the person it was split to; one of a merged person
-        under the person it was merged into; one of an erased person is not stored (owner None). For a
-        sighting already stored, the changes are the visit that holds it, so a crash between commit and
-        publish is repaired by the redelivery."""
-        async with tenant_transaction(self._pool, event.tenant_id) as connection:
-            owner = await _owner_under_lock(connection, event)
-            if owner is None:
-                return SightingOutcome(None, VisitChanges())
-            inserted = await connection.fetchval(
-                "INSERT INTO sightings (tenant_id, event_id, source_event_id, site_id, camera_id, person_id,"
-                " captured_at, person_kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                " ON CONFLICT DO NOTHING RETURNING event_id",
-                event.tenant_id,
-                event.event_id,
-                event.source_event_id,
-                event.site_id,
-                event.camera_id,
-                owner,
-                event.captured_at,
-                event.person_kind.value,
-            )
-            if inserted is None:
-                return await _holder_of(connection, event)
-            before = await _visits_of(connection, [owner], event.site_id)
-            after = visits_of_sightings(await _sightings_of(connection, [owner], event.site_id), rules)
-            await _replace_visits(connection, event.tenant_id, [owner], after, event.site_id)
-        return SightingOutcome(owner, diff_visits(before, after))
+    async def record_sightings(self, events: Sequence[FaceMatched], rules: VisitRules) -> list[SightingOutcome]:
+        """Store the sightings (staff too, with the kind they arrived with) under their persons and fold them
+        into those persons' visits, one transaction per tenant, under the persons' locks; an outcome per event,
+        in order.
+
+        A sighting a split claimed is recorded under the person it was split to; one of a merged person under
+        the person it was merged into; one of an erased person is not stored (owner None). Only the visits
+        within a gap of the new sightings are recomputed (`refold_neighbourhood`), and the next visit's
+        `is_returning`. Each new sighting's outcome holds the visit that now holds it; the first of a person's
+        sightings at a site also holds the other visits changed or removed. For a sighting already stored the
+        outcome is the visit that holds it, so a crash between commit and publish is repaired by the
+        redelivery, which announces the same visit records."""
+        if not events:
+            return []
+        moments = [event.captured_at for event in events]
+        await self.ensure_partitions(min(moments), max(moments))
+        try:
+            return await self._record_sightings(events, rules)
+        except asyncpg.CheckViolationError as error:
+            if "no partition" not in str(error):
+                raise
+            # a retention run dropped a month this process had made: make it again (the next run drops it)
+            self._months_ready.clear()
+            await self.ensure_partitions(min(moments), max(moments))
+            return await self._record_sightings(events, rules)
+
+    async def _record_sightings(self, events: Sequence[FaceMatched], rules: VisitRules) -> list[SightingOutcome]:
+        outcomes: dict[int, SightingOutcome] = {}
+        by_tenant: dict[str, list[int]] = defaultdict(list)
+        for index, event in enumerate(events):
+            by_tenant[event.tenant_id].append(index)
+        for tenant_id, indexes in by_tenant.items():
+            batch = [events[i] for i in indexes]
+            async with tenant_transaction(self._pool, tenant_id) as connection:
+                tenant_outcomes = await _record_tenant_sightings(connection, tenant_id, batch, rules)
+            outcomes.update(zip(indexes, tenant_outcomes, strict=True))
+        return [outcomes[i] for i in range(len(events))]
 
     async def merge_persons(self, event: PersonsMerged, rules: VisitRules) -> OperationOutcome:
         """Move the sightings of `merged_person_ids` to `person_id`, retire the merged persons (their late
@@ -121,9 +298,12 @@ class VisitStore:
             moved = await connection.execute(
                 "UPDATE sightings SET person_id = $1 WHERE person_id = ANY($2::uuid[])", target, merged
             )
+            archived = await _archived_visits_of(connection, merged)
             await connection.execute(  # archived visits have no sightings left to recompute them from
                 "UPDATE visits SET person_id = $1 WHERE person_id = ANY($2::uuid[]) AND archived", target, merged
             )
+            taken_over = [PersonVisit(p.site_id, target, p.visit) for p in archived]
+            await rollups.apply_visit_changes(connection, event.tenant_id, archived, taken_over)
             await _retire(connection, event.tenant_id, merged, target, event.operation_id)
             await connection.execute("DELETE FROM retired_persons WHERE person_id = $1", target)
             return _row_count(moved)
@@ -170,7 +350,9 @@ class VisitStore:
 
         async def change(connection: Connection) -> int:
             deleted = await connection.execute("DELETE FROM sightings WHERE person_id = $1", event.person_id)
+            archived = await _archived_visits_of(connection, [event.person_id])
             await connection.execute("DELETE FROM visits WHERE person_id = $1 AND archived", event.person_id)
+            await rollups.apply_visit_changes(connection, event.tenant_id, archived, [])
             await connection.execute(
                 "DELETE FROM person_kinds WHERE person_id = $1"
                 " OR person_id IN (SELECT person_id FROM retired_persons WHERE successor_id = $1)",
@@ -239,6 +421,7 @@ class VisitStore:
             changed = await change(connection)
             after = visits_of_sightings(await _sightings_of(connection, persons), rules)
             await _replace_visits(connection, tenant_id, persons, after)
+            await rollups.apply_visit_changes(connection, tenant_id, before, after)
             outcome = OperationOutcome(
                 operation_id, kind, person_id, changed, diff_visits(before, after), datetime.now(UTC), person_kind
             )
@@ -310,8 +493,19 @@ class VisitStore:
             unidentified = await connection.execute(
                 "DELETE FROM unidentified_sightings WHERE captured_at < $1", sightings_before
             )
-            visits = await connection.execute("DELETE FROM visits WHERE archived AND started_at < $1", visits_before)
-        return _row_count(unidentified), _row_count(visits)
+            deleted = await connection.fetch(
+                "DELETE FROM visits WHERE archived AND started_at < $1"
+                " RETURNING site_id, person_id, visit_id, started_at, last_seen_at, sightings, is_returning",
+                visits_before,
+            )
+            taken_out_before = await _rollups_dropped_before(connection)
+            gone = [
+                PersonVisit(row["site_id"], row["person_id"], _visit(row))
+                for row in deleted
+                if row["started_at"] >= taken_out_before
+            ]
+            await rollups.apply_visit_changes(connection, tenant_id, gone, [])
+        return _row_count(unidentified), len(deleted)
 
     async def visitor_report(
         self,
@@ -320,51 +514,80 @@ class VisitStore:
         start: datetime,
         end: datetime,
         granularity: Granularity,
-        time_zone: str = "UTC",
+        zone: ZoneInfo,
     ) -> tuple[list[ReportRow], ReportRow]:
-        """Per-period counts and the totals of the whole range (distinct persons across it, not a sum); periods
-        are the days or hours of `time_zone` (the site's IANA zone).
+        """Per-period counts and the totals of the whole range (distinct persons across it, not a sum).
 
-        Visits count in the period they started in, unidentified sightings in the one they were captured in;
-        a period with only unidentified sightings is reported too."""
-        query = """
-            WITH visit_counts AS (
-                SELECT {visit_period} AS period_start,
-                       count(*) AS visits,
-                       count(DISTINCT person_id) AS unique_visitors,
-                       count(DISTINCT person_id) FILTER (WHERE NOT is_returning) AS new_visitors,
-                       count(DISTINCT person_id) FILTER (WHERE is_returning) AS returning_visitors,
-                       count(*) FILTER (WHERE is_returning) AS returning_visits
-                FROM visits
-                WHERE site_id = $1 AND started_at >= $2 AND started_at < $3
-                {group}
-            ), unidentified_counts AS (
-                SELECT {unidentified_period} AS period_start, count(*) AS unidentified_sightings
-                FROM unidentified_sightings
-                WHERE site_id = $1 AND captured_at >= $2 AND captured_at < $3
-                {group}
-            )
-            SELECT coalesce(v.period_start, u.period_start) AS period_start,
-                   coalesce(v.visits, 0) AS visits,
-                   coalesce(v.unique_visitors, 0) AS unique_visitors,
-                   coalesce(v.new_visitors, 0) AS new_visitors,
-                   coalesce(v.returning_visitors, 0) AS returning_visitors,
-                   coalesce(v.returning_visits, 0) AS returning_visits,
-                   coalesce(u.unidentified_sightings, 0) AS unidentified_sightings
-            FROM visit_counts v FULL JOIN unidentified_counts u ON u.period_start = v.period_start
-            ORDER BY 1
-        """
-        per_period = query.format(
+        Periods are the site's local hours or days in `zone` (the site's IANA time zone): a DST change day has
+        23 or 25 hourly periods, and each `period_start` carries the local offset. Visits count in the period
+        they started in, unidentified sightings in the one they were captured in; a period with only
+        unidentified sightings is reported too."""
+        per_period = _REPORT_QUERY.format(
             visit_period="date_trunc($4, started_at, $5)",
             unidentified_period="date_trunc($4, captured_at, $5)",
             group="GROUP BY 1",
         )
-        whole_range = query.format(visit_period="$2::timestamptz", unidentified_period="$2::timestamptz", group="")
+        whole_range = _REPORT_QUERY.format(
+            visit_period="$2::timestamptz", unidentified_period="$2::timestamptz", group=""
+        )
         async with tenant_transaction(self._pool, tenant_id) as connection:
-            rows = await connection.fetch(per_period, site_id, start, end, granularity, time_zone)
+            rows = await connection.fetch(per_period, site_id, start, end, granularity, zone.key)
             total = await connection.fetchrow(whole_range, site_id, start, end)
         assert total is not None
-        return [_report_row(row) for row in rows], _report_row(total)
+        return [_report_row(row, zone) for row in rows], _report_row(total, zone)
+
+    async def tenant_report(
+        self, tenant_id: str, first_day: date, end_day: date, zones: Mapping[str, ZoneInfo]
+    ) -> tuple[list[DayCounts], Counts]:
+        """The tenant's visitors per local date, from `first_day` up to `end_day` (exclusive), and the totals of
+        the range; `zones` are the tenant's sites' IANA zones (site id -> zone), from the registry.
+
+        A visit counts on its own site's local date (at the same instant it is 22:30 in New York and 04:30 the
+        next day in Berlin). A date's unique visitors are the distinct persons with a visit on it at any site;
+        new ones had a visit that was not returning (at its site), returning ones a returning visit, so a person
+        new at one site and returning at another that day is both. The totals count distinct persons across the
+        whole range, not a sum of dates. Read from the rollups (a site whose zone changed is remade first);
+        unidentified sightings are counted from their rows."""
+        months = _whole_months(first_day, end_day)
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            await rollups.reconcile_zones(connection, tenant_id, zones)
+            days = await rollups.tenant_days(connection, first_day, end_day)
+            unidentified = await _unidentified_by(connection, "day", first_day, end_day, zones)
+            if len(months) == 1:
+                whole = (await rollups.tenant_months(connection, months)).get(months[0])
+                visitors = (whole.unique_visitors, whole.new_visitors, whole.returning_visitors) if whole else (0, 0, 0)
+            elif months:
+                visitors = await rollups.visitors_across_months(connection, months)
+            else:
+                visitors = await rollups.visitors_across_days(connection, first_day, end_day)
+        periods = [
+            DayCounts(**_rolled_counts(days.get(day), unidentified.get(day, 0)), day=day)
+            for day in sorted(set(days) | set(unidentified))
+        ]
+        total = _rolled_total(list(days.values()), visitors, sum(unidentified.values()))
+        return periods, total
+
+    async def site_comparison(
+        self, tenant_id: str, first_day: date, end_day: date, zones: Mapping[str, ZoneInfo]
+    ) -> list[SiteCounts]:
+        """The sites of `zones` side by side, each with its totals over its local dates from `first_day` up to
+        `end_day` (exclusive); sites with neither visits nor unidentified sightings are left out. A whole local
+        month is read from the rollups; another range from the visits."""
+        months = _whole_months(first_day, end_day)
+        async with tenant_transaction(self._pool, tenant_id) as connection:
+            await rollups.reconcile_zones(connection, tenant_id, zones)
+            if len(months) != 1:
+                rows = await connection.fetch(
+                    _tenant_query("site_id", "GROUP BY 1"), *_tenant_params(first_day, end_day, zones)
+                )
+                return [SiteCounts(**_counts_of(row, "key"), site_id=row["key"]) for row in rows]
+            sites = await rollups.site_months(connection, months[0], list(zones))
+            unidentified = await _unidentified_by(connection, "site_id", first_day, end_day, zones)
+        return [
+            SiteCounts(**_rolled_counts(sites.get(site), unidentified.get(site, 0)), site_id=site)
+            for site in sorted(set(sites) | set(unidentified))
+            if (sites.get(site) and sites[site].visits) or unidentified.get(site)
+        ]
 
     async def list_visits(
         self, tenant_id: str, site_id: str, start: datetime, end: datetime
@@ -381,34 +604,274 @@ class VisitStore:
         return [(row["person_id"], _visit(row)) for row in rows]
 
 
-async def _lock_persons(connection: Connection, tenant_id: str, persons: list[uuid.UUID]) -> None:
-    """Per-person transaction locks, in one global order: the sighting path and every operation use them."""
-    for person_id in lock_order(persons):
-        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{tenant_id}/{person_id}")
-
-
-async def _owner(connection: Connection, event: FaceMatched) -> uuid.UUID | None:
-    """The person a split gave the sighting to, else its matched person; then, if that person was merged,
-    the person it joined, or None if it was erased."""
-    claimed = await connection.fetchval(
-        "SELECT person_id FROM claimed_sightings WHERE source_event_id = $1", event.source_event_id
+async def _lock_persons(connection: Connection, tenant_id: str, persons: Iterable[uuid.UUID]) -> None:
+    """Per-person transaction locks, in one global order: the sighting path and every operation use them.
+    One round trip, the locks taken in the order of the array."""
+    keys = [f"{tenant_id}/{person_id}" for person_id in lock_order(persons)]
+    await connection.execute(
+        "SELECT count(pg_advisory_xact_lock(hashtext(key)))"
+        " FROM (SELECT key FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n) ORDER BY n) AS ordered",
+        keys,
     )
-    person_id: uuid.UUID = claimed or event.person_id
-    row = await connection.fetchrow("SELECT successor_id FROM retired_persons WHERE person_id = $1", person_id)
-    return person_id if row is None else row["successor_id"]
 
 
-async def _owner_under_lock(connection: Connection, event: FaceMatched) -> uuid.UUID | None:
-    """The person the sighting belongs to now, with its matched person and that person locked.
+async def _record_tenant_sightings(
+    connection: Connection, tenant_id: str, events: Sequence[FaceMatched], rules: VisitRules
+) -> list[SightingOutcome]:
+    """`VisitStore.record_sightings` for the events of one tenant, inside its transaction."""
+    owners = await _owners_under_lock(connection, tenant_id, events)
+    stored = [(event, owner) for event, owner in zip(events, owners, strict=True) if owner is not None]
+    inserted = await _insert_sightings(connection, tenant_id, stored)
+    counted_kinds = await _operator_kinds(connection, {owner for _, owner in stored})
+    new: dict[tuple[uuid.UUID, str], list[FaceMatched]] = defaultdict(list)
+    for event, owner in stored:
+        kind = counted_kinds.get(owner, event.person_kind.value)
+        if event.event_id in inserted and kind == PersonKind.CUSTOMER.value:
+            new[(owner, event.site_id)].append(event)
+    holding = await _fold_new_sightings(connection, tenant_id, new, rules)
+    outcomes = []
+    for event, current in zip(events, owners, strict=True):
+        if current is None:
+            outcomes.append(SightingOutcome(None, VisitChanges()))
+        elif event.event_id not in inserted:
+            outcomes.append(await _holder_of(connection, event))
+        else:
+            outcomes.append(SightingOutcome(current, holding.get(event.event_id, VisitChanges())))
+    return outcomes
 
-    Holding both locks keeps the answer true until commit: every operation that could change it locks
-    one of them. If an operation changed it between the read and the locks, the sighting is retried."""
-    owner = await _owner(connection, event)
-    persons = [event.person_id] if owner is None else [event.person_id, owner]
-    await _lock_persons(connection, event.tenant_id, persons)
-    if await _owner(connection, event) != owner:
-        raise OwnerChanged(f"person {event.person_id} was merged, split or erased meanwhile")
-    return owner
+
+async def _owners_under_lock(
+    connection: Connection, tenant_id: str, events: Sequence[FaceMatched]
+) -> list[uuid.UUID | None]:
+    """The persons the sightings belong to now, with their matched persons and those persons locked.
+
+    Holding the locks keeps the answers true until commit: every operation that could change one locks one of
+    them. If an operation changed one between the read and the locks, the batch is retried (`OwnerChanged`)."""
+    owners = await _owners(connection, events)
+    persons = {event.person_id for event in events} | {owner for owner in owners if owner is not None}
+    await _lock_persons(connection, tenant_id, persons)
+    if await _owners(connection, events) != owners:
+        raise OwnerChanged("a person was merged, split or erased meanwhile")
+    return owners
+
+
+async def _owners(connection: Connection, events: Sequence[FaceMatched]) -> list[uuid.UUID | None]:
+    """For each event: the person a split gave the sighting to, else its matched person; then, if that person
+    was merged, the person it joined, or None if it was erased."""
+    rows = await connection.fetch(
+        "SELECT e.n, r.person_id IS NOT NULL AS retired, r.successor_id, coalesce(c.person_id, e.person_id) AS owner"
+        " FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS e(source_event_id, person_id, n)"
+        " LEFT JOIN claimed_sightings c ON c.source_event_id = e.source_event_id"
+        " LEFT JOIN retired_persons r ON r.person_id = coalesce(c.person_id, e.person_id)"
+        " ORDER BY e.n",
+        [event.source_event_id for event in events],
+        [event.person_id for event in events],
+    )
+    return [row["successor_id"] if row["retired"] else row["owner"] for row in rows]
+
+
+async def _insert_sightings(
+    connection: Connection, tenant_id: str, stored: list[tuple[FaceMatched, uuid.UUID]]
+) -> set[uuid.UUID]:
+    """Insert the sightings not stored yet (by event id, or by source event id); the event ids inserted."""
+    if not stored:
+        return set()
+    rows = await connection.fetch(
+        "INSERT INTO sightings (tenant_id, event_id, source_event_id, site_id, camera_id, person_id, captured_at,"
+        " person_kind)"
+        " SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::uuid[], $7::timestamptz[],"
+        " $8::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+        tenant_id,
+        [event.event_id for event, _ in stored],
+        [event.source_event_id for event, _ in stored],
+        [event.site_id for event, _ in stored],
+        [event.camera_id for event, _ in stored],
+        [owner for _, owner in stored],
+        [event.captured_at for event, _ in stored],
+        [event.person_kind.value for event, _ in stored],
+    )
+    return {row["event_id"] for row in rows}
+
+
+async def _operator_kinds(connection: Connection, persons: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The kind an operator gave each of `persons` that has one: it wins over the kind a sighting arrived with."""
+    rows = await connection.fetch(
+        "SELECT person_id, kind FROM person_kinds WHERE person_id = ANY($1::uuid[])", list(persons)
+    )
+    return {row["person_id"]: row["kind"] for row in rows}
+
+
+async def _fold_new_sightings(
+    connection: Connection,
+    tenant_id: str,
+    new: dict[tuple[uuid.UUID, str], list[FaceMatched]],
+    rules: VisitRules,
+) -> dict[uuid.UUID, VisitChanges]:
+    """Refold the neighbourhood of each (person, site)'s new sightings; the changes to announce per event id."""
+    if not new:
+        return {}
+    groups = list(new)
+    bounds = [neighbourhood_bounds([_sighting(e) for e in new[group]], rules) for group in groups]
+    hoods = await _neighbourhoods(connection, tenant_id, groups, bounds)
+    replaced: list[Visit] = []
+    refolded: list[PersonVisit] = []
+    followers: list[PersonVisit] = []
+    rolled_before: list[PersonVisit] = []
+    rolled_after: list[PersonVisit] = []
+    changes: dict[uuid.UUID, VisitChanges] = {}
+    for (person_id, site_id), hood in zip(groups, hoods, strict=True):
+        refold = refold_neighbourhood(hood, rules)
+        before = [PersonVisit(site_id, person_id, v) for v in (*hood.between, *_present(hood.following))]
+        after = [PersonVisit(site_id, person_id, v) for v in (*refold.visits, *_present(refold.following))]
+        replaced.extend(hood.between)
+        refolded.extend(after[: len(refold.visits)])
+        if refold.following is not None and refold.following != hood.following:
+            followers.append(PersonVisit(site_id, person_id, refold.following))
+        rolled_before.extend(before)
+        rolled_after.extend(after)
+        diff = diff_visits(before, after)
+        for position, event in enumerate(sorted(new[(person_id, site_id)], key=lambda e: (e.captured_at, e.event_id))):
+            holder = tuple(p for p in after if p.visit.started_at <= event.captured_at <= p.visit.last_seen_at)
+            extra = tuple(p for p in diff.changed if p not in holder) if position == 0 else ()
+            changes[event.event_id] = VisitChanges(holder + extra, diff.removed if position == 0 else ())
+    await _write_refolds(connection, tenant_id, replaced, refolded, followers)
+    await rollups.apply_visit_changes(connection, tenant_id, rolled_before, rolled_after)
+    return changes
+
+
+def _present(visit: Visit | None) -> tuple[Visit, ...]:
+    return () if visit is None else (visit,)
+
+
+def _sighting(event: FaceMatched) -> Sighting:
+    return Sighting(event.event_id, event.captured_at)
+
+
+_NEIGHBOURS = """
+    SELECT g.n, p.visit_id AS p_visit_id, p.started_at AS p_started_at, p.last_seen_at AS p_last_seen_at,
+           p.sightings AS p_sightings, p.is_returning AS p_is_returning,
+           f.visit_id AS f_visit_id, f.started_at AS f_started_at, f.last_seen_at AS f_last_seen_at,
+           f.sightings AS f_sightings, f.is_returning AS f_is_returning
+    FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY AS g(person_id, site_id,
+         lo, hi, n)
+    LEFT JOIN LATERAL (
+        SELECT * FROM visits v WHERE v.tenant_id = $1 AND v.site_id = g.site_id AND v.person_id = g.person_id
+          AND NOT v.archived AND v.started_at <= g.lo AND v.last_seen_at <= g.lo
+        ORDER BY v.started_at DESC LIMIT 1) p ON true
+    LEFT JOIN LATERAL (
+        SELECT * FROM visits v WHERE v.tenant_id = $1 AND v.site_id = g.site_id AND v.person_id = g.person_id
+          AND NOT v.archived AND v.started_at >= g.hi
+        ORDER BY v.started_at LIMIT 1) f ON true
+    ORDER BY g.n
+"""
+"""Per (person, site, lo, hi): the visit before the neighbourhood and the one after it (visits of a person at a
+site never overlap, so the latest to start before `lo` that also ended by then is the one before)."""
+
+
+async def _neighbourhoods(
+    connection: Connection,
+    tenant_id: str,
+    groups: list[tuple[uuid.UUID, str]],
+    bounds: list[tuple[datetime, datetime]],
+) -> list[Neighbourhood]:
+    """Read each group's `Neighbourhood` in three round trips for all of them."""
+    persons, sites = [p for p, _ in groups], [s for _, s in groups]
+    edges = await connection.fetch(
+        _NEIGHBOURS, tenant_id, persons, sites, [lo for lo, _ in bounds], [hi for _, hi in bounds]
+    )
+    previous = [_prefixed_visit(row, "p_") for row in edges]
+    following = [_prefixed_visit(row, "f_") for row in edges]
+    floors = [v.last_seen_at if v else None for v in previous]
+    ceilings = [v.started_at if v else None for v in following]
+    window = (tenant_id, persons, sites, floors, ceilings)
+    between_rows = await connection.fetch(
+        "SELECT g.n, v.visit_id, v.started_at, v.last_seen_at, v.sightings, v.is_returning"
+        " FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY"
+        " AS g(person_id, site_id, floor, ceiling, n)"
+        " CROSS JOIN LATERAL (SELECT * FROM visits v WHERE v.tenant_id = $1 AND v.site_id = g.site_id"
+        "   AND v.person_id = g.person_id AND NOT v.archived"
+        "   AND v.started_at > coalesce(g.floor, '-infinity') AND v.started_at < coalesce(g.ceiling, 'infinity')"
+        "   OFFSET 0) v"  # a fence: index lookups per group, whatever the statistics say
+        " ORDER BY g.n, v.started_at",
+        *window,
+    )
+    sighting_rows = await connection.fetch(
+        "SELECT g.n, s.event_id, s.captured_at"
+        " FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY"
+        " AS g(person_id, site_id, floor, ceiling, n)"
+        " CROSS JOIN LATERAL (SELECT * FROM sightings s WHERE s.tenant_id = $1 AND s.site_id = g.site_id"
+        "   AND s.person_id = g.person_id"
+        "   AND s.captured_at > coalesce(g.floor, '-infinity') AND s.captured_at < coalesce(g.ceiling, 'infinity')"
+        "   OFFSET 0) s"
+        " LEFT JOIN person_kinds k ON k.tenant_id = s.tenant_id AND k.person_id = s.person_id"
+        " WHERE " + _COUNTS_AS_CUSTOMER,
+        *window,
+    )
+    between: dict[int, list[Visit]] = defaultdict(list)
+    for row in between_rows:
+        between[row["n"]].append(_visit(row))
+    sightings: dict[int, list[Sighting]] = defaultdict(list)
+    for row in sighting_rows:
+        sightings[row["n"]].append(Sighting(row["event_id"], row["captured_at"]))
+    return [
+        Neighbourhood(previous[i], tuple(between[i + 1]), tuple(sightings[i + 1]), following[i])
+        for i in range(len(groups))
+    ]
+
+
+def _prefixed_visit(row: asyncpg.Record, prefix: str) -> Visit | None:
+    if row[f"{prefix}visit_id"] is None:
+        return None
+    return Visit(
+        row[f"{prefix}visit_id"],
+        row[f"{prefix}started_at"],
+        row[f"{prefix}last_seen_at"],
+        row[f"{prefix}sightings"],
+        row[f"{prefix}is_returning"],
+    )
+
+
+async def _write_refolds(
+    connection: Connection,
+    tenant_id: str,
+    replaced: list[Visit],
+    refolded: list[PersonVisit],
+    followers: list[PersonVisit],
+) -> None:
+    """Delete the neighbourhoods' old visits, insert their new ones, and update the followers that changed.
+    Deleting first matters: a refolded visit can keep the id of one it replaces (same first sighting)."""
+    await connection.execute(
+        "DELETE FROM visits v USING unnest($1::uuid[], $2::timestamptz[]) AS r(visit_id, started_at)"
+        " WHERE v.visit_id = r.visit_id AND v.started_at = r.started_at AND NOT v.archived",
+        [v.visit_id for v in replaced],
+        [v.started_at for v in replaced],
+    )
+    await _insert_visits(connection, tenant_id, refolded)
+    await connection.execute(
+        "UPDATE visits v SET is_returning = f.is_returning, updated_at = now()"
+        " FROM unnest($1::uuid[], $2::timestamptz[], $3::boolean[]) AS f(visit_id, started_at, is_returning)"
+        " WHERE v.visit_id = f.visit_id AND v.started_at = f.started_at",
+        [p.visit.visit_id for p in followers],
+        [p.visit.started_at for p in followers],
+        [p.visit.is_returning for p in followers],
+    )
+
+
+async def _insert_visits(connection: Connection, tenant_id: str, visits: list[PersonVisit]) -> None:
+    await connection.execute(
+        "INSERT INTO visits (tenant_id, visit_id, site_id, person_id, started_at, last_seen_at, sightings,"
+        " is_returning)"
+        " SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::timestamptz[], $6::timestamptz[],"
+        " $7::int[], $8::boolean[])",
+        tenant_id,
+        [p.visit.visit_id for p in visits],
+        [p.site_id for p in visits],
+        [p.person_id for p in visits],
+        [p.visit.started_at for p in visits],
+        [p.visit.last_seen_at for p in visits],
+        [p.visit.sightings for p in visits],
+        [p.visit.is_returning for p in visits],
+    )
 
 
 async def _retire(
@@ -478,6 +941,21 @@ async def _sightings_of(
     return [PersonSighting(r["site_id"], r["person_id"], Sighting(r["event_id"], r["captured_at"])) for r in rows]
 
 
+async def _rollups_dropped_before(connection: Connection) -> datetime:
+    """Visits before this had their rollup contributions taken out already (their partitions were dropped)."""
+    before: datetime | None = await connection.fetchval("SELECT before FROM rollups_dropped_before")
+    return before or datetime.min.replace(tzinfo=UTC)
+
+
+async def _archived_visits_of(connection: Connection, persons: list[uuid.UUID]) -> list[PersonVisit]:
+    rows = await connection.fetch(
+        "SELECT site_id, person_id, visit_id, started_at, last_seen_at, sightings, is_returning FROM visits"
+        " WHERE person_id = ANY($1::uuid[]) AND archived",
+        persons,
+    )
+    return [PersonVisit(row["site_id"], row["person_id"], _visit(row)) for row in rows]
+
+
 async def _visits_of(connection: Connection, persons: list[uuid.UUID], site_id: str | None = None) -> list[PersonVisit]:
     rows = await connection.fetch(
         "SELECT site_id, person_id, visit_id, started_at, last_seen_at, sightings, is_returning FROM visits"
@@ -533,5 +1011,170 @@ def _visit(row: asyncpg.Record) -> Visit:
     return Visit(row["visit_id"], row["started_at"], row["last_seen_at"], row["sightings"], row["is_returning"])
 
 
-def _report_row(row: asyncpg.Record) -> ReportRow:
-    return ReportRow(**dict(row))
+def _whole_months(first_day: date, end_day: date) -> list[date]:
+    """The local months `first_day` up to `end_day` covers exactly; none if it starts or ends within a month."""
+    if first_day.day != 1 or end_day.day != 1:
+        return []
+    months, month = [], first_day
+    while month < end_day:
+        months.append(month)
+        month = (month + timedelta(days=32)).replace(day=1)
+    return months
+
+
+def _rolled_counts(rolled: rollups.RolledUp | None, unidentified: int) -> dict[str, Any]:
+    if rolled is None or rolled.visits == 0:
+        return _counts_from(0, 0, 0, 0, 0, 0.0, {}, unidentified)
+    return _counts_from(
+        rolled.visits,
+        rolled.unique_visitors,
+        rolled.new_visitors,
+        rolled.returning_visitors,
+        rolled.returning_visits,
+        rolled.dwell_seconds,
+        rolled.dwell_minutes,
+        unidentified,
+    )
+
+
+def _rolled_total(days: list[rollups.RolledUp], visitors: tuple[int, int, int], unidentified: int) -> Counts:
+    minutes: dict[int, int] = defaultdict(int)
+    for day in days:
+        for minute, visits in day.dwell_minutes.items():
+            minutes[minute] += visits
+    values = _counts_from(
+        sum(d.visits for d in days),
+        *visitors,
+        sum(d.returning_visits for d in days),
+        sum(d.dwell_seconds for d in days),
+        minutes,
+        unidentified,
+    )
+    return Counts(**values)
+
+
+def _counts_from(
+    visits: int,
+    unique_visitors: int,
+    new_visitors: int,
+    returning_visitors: int,
+    returning_visits: int,
+    dwell_seconds: float,
+    dwell_minutes: Mapping[int, int],
+    unidentified: int,
+) -> dict[str, Any]:
+    median, distribution = dwell_from_minutes(dwell_minutes)
+    return {
+        "visits": visits,
+        "unique_visitors": unique_visitors,
+        "new_visitors": new_visitors,
+        "returning_visitors": returning_visitors,
+        "returning_visits": returning_visits,
+        "unidentified_sightings": unidentified,
+        "dwell_seconds_avg": dwell_seconds / visits if visits else None,
+        "dwell_seconds_median": median,
+        "dwell_distribution": distribution,
+    }
+
+
+async def _unidentified_by(
+    connection: Connection,
+    key: Literal["day", "site_id"],
+    first_day: date,
+    end_day: date,
+    zones: Mapping[str, ZoneInfo],
+) -> dict[Any, int]:
+    """Unidentified sightings per local date or per site over the sites of `zones`."""
+    _, _, first, end, *_ = _tenant_params(first_day, end_day, zones)
+    rows = await connection.fetch(
+        f"SELECT {key} AS key, count(*) AS sightings"
+        " FROM (SELECT u.site_id, (u.captured_at AT TIME ZONE z.zone)::date AS day"
+        "       FROM unidentified_sightings u"
+        "       JOIN unnest($1::text[], $2::text[]) AS z(site_id, zone) ON z.site_id = u.site_id"
+        "       WHERE u.captured_at >= $3 AND u.captured_at < $4) u"
+        " WHERE day >= $5 AND day < $6 GROUP BY 1",
+        list(zones),
+        [zone.key for zone in zones.values()],
+        first,
+        end,
+        first_day,
+        end_day,
+    )
+    return {row["key"]: row["sightings"] for row in rows}
+
+
+def _counts_of(row: asyncpg.Record, *leave_out: str) -> dict[str, Any]:
+    values = {key: value for key, value in row.items() if key not in leave_out}
+    values["dwell_distribution"] = tuple(values["dwell_distribution"])
+    return values
+
+
+def _tenant_params(first_day: date, end_day: date, zones: Mapping[str, ZoneInfo]) -> list[Any]:
+    """The sites and their zones, the UTC instants that hold every zone's local dates, the dates."""
+    first = datetime.combine(first_day, time.min, UTC) - ZONE_REACH
+    end = datetime.combine(end_day, time.min, UTC) + ZONE_REACH
+    return [list(zones), [zone.key for zone in zones.values()], first, end, first_day, end_day]
+
+
+ZONE_REACH = timedelta(hours=14)
+"""No zone is further from UTC (Kiribati's +14, Baker Island's -12): local dates are within this of UTC's."""
+
+
+def _tenant_query(key: str, group: str) -> str:
+    return _TENANT_QUERY.format(key=key, group=group)
+
+
+_TENANT_QUERY = (
+    """
+    WITH zones AS (SELECT * FROM unnest($1::text[], $2::text[]) AS z(site_id, zone)),
+    located AS (
+        SELECT v.site_id, v.person_id, v.is_returning, (v.started_at AT TIME ZONE z.zone)::date AS day,
+               extract(epoch FROM v.last_seen_at - v.started_at)::float8 AS dwell
+        FROM visits v JOIN zones z ON z.site_id = v.site_id
+        WHERE v.started_at >= $3 AND v.started_at < $4
+    ), visit_counts AS (
+        SELECT {key} AS key,
+               count(*) AS visits,
+               count(DISTINCT person_id) AS unique_visitors,
+               count(DISTINCT person_id) FILTER (WHERE NOT is_returning) AS new_visitors,
+               count(DISTINCT person_id) FILTER (WHERE is_returning) AS returning_visitors,
+               count(*) FILTER (WHERE is_returning) AS returning_visits,
+               avg(dwell) AS dwell_seconds_avg,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY dwell) AS dwell_seconds_median,
+               ARRAY["""
+    + _DWELL_BUCKET_COUNTS
+    + """]::int[] AS dwell_distribution
+        FROM located WHERE day >= $5 AND day < $6
+        {group}
+    ), unidentified_counts AS (
+        SELECT {key} AS key, count(*) AS unidentified_sightings
+        FROM (SELECT u.site_id, (u.captured_at AT TIME ZONE z.zone)::date AS day
+              FROM unidentified_sightings u JOIN zones z ON z.site_id = u.site_id
+              WHERE u.captured_at >= $3 AND u.captured_at < $4) u
+        WHERE day >= $5 AND day < $6
+        {group}
+    )
+    SELECT coalesce(v.key, u.key) AS key,
+           coalesce(v.visits, 0) AS visits,
+           coalesce(v.unique_visitors, 0) AS unique_visitors,
+           coalesce(v.new_visitors, 0) AS new_visitors,
+           coalesce(v.returning_visitors, 0) AS returning_visitors,
+           coalesce(v.returning_visits, 0) AS returning_visits,
+           coalesce(u.unidentified_sightings, 0) AS unidentified_sightings,
+           v.dwell_seconds_avg,
+           v.dwell_seconds_median,
+           coalesce(v.dwell_distribution, array_fill(0, ARRAY["""
+    + str(len(DWELL_BUCKETS))
+    + """])) AS dwell_distribution
+    FROM visit_counts v FULL JOIN unidentified_counts u ON u.key = v.key
+    ORDER BY 1
+"""
+)
+"""A tenant's report over the sites of `zones`: by local date (`{key}` = day), by site, or the whole range."""
+
+
+def _report_row(row: asyncpg.Record, zone: ZoneInfo) -> ReportRow:
+    values = dict(row)
+    values["period_start"] = values["period_start"].astimezone(zone)
+    values["dwell_distribution"] = tuple(values["dwell_distribution"])
+    return ReportRow(**values)

@@ -1,13 +1,15 @@
 """Visits from sightings: pure, so late, out-of-order and duplicate sightings are handled by recomputing.
 
 The visits of one person at one site are a function of that person's sightings there: whatever order
-the sightings arrive in, recomputing gives the same visits with the same ids.
+the sightings arrive in, recomputing gives the same visits with the same ids. New sightings only recompute
+their neighbourhood (`refold_neighbourhood`): adding sightings can merge visits, never split them, so only
+the visits within a gap of them change, and the `is_returning` of the one visit after them.
 """
 
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from schemas.ids import derive_event_id
@@ -34,9 +36,13 @@ class VisitRules:
     lookback: timedelta
 
 
-def sessionize_sightings(sightings: Sequence[Sighting], rules: VisitRules) -> list[Visit]:
+def sessionize_sightings(
+    sightings: Sequence[Sighting], rules: VisitRules, previous_end: datetime | None = None
+) -> list[Visit]:
     """Group sightings closer than `rules.gap` into visits; a visit is returning when the person's
-    previous visit ended within `rules.lookback` of its start. Visit ids derive from the first sighting."""
+    previous visit ended within `rules.lookback` of its start. Visit ids derive from the first sighting.
+
+    `previous_end` is when the person's visit before these sightings ended, if they are not all of them."""
     ordered = sorted(sightings, key=lambda s: (s.captured_at, s.event_id))
     groups: list[list[Sighting]] = []
     for sighting in ordered:
@@ -47,7 +53,7 @@ def sessionize_sightings(sightings: Sequence[Sighting], rules: VisitRules) -> li
     visits: list[Visit] = []
     for group in groups:
         started_at = group[0].captured_at
-        returning = bool(visits) and started_at - visits[-1].last_seen_at <= rules.lookback
+        returning = is_returning_after(visits[-1].last_seen_at if visits else previous_end, started_at, rules)
         visits.append(
             Visit(
                 visit_id=derive_event_id(group[0].event_id, "visit"),
@@ -58,6 +64,52 @@ def sessionize_sightings(sightings: Sequence[Sighting], rules: VisitRules) -> li
             )
         )
     return visits
+
+
+def is_returning_after(previous_end: datetime | None, started_at: datetime, rules: VisitRules) -> bool:
+    """A visit is returning when the person's previous visit (at the site) ended within the lookback."""
+    return previous_end is not None and started_at - previous_end <= rules.lookback
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """What new sightings of one person at one site can change, as the store reads it after storing them.
+
+    With `lo` and `hi` from `neighbourhood_bounds`: `previous` is the person's last visit there that ended by
+    `lo`, `following` the first that starts at or after `hi`, `between` the visits in between (the only ones
+    the new sightings can merge with: visits are at least a gap apart, so a sighting joins only visits within
+    a gap of it), and `sightings` every sighting after `previous` and before `following`, the new ones too."""
+
+    previous: Visit | None
+    between: tuple[Visit, ...]
+    sightings: tuple[Sighting, ...]
+    following: Visit | None
+
+
+def neighbourhood_bounds(new: Sequence[Sighting], rules: VisitRules) -> tuple[datetime, datetime]:
+    """(lo, hi) of `Neighbourhood`: a gap before the earliest new sighting and a gap after the latest."""
+    moments = [sighting.captured_at for sighting in new]
+    return min(moments) - rules.gap, max(moments) + rules.gap
+
+
+@dataclass(frozen=True)
+class Refold:
+    """The visits that replace `Neighbourhood.between`, and `following` with its `is_returning` recomputed."""
+
+    visits: tuple[Visit, ...]
+    following: Visit | None
+
+
+def refold_neighbourhood(hood: Neighbourhood, rules: VisitRules) -> Refold:
+    """Sessionize the neighbourhood's sightings, the first visit returning or not after `previous`; of the
+    visits after it only `following` can change (its predecessor may now end later)."""
+    previous_end = hood.previous.last_seen_at if hood.previous else None
+    visits = sessionize_sightings(hood.sightings, rules, previous_end)
+    following = hood.following
+    if following is not None:
+        end = visits[-1].last_seen_at if visits else previous_end
+        following = replace(following, is_returning=is_returning_after(end, following.started_at, rules))
+    return Refold(tuple(visits), following)
 
 
 @dataclass(frozen=True)

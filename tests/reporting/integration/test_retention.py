@@ -3,7 +3,8 @@ the visits that lost theirs are archived (kept for reports until visits_days, ne
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -47,6 +48,12 @@ async def visits(job: ReportingRetention, tenant: str) -> list[tuple[uuid.UUID, 
     return [(person, visit.started_at) for person, visit in await job.store.list_visits(tenant, "store-1", *EVER)]
 
 
+async def assert_rollups_count_the_visits(job: ReportingRetention, tenant: str) -> None:
+    _, totals = await job.store.tenant_report(tenant, date(2000, 1, 1), date(2031, 1, 1), {"store-1": ZoneInfo("UTC")})
+    remaining = await visits(job, tenant)
+    assert (totals.visits, totals.unique_visitors) == (len(remaining), len({person for person, _ in remaining}))
+
+
 async def test_default_policy_deletes_old_sightings_and_visits_once_and_audits(
     settings: ReportingSettings, job: ReportingRetention, nats_connection: NatsClient
 ) -> None:
@@ -70,6 +77,11 @@ async def test_default_policy_deletes_old_sightings_and_visits_once_and_audits(
     )
     audits = await retention_audits(nats_connection, "reporting", tenant, 2)
     assert [a["deleted"]["sightings"] for a in audits] == [3, 0]
+    # the months before the cutoff went as whole partitions: nothing of them is left to delete row by row
+    for table in ("sightings", "visits"):
+        assert await job.store.partitions_ending_by(table, cutoff) == []
+    # and the rollups lost what went with them: the tenant-wide report counts the visits that are left
+    await assert_rollups_count_the_visits(job, tenant)
 
 
 async def test_archived_visits_outlive_their_sightings_and_survive_a_recompute(
@@ -85,6 +97,7 @@ async def test_archived_visits_outlive_their_sightings_and_survive_a_recompute(
 
     assert first.deleted[tenant] == {"sightings": 3, "unidentified_sightings": 0, "visits_archived": 3, "visits": 1}
     assert sorted(started for _, started in await visits(job, tenant)) == [ago(500), ago(200), ago(10), ago(9)]
+    await assert_rollups_count_the_visits(job, tenant)
 
 
 async def test_one_runner_at_a_time(settings: ReportingSettings, nats_connection: NatsClient) -> None:

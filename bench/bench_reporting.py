@@ -1,0 +1,330 @@
+"""Reporting benchmark (`python -m bench reporting`): reports over 10M visits, and sightings into visits.
+
+An embedded PostgreSQL (as in `make dev`, default settings) gets reporting's migrations, then 10,000,000 visits
+of 1,000,000 persons over 200 sites in 8 time zones, spread over the 12 months of 2025 (made by SQL in the
+database: `INSERT ... SELECT` from `generate_series`, the quickest way to load; no NATS, no services). Each
+person has a home site and visits another one time in ten. Then, through `VisitStore` as the API calls it:
+
+- a site's month report by local day (the month's local dates in the site's zone), 60 random (site, month);
+- the tenant-wide month report (every visit on its own site's local date) and the multi-site comparison;
+- sightings into visits, sustained: 24,000 sightings of 6,000 of those persons in January 2026, partly out of
+  order, through `handlers.record_visits` and the real store as the consumer runs them (its batcher: batches
+  of 256, two in flight; published events are collected, not sent to NATS).
+
+`REVISIT_BENCH_REPORTING_VISITS` makes the data set smaller (persons are a tenth of the visits) for a quick run;
+`make bench` runs it at the issue's scale, which takes minutes (loading time is printed).
+"""
+
+import asyncio
+import hashlib
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from bench.report import table, write_section
+from devstack.infra import start_postgres
+from schemas import FaceMatched, PersonKind
+from schemas.base import Event
+from schemas.ids import new_event_id
+from services.common.batcher import Batcher
+from services.common.logging import configure_logging
+from services.common.postgres import connect_postgres
+from services.reporting import handlers
+from services.reporting.adapters.postgres import ROLE, SCHEMA, VisitStore
+from services.reporting.bootstrap import MIGRATIONS
+from services.reporting.config import ReportingSettings
+from services.reporting.domain.visits import VisitRules
+
+TENANT = "bench"
+VISITS = int(os.environ.get("REVISIT_BENCH_REPORTING_VISITS", "10000000"))
+PERSONS = max(VISITS // 10, 1)
+SITES = 200
+ZONES = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Los_Angeles",
+    "Europe/London",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+)
+LOAD_CHUNK = 1_000_000
+RULES = VisitRules(gap=timedelta(minutes=30), lookback=timedelta(days=90))
+SIGHTING_PERSONS, SIGHTINGS_PER_PERSON, BATCH = 6_000, 4, 256
+SITE_REPORTS, TENANT_REPORTS = 60, 12
+
+
+def site_id(index: int) -> str:
+    return f"site-{index:03d}"
+
+
+def zone_of(index: int) -> ZoneInfo:
+    return ZoneInfo(ZONES[index % len(ZONES)])
+
+
+def person_id(index: int) -> uuid.UUID:
+    """As the loader's SQL makes it: md5('p' || index)::uuid."""
+    return uuid.UUID(hashlib.md5(f"p{index}".encode()).hexdigest())
+
+
+LOAD_VISITS = """
+INSERT INTO reporting.visits (tenant_id, visit_id, site_id, person_id, started_at, last_seen_at, sightings,
+                              is_returning)
+SELECT 'bench', md5('v' || i)::uuid,
+       'site-' || lpad((CASE WHEN i % 10 = 0 THEN (p + i) % $3 ELSE p % $3 END + 1)::text, 3, '0'),
+       md5('p' || p)::uuid, started, started + make_interval(secs => dwell), 1 + dwell / 300, i % 3 <> 0
+FROM (SELECT i, (random() * ($4 - 1))::int AS p,
+             timestamptz '2025-01-01 00:00:00+00' + random() * interval '365 days' AS started,
+             (random() * random() * 7200)::int AS dwell
+      FROM generate_series($1::bigint, $2::bigint) AS i) g
+"""
+"""Visits `$1`..`$2` (ids from their number), of random persons of `$4`, at their home site of `$3`, or (one
+visit in ten) another one; dwell skewed short (a product of two uniforms), up to two hours; a third new. (Only
+the reports read these: their sightings are not loaded.)"""
+
+
+async def load(admin_dsn: str) -> float:
+    """Load the visits and build their rollups as the schema owner; seconds taken. The indexes of the visits are
+    dropped while rows arrive and built again after (from their own definitions), as a bulk load does."""
+    connection = await asyncpg.connect(admin_dsn)
+    started = time.perf_counter()
+    try:
+        await connection.execute(
+            "SELECT reporting.ensure_month_partitions(t, '2025-01-01', '2026-02-28') FROM unnest($1::text[]) t",
+            ["sightings", "visits"],
+        )
+        indexes = await without_indexes(connection, "visits")
+        for first in range(1, VISITS + 1, LOAD_CHUNK):
+            last = min(first + LOAD_CHUNK - 1, VISITS)
+            await connection.execute(LOAD_VISITS, first, last, SITES, PERSONS)
+            print(f"  loaded {last:,} visits in {time.perf_counter() - started:.0f} s", flush=True)
+        for statement in indexes:
+            await connection.execute(statement)
+        print(f"  indexed in {time.perf_counter() - started:.0f} s", flush=True)
+        await connection.executemany(
+            "INSERT INTO reporting.site_zones (tenant_id, site_id, zone) VALUES ($1, $2, $3)",
+            [(TENANT, site_id(i), zone_of(i).key) for i in range(SITES)],
+        )
+        async with connection.transaction():
+            await connection.execute("SELECT reporting.rebuild_tenant_rollups($1)", TENANT)
+        print(f"  rolled up in {time.perf_counter() - started:.0f} s", flush=True)
+        await connection.execute("VACUUM ANALYZE")
+    finally:
+        await connection.close()
+    return time.perf_counter() - started
+
+
+async def without_indexes(connection: asyncpg.Connection, table: str) -> list[str]:
+    """Drop the primary key and indexes of `table`; the statements that make them again."""
+    key = await connection.fetchrow(
+        "SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint"
+        " WHERE conrelid = $1::regclass AND contype = 'p'",
+        f"reporting.{table}",
+    )
+    assert key is not None, f"reporting.{table} has a primary key"
+    indexes = await connection.fetch(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'reporting' AND tablename = $1"
+        " AND indexname <> $2",
+        table,
+        key["conname"],
+    )
+    await connection.execute(f'ALTER TABLE reporting.{table} DROP CONSTRAINT "{key["conname"]}"')
+    for index in indexes:
+        await connection.execute(f'DROP INDEX reporting."{index["indexname"]}"')
+    return [
+        f'ALTER TABLE reporting.{table} ADD CONSTRAINT "{key["conname"]}" {key["definition"]}',
+        *(index["indexdef"].replace(" ON ONLY ", " ON ", 1) for index in indexes),  # ONLY: no partition index
+    ]
+
+
+def local_month(year: int, month: int, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    nxt = (year + month // 12, month % 12 + 1)
+    return datetime(year, month, 1, tzinfo=zone), datetime(*nxt, 1, tzinfo=zone)
+
+
+def p95(samples: list[float]) -> float:
+    return sorted(samples)[max(int(len(samples) * 0.95) - 1, 0)]
+
+
+async def time_site_reports(store: VisitStore, rng: random.Random) -> list[float]:
+    samples = []
+    for _ in range(SITE_REPORTS):
+        index, month = rng.randrange(SITES), rng.randint(1, 12)
+        zone = zone_of(index)
+        start, end = local_month(2025, month, zone)
+        began = time.perf_counter()
+        await store.visitor_report(TENANT, site_id(index), start, end, "day", zone)
+        samples.append((time.perf_counter() - began) * 1000)
+    return samples
+
+
+async def time_tenant_reports(store: VisitStore, rng: random.Random, comparison: bool) -> list[float]:
+    zones = {site_id(i): zone_of(i) for i in range(SITES)}
+    samples = []
+    for _ in range(TENANT_REPORTS):
+        month = rng.randint(1, 12)
+        first, end = date(2025, month, 1), date(2025 + month // 12, month % 12 + 1, 1)
+        began = time.perf_counter()
+        if comparison:
+            await store.site_comparison(TENANT, first, end, zones)
+        else:
+            await store.tenant_report(TENANT, first, end, zones)
+        samples.append((time.perf_counter() - began) * 1000)
+    return samples
+
+
+def sightings(rng: random.Random) -> list[FaceMatched]:
+    """Four sightings of each of 6,000 loaded persons at its home site in January 2026: two 10 minutes apart
+    (one visit), two on other days; delivered a little out of order, as replicas and replays do."""
+    events = []
+    for k in rng.sample(range(PERSONS), min(SIGHTING_PERSONS, PERSONS)):
+        day = datetime(2026, 1, 1, 8, tzinfo=UTC) + timedelta(days=rng.randrange(20), minutes=rng.randrange(600))
+        moments = [day, day + timedelta(minutes=10), day + timedelta(days=3), day + timedelta(days=7)]
+        for at in moments[:SIGHTINGS_PER_PERSON]:
+            events.append(matched(person_id(k), site_id(k % SITES), at))
+    events.sort(key=lambda e: e.captured_at + timedelta(minutes=rng.randrange(-60, 60)))
+    return events
+
+
+def matched(person: uuid.UUID, site: str, at: datetime) -> FaceMatched:
+    return FaceMatched(
+        tenant_id=TENANT,
+        source_event_id=new_event_id(),
+        site_id=site,
+        camera_id="entrance",
+        captured_at=at,
+        person_id=person,
+        person_kind=PersonKind.CUSTOMER,
+        is_new_person=False,
+        similarity=0.7,
+        embedding_model="bench-model@1",
+    )
+
+
+async def time_sightings(store: VisitStore, events: list[FaceMatched], postgres_pid: int) -> tuple[float, float, int]:
+    """Sightings per second through the handler as the consumer runs it (its batcher: batches of 256, two in
+    flight, each message waiting for its batch); per CPU second of this process and Postgres together (the
+    machine is shared: this says what its 2 cores would do alone); and how many visit events were announced."""
+    announced: list[Event] = []
+
+    async def publish(subject: str, event: Event) -> None:
+        announced.append(event)
+
+    async def record(batch: Sequence[FaceMatched]) -> list[list[Event]]:
+        return await handlers.record_visits(batch, store, RULES, publish)
+
+    settings = ReportingSettings.model_fields
+    in_flight = int(settings["sighting_batches_in_flight"].default)
+    batcher = Batcher(record, BATCH, settings["sighting_batch_wait_ms"].default / 1000, in_flight)
+    workers = asyncio.Semaphore(BATCH * in_flight)  # the consumer's max_workers
+
+    async def consume(event: FaceMatched) -> None:
+        async with workers:
+            await batcher.submit(event)
+
+    began, cpu = time.perf_counter(), process_cpu_seconds(postgres_pid)
+    await asyncio.gather(*(consume(event) for event in events))
+    elapsed, used = time.perf_counter() - began, process_cpu_seconds(postgres_pid) - cpu
+    return len(events) / elapsed, len(events) / used, len(announced)
+
+
+def process_cpu_seconds(postgres_pid: int) -> float:
+    """CPU seconds used so far by this process and by the Postgres server (its postmaster and every child)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = time.process_time()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that ended meanwhile
+        pid, parent = int(stat.parent.name), int(fields[1])
+        if postgres_pid in (pid, parent):
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return total
+
+
+async def measure(admin_dsn: str, postgres_pid: int) -> dict[str, object]:
+    pool = await connect_postgres(admin_dsn, SCHEMA, ROLE, MIGRATIONS, 30, max_size=4)  # migrates
+    try:
+        loading = await load(admin_dsn)
+        store, rng = VisitStore(pool), random.Random(9)
+        await time_site_reports(store, rng)  # warm the cache as a running service's would be
+        site = await time_site_reports(store, rng)
+        tenant = await time_tenant_reports(store, rng, comparison=False)
+        comparison = await time_tenant_reports(store, rng, comparison=True)
+        rate, per_cpu, announced = await time_sightings(store, sightings(rng), postgres_pid)
+        load_average = os.getloadavg()[0]
+    finally:
+        await pool.close()
+    return {
+        "loading": loading,
+        "site": site,
+        "tenant": tenant,
+        "comparison": comparison,
+        "rate": rate,
+        "per_cpu": per_cpu,
+        "load": load_average,
+        "announced": announced,
+    }
+
+
+def main() -> None:
+    configure_logging("reporting", "WARNING")  # as a service logs; its per-batch info lines are not measured
+    with tempfile.TemporaryDirectory(prefix="bench-reporting-") as folder:
+        postgres = start_postgres(Path(folder) / "postgres", database="bench")
+        try:
+            pid = int((Path(folder) / "postgres" / "postmaster.pid").read_text().split()[0])
+            figures = asyncio.run(measure(postgres.dsn, pid))
+        finally:
+            postgres.stop()
+    site, tenant, comparison = figures["site"], figures["tenant"], figures["comparison"]
+    assert isinstance(site, list) and isinstance(tenant, list) and isinstance(comparison, list)
+    rows: list[list[object]] = [
+        [
+            "site month report by local day (p95 / median)",
+            f"{p95(site):.1f} / {statistics.median(site):.1f} ms",
+            "≤ 50 ms",
+        ],
+        [
+            "tenant-wide month by local date (p95 / median)",
+            f"{p95(tenant):.0f} / {statistics.median(tenant):.0f} ms",
+            "≤ 200 ms",
+        ],
+        [
+            "multi-site comparison, a month (p95 / median)",
+            f"{p95(comparison):.0f} / {statistics.median(comparison):.0f} ms",
+            "",
+        ],
+        [
+            "sightings into visits, sustained",
+            f"{figures['rate']:,.0f} /s (load average {figures['load']:.1f})",
+            "≥ 2,000 /s",
+        ],
+        [
+            "the same per CPU second (this process + Postgres)",
+            f"{figures['per_cpu']:,.0f} /CPU-s",
+            "≥ 1,000 /CPU-s on 2 cores",
+        ],
+    ]
+    body = (
+        f"{VISITS:,} visits of {PERSONS:,} persons over {SITES} sites in {len(ZONES)} zones (2025), loaded in"
+        f" {figures['loading']:.0f} s; {SITE_REPORTS} site reports, {TENANT_REPORTS} tenant reports;"
+        f" {SIGHTING_PERSONS * SIGHTINGS_PER_PERSON:,} sightings in batches of {BATCH}"
+        f" ({figures['announced']:,} visit events announced). Embedded PostgreSQL 16, default settings.\n\n"
+        + table(["what", "measured", "target"], rows)
+    )
+    write_section("reporting", "Reporting at 10M visits", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""The rollups of migration 008, kept by the transactions that change visits, and read by the tenant-wide reports.
+
+Three levels: the tenant per local date, the tenant per local month, each site per local month. Each has who
+visited per key (`*_persons`), counters per key and dwell per whole minute; a batch of visit changes is applied
+to a level in one statement. Which zone a site's rollups are in is `site_zones.zone`: a site the reports have
+not named yet is counted in UTC and remade when a report names its zone (`reconcile_zones`). Writers hold a
+shared lock per site while they use its zone, the remake an exclusive one."""
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from services.common.postgres import Connection
+from services.reporting.domain.reports import Contribution, contribution, net_contributions
+from services.reporting.domain.visits import PersonVisit
+
+K = TypeVar("K")
+
+
+@dataclass(frozen=True)
+class Level:
+    persons: str
+    counters: str
+    dwell: str
+    keys: tuple[str, ...]
+
+
+LEVELS = (
+    Level("tenant_day_persons", "tenant_days", "tenant_day_dwell", ("day",)),
+    Level("tenant_month_persons", "tenant_months", "tenant_month_dwell", ("month",)),
+    Level("site_month_persons", "site_months", "site_month_dwell", ("site_id", "month")),
+)
+
+
+FROM_ARRAYS = """
+    SELECT * FROM unnest($2::text[], $3::date[], $4::date[], $5::uuid[], $6::int[], $7::bool[], $8::float8[],
+                         $9::smallint[])
+        AS i(site_id, day, month, person_id, sign, is_returning, dwell, minute)
+"""
+"""Contributions given as arrays, one per column."""
+
+FROM_SITE_IN_TWO_ZONES = """
+    SELECT v.site_id, d.day, date_trunc('month', d.day)::date AS month, v.person_id, z.sign, v.is_returning,
+           extract(epoch FROM v.last_seen_at - v.started_at)::float8 AS dwell,
+           least(floor(extract(epoch FROM v.last_seen_at - v.started_at) / 60), 240)::smallint AS minute
+    FROM visits v CROSS JOIN (VALUES (-1, $3::text), (1, $4::text)) AS z(sign, zone)
+    CROSS JOIN LATERAL (SELECT (v.started_at AT TIME ZONE z.zone)::date AS day) AS d
+    WHERE v.site_id = $2
+"""
+"""Every visit of site `$2` taken out in zone `$3` and put back in zone `$4` (a visit whose date is the same in
+both cancels out)."""
+
+
+def _apply_sql(level: Level, source: str) -> str:
+    keys = ", ".join(level.keys)
+    of_m = ", ".join(f"m.{key}" for key in level.keys)
+    return f"""
+    WITH input AS ({source}), persons AS (
+        SELECT {keys}, person_id, sum(sign)::int AS visits,
+               coalesce(sum(sign) FILTER (WHERE NOT is_returning), 0)::int AS new_visits,
+               coalesce(sum(sign) FILTER (WHERE is_returning), 0)::int AS returning_visits
+        FROM input GROUP BY {keys}, person_id
+    ), before AS (
+        SELECT m.* FROM {level.persons} m JOIN persons p USING ({keys}, person_id) WHERE m.tenant_id = $1
+    ), after AS (
+        INSERT INTO {level.persons} AS m (tenant_id, {keys}, person_id, visits, new_visits, returning_visits)
+        SELECT $1, {keys}, person_id, visits, new_visits, returning_visits FROM persons ORDER BY {keys}, person_id
+        ON CONFLICT (tenant_id, {keys}, person_id) DO UPDATE SET visits = m.visits + EXCLUDED.visits,
+            new_visits = m.new_visits + EXCLUDED.new_visits,
+            returning_visits = m.returning_visits + EXCLUDED.returning_visits
+        RETURNING {of_m}, m.person_id, m.visits, m.new_visits, m.returning_visits
+    ), visitors AS (
+        SELECT {keys},
+               sum((a.visits > 0)::int - (coalesce(b.visits, 0) > 0)::int)::int AS unique_visitors,
+               sum((a.new_visits > 0)::int - (coalesce(b.new_visits, 0) > 0)::int)::int AS new_visitors,
+               sum((a.returning_visits > 0)::int - (coalesce(b.returning_visits, 0) > 0)::int)::int
+                   AS returning_visitors
+        FROM after a LEFT JOIN before b USING ({keys}, person_id) GROUP BY {keys}
+    ), totals AS (
+        SELECT {keys}, sum(sign)::int AS visits,
+               coalesce(sum(sign) FILTER (WHERE is_returning), 0)::int AS returning_visits,
+               sum(sign * dwell) AS dwell_seconds
+        FROM input GROUP BY {keys}
+    ), dwell AS (
+        INSERT INTO {level.dwell} AS d (tenant_id, {keys}, minute, visits)
+        SELECT $1, {keys}, minute, sum(sign) FROM input GROUP BY {keys}, minute ORDER BY {keys}, minute
+        ON CONFLICT (tenant_id, {keys}, minute) DO UPDATE SET visits = d.visits + EXCLUDED.visits
+    )
+    INSERT INTO {level.counters} AS c (tenant_id, {keys}, visits, unique_visitors, new_visitors, returning_visitors,
+                                       returning_visits, dwell_seconds)
+    SELECT $1, {keys}, t.visits, v.unique_visitors, v.new_visitors, v.returning_visitors, t.returning_visits,
+           t.dwell_seconds
+    FROM totals t JOIN visitors v USING ({keys}) ORDER BY {keys}
+    ON CONFLICT (tenant_id, {keys}) DO UPDATE SET visits = c.visits + EXCLUDED.visits,
+        unique_visitors = c.unique_visitors + EXCLUDED.unique_visitors,
+        new_visitors = c.new_visitors + EXCLUDED.new_visitors,
+        returning_visitors = c.returning_visitors + EXCLUDED.returning_visitors,
+        returning_visits = c.returning_visits + EXCLUDED.returning_visits,
+        dwell_seconds = c.dwell_seconds + EXCLUDED.dwell_seconds
+    """
+
+
+APPLY = {level.counters: _apply_sql(level, FROM_ARRAYS) for level in LEVELS}
+MOVE_SITE = {level.counters: _apply_sql(level, FROM_SITE_IN_TWO_ZONES) for level in LEVELS}
+
+
+async def apply_contributions(connection: Connection, tenant_id: str, contributions: Sequence[Contribution]) -> None:
+    """Add the contributions (signed) to every level: one statement per level."""
+    if not contributions:
+        return
+    columns = (
+        [c.site_id for c in contributions],
+        [c.day for c in contributions],
+        [c.month for c in contributions],
+        [c.person_id for c in contributions],
+        [c.sign for c in contributions],
+        [c.is_returning for c in contributions],
+        [c.dwell_seconds for c in contributions],
+        [c.minute for c in contributions],
+    )
+    for level in LEVELS:
+        await connection.execute(APPLY[level.counters], tenant_id, *columns)
+
+
+async def lock_site_zones(connection: Connection, tenant_id: str, sites: Iterable[str]) -> dict[str, ZoneInfo]:
+    """Hold the sites' zones (shared) until commit and return them; a site without one is recorded in UTC."""
+    ordered = sorted(set(sites))
+    if not ordered:
+        return {}
+    await connection.execute(
+        "SELECT count(pg_advisory_xact_lock_shared(hashtext(key)))"
+        " FROM (SELECT key FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n) ORDER BY n) AS ordered",
+        [_zone_lock(tenant_id, site) for site in ordered],
+    )
+    await connection.execute(
+        "INSERT INTO site_zones (tenant_id, site_id, zone) SELECT $1, site, 'UTC' FROM unnest($2::text[]) AS site"
+        " ON CONFLICT DO NOTHING",
+        tenant_id,
+        ordered,
+    )
+    rows = await connection.fetch("SELECT site_id, zone FROM site_zones WHERE site_id = ANY($1::text[])", ordered)
+    return {row["site_id"]: ZoneInfo(row["zone"]) for row in rows}
+
+
+def _zone_lock(tenant_id: str, site_id: str) -> str:
+    return f"zone:{tenant_id}/{site_id}"
+
+
+async def apply_visit_changes(
+    connection: Connection, tenant_id: str, before: Iterable[PersonVisit], after: Iterable[PersonVisit]
+) -> None:
+    """Move the rollups from the visits `before` to the visits `after` (under the sites' zone locks)."""
+    before, after = list(before), list(after)
+    zones = await lock_site_zones(connection, tenant_id, {p.site_id for p in (*before, *after)})
+    await apply_contributions(
+        connection,
+        tenant_id,
+        net_contributions(
+            (_contribution(p, zones[p.site_id]) for p in before), (_contribution(p, zones[p.site_id]) for p in after)
+        ),
+    )
+
+
+def _contribution(placed: PersonVisit, zone: ZoneInfo) -> Contribution:
+    v = placed.visit
+    return contribution(placed.site_id, placed.person_id, v.started_at, v.last_seen_at, v.is_returning, zone)
+
+
+async def reconcile_zones(connection: Connection, tenant_id: str, zones: Mapping[str, ZoneInfo]) -> list[str]:
+    """Make every site of `zones` counted in its zone: a site recorded in another zone has its rollups moved (its
+    visits' contributions taken out in the old zone, put back in the new) under its exclusive lock; a site not
+    recorded yet is recorded. The sites remade."""
+    rows = await connection.fetch("SELECT site_id, zone FROM site_zones WHERE site_id = ANY($1::text[])", list(zones))
+    recorded = {row["site_id"]: row["zone"] for row in rows}
+    remade = []
+    for site_id, zone in sorted(zones.items()):
+        if recorded.get(site_id) == zone.key:
+            continue
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _zone_lock(tenant_id, site_id))
+        old = await connection.fetchval("SELECT zone FROM site_zones WHERE site_id = $1", site_id)
+        if old is not None and old != zone.key:
+            await _move_site(connection, tenant_id, site_id, ZoneInfo(old), zone)
+            remade.append(site_id)
+        await connection.execute(
+            "INSERT INTO site_zones (tenant_id, site_id, zone) VALUES ($1, $2, $3)"
+            " ON CONFLICT (tenant_id, site_id) DO UPDATE SET zone = EXCLUDED.zone",
+            tenant_id,
+            site_id,
+            zone.key,
+        )
+    return remade
+
+
+async def _move_site(connection: Connection, tenant_id: str, site_id: str, old: ZoneInfo, new: ZoneInfo) -> None:
+    """The site's visits from their dates in `old` to their dates in `new`, in the database (no rows fetched)."""
+    for level in LEVELS:
+        await connection.execute(MOVE_SITE[level.counters], tenant_id, site_id, old.key, new.key)
+
+
+@dataclass(frozen=True)
+class RolledUp:
+    """Counters of one key of a level, and its dwell per minute."""
+
+    visits: int
+    unique_visitors: int
+    new_visitors: int
+    returning_visitors: int
+    returning_visits: int
+    dwell_seconds: float
+    dwell_minutes: dict[int, int]
+
+
+async def tenant_days(connection: Connection, first_day: date, end_day: date) -> dict[date, RolledUp]:
+    counters = await connection.fetch(
+        "SELECT * FROM tenant_days WHERE day >= $1 AND day < $2 AND visits <> 0", first_day, end_day
+    )
+    minutes = await connection.fetch(
+        "SELECT day, minute, visits FROM tenant_day_dwell WHERE day >= $1 AND day < $2 AND visits <> 0",
+        first_day,
+        end_day,
+    )
+    return _rolled_up(counters, minutes, lambda row: row["day"])
+
+
+async def tenant_months(connection: Connection, months: list[date]) -> dict[date, RolledUp]:
+    counters = await connection.fetch("SELECT * FROM tenant_months WHERE month = ANY($1::date[])", months)
+    minutes = await connection.fetch(
+        "SELECT month, minute, visits FROM tenant_month_dwell WHERE month = ANY($1::date[]) AND visits <> 0", months
+    )
+    return _rolled_up(counters, minutes, lambda row: row["month"])
+
+
+async def site_months(connection: Connection, month: date, sites: list[str]) -> dict[str, RolledUp]:
+    counters = await connection.fetch(
+        "SELECT * FROM site_months WHERE month = $1 AND site_id = ANY($2::text[])", month, sites
+    )
+    minutes = await connection.fetch(
+        "SELECT site_id, minute, visits FROM site_month_dwell WHERE month = $1 AND site_id = ANY($2::text[])"
+        " AND visits <> 0",
+        month,
+        sites,
+    )
+    return _rolled_up(counters, minutes, lambda row: row["site_id"])
+
+
+def _rolled_up(
+    counters: list[asyncpg.Record], minutes: list[asyncpg.Record], key: Callable[[asyncpg.Record], K]
+) -> dict[K, RolledUp]:
+    per_key: dict[K, dict[int, int]] = defaultdict(dict)
+    for row in minutes:
+        per_key[key(row)][row["minute"]] = row["visits"]
+    return {
+        key(row): RolledUp(
+            row["visits"],
+            row["unique_visitors"],
+            row["new_visitors"],
+            row["returning_visitors"],
+            row["returning_visits"],
+            row["dwell_seconds"],
+            per_key[key(row)],
+        )
+        for row in counters
+    }
+
+
+async def visitors_across_days(connection: Connection, first_day: date, end_day: date) -> tuple[int, int, int]:
+    """(unique, new, returning) visitors of the tenant across local dates `first_day` up to `end_day`: for a range
+    that is not whole months, from who visited each date."""
+    row = await connection.fetchrow(
+        "SELECT count(*) AS unique_visitors, count(*) FILTER (WHERE new_visits > 0) AS new_visitors,"
+        " count(*) FILTER (WHERE returning_visits > 0) AS returning_visitors"
+        " FROM (SELECT person_id, sum(new_visits) AS new_visits, sum(returning_visits) AS returning_visits"
+        "       FROM tenant_day_persons WHERE day >= $1 AND day < $2 AND visits > 0 GROUP BY person_id) p",
+        first_day,
+        end_day,
+    )
+    assert row is not None
+    return row["unique_visitors"], row["new_visitors"], row["returning_visitors"]
+
+
+async def visitors_across_months(connection: Connection, months: list[date]) -> tuple[int, int, int]:
+    """(unique, new, returning) visitors of the tenant across whole local months."""
+    row = await connection.fetchrow(
+        "SELECT count(*) AS unique_visitors, count(*) FILTER (WHERE new_visits > 0) AS new_visitors,"
+        " count(*) FILTER (WHERE returning_visits > 0) AS returning_visitors"
+        " FROM (SELECT person_id, sum(new_visits) AS new_visits, sum(returning_visits) AS returning_visits"
+        "       FROM tenant_month_persons WHERE month = ANY($1::date[]) AND visits > 0 GROUP BY person_id) p",
+        months,
+    )
+    assert row is not None
+    return row["unique_visitors"], row["new_visitors"], row["returning_visitors"]

@@ -1,0 +1,203 @@
+"""The rollups behind the tenant-wide report and the site comparison, on the real Postgres: after sightings in any
+order, merges, erasures, kind changes and a site's zone becoming known, they say what the visits say (the raw
+query over the visits is the oracle); and sightings folded in any order and batches give the visits of all."""
+
+import asyncio
+import random
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nats.aio.client import Client as NatsClient
+
+from schemas import PersonErased, PersonKind, PersonKindChanged, PersonsMerged
+from schemas.ids import new_event_id
+from services.common.postgres import tenant_transaction
+from services.reporting.adapters.postgres import Counts, VisitStore, _tenant_params, _tenant_query
+from services.reporting.bootstrap import Reporting
+from services.reporting.domain.visits import Sighting, VisitRules, sessionize_sightings
+from tests.support import new_tenant, register_site
+from tests.support_events import matched
+
+RULES = VisitRules(gap=timedelta(minutes=30), lookback=timedelta(days=90))
+ZONES = {"store-1": ZoneInfo("America/New_York"), "store-2": ZoneInfo("Europe/Berlin")}
+NOVEMBER = (date(2026, 11, 1), date(2026, 12, 1))
+
+
+async def raw(store: VisitStore, tenant: str, key: str, first: date, end: date) -> list[dict[str, object]]:
+    """The oracle: the report computed from the visits themselves."""
+    group = "GROUP BY 1" if key != "0" else ""
+    async with tenant_transaction(store._pool, tenant) as connection:
+        rows = await connection.fetch(_tenant_query(key, group), *_tenant_params(first, end, ZONES))
+    return [dict(row) for row in rows]
+
+
+async def november_dwells(store: VisitStore, tenant: str) -> list[float]:
+    """Every dwell (seconds) of the tenant's visits on November's local dates, shortest first."""
+    async with tenant_transaction(store._pool, tenant) as connection:
+        rows = await connection.fetch(
+            "SELECT extract(epoch FROM v.last_seen_at - v.started_at)::float8 AS dwell"
+            " FROM visits v JOIN unnest($1::text[], $2::text[]) AS z(site_id, zone) ON z.site_id = v.site_id"
+            " WHERE (v.started_at AT TIME ZONE z.zone)::date >= $3 AND (v.started_at AT TIME ZONE z.zone)::date < $4"
+            " ORDER BY 1",
+            list(ZONES),
+            [zone.key for zone in ZONES.values()],
+            *NOVEMBER,
+        )
+    return [row["dwell"] for row in rows]
+
+
+def comparable(counts: Counts) -> tuple[object, ...]:
+    avg = None if counts.dwell_seconds_avg is None else round(counts.dwell_seconds_avg, 3)
+    return (
+        counts.visits,
+        counts.unique_visitors,
+        counts.new_visitors,
+        counts.returning_visitors,
+        counts.returning_visits,
+        avg,
+        counts.dwell_distribution,
+    )
+
+
+def comparable_raw(row: dict[str, object]) -> tuple[object, ...]:
+    avg = row["dwell_seconds_avg"]
+    return (
+        row["visits"],
+        row["unique_visitors"],
+        row["new_visitors"],
+        row["returning_visitors"],
+        row["returning_visits"],
+        None if avg is None else round(float(avg), 3),  # type: ignore[arg-type]
+        tuple(row["dwell_distribution"]),  # type: ignore[arg-type]
+    )
+
+
+async def assert_rollups_match_visits(store: VisitStore, tenant: str) -> None:
+    days, total = await store.tenant_report(tenant, *NOVEMBER, ZONES)
+    expected_days = await raw(store, tenant, "day", *NOVEMBER)
+    assert [(d.day, comparable(d)) for d in days] == [(r["key"], comparable_raw(r)) for r in expected_days]
+    [expected_total] = await raw(store, tenant, "0", *NOVEMBER)
+    assert comparable(total) == comparable_raw(expected_total)
+    dwells = await november_dwells(store, tenant)
+    assert total.dwell_seconds_median is not None
+    assert abs(total.dwell_seconds_median - dwells[(len(dwells) - 1) // 2]) <= 60  # the median to the minute
+    sites = await store.site_comparison(tenant, *NOVEMBER, ZONES)
+    expected_sites = await raw(store, tenant, "site_id", *NOVEMBER)
+    assert [(s.site_id, comparable(s)) for s in sites] == [(r["key"], comparable_raw(r)) for r in expected_sites]
+    first_week = (date(2026, 11, 2), date(2026, 11, 9))  # not whole months: totals from who visited each date
+    _, week = await store.tenant_report(tenant, *first_week, ZONES)
+    [expected_week] = await raw(store, tenant, "0", *first_week)
+    assert comparable(week) == comparable_raw(expected_week)
+
+
+async def test_rollups_follow_sightings_operations_and_a_zone_becoming_known(reporting: Reporting) -> None:
+    store, tenant, rng = reporting.store, new_tenant(), random.Random(4)
+    persons = [uuid.uuid4() for _ in range(12)]
+    events = []
+    for person in persons:
+        for _ in range(6):
+            at = datetime(2026, 11, 2, 12, tzinfo=UTC) + timedelta(
+                days=rng.randrange(6), hours=rng.choice([0, 10, 13]), minutes=rng.randrange(50)
+            )
+            events.append(matched(tenant, person, at, site=rng.choice(list(ZONES))))
+    rng.shuffle(events)
+    # written before any report named the zones: counted in UTC, remade when the first report names them
+    for start in range(0, len(events), 7):
+        await store.record_sightings(events[start : start + 7], RULES)
+    await store.record_sightings(events[:5], RULES)  # redelivered
+    await assert_rollups_match_visits(store, tenant)
+
+    merged_away, target, erased, staff = persons[0], persons[1], persons[2], persons[3]
+    await store.merge_persons(
+        PersonsMerged(tenant_id=tenant, operation_id=new_event_id(), person_id=target, merged_person_ids=[merged_away]),
+        RULES,
+    )
+    await store.erase_person(PersonErased(tenant_id=tenant, operation_id=new_event_id(), person_id=erased), RULES)
+    await store.change_person_kind(
+        PersonKindChanged(tenant_id=tenant, operation_id=new_event_id(), person_id=staff, kind=PersonKind.STAFF),
+        RULES,
+    )
+    late = [matched(tenant, persons[4], datetime(2026, 11, 3, 3, 30, tzinfo=UTC), site="store-1")]
+    await store.record_sightings(late, RULES)
+    await assert_rollups_match_visits(store, tenant)
+
+
+@st.composite
+def sighting_batches(draw: st.DrawFn) -> tuple[list[tuple[int, int]], list[list[int]]]:
+    """(person, minute) sightings of 3 persons, and the batches they arrive in: shuffled, some twice."""
+    sightings = draw(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 600)), min_size=1, max_size=25))
+    indexes = list(range(len(sightings)))
+    order = draw(st.permutations(indexes + draw(st.lists(st.sampled_from(indexes), max_size=5))))
+    size = draw(st.integers(1, 8))
+    return sightings, [order[i : i + size] for i in range(0, len(order), size)]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=sighting_batches())
+async def test_any_order_through_the_store_gives_the_visits_of_all_sightings(
+    reporting: Reporting, case: tuple[list[tuple[int, int]], list[list[int]]]
+) -> None:
+    store, tenant = reporting.store, new_tenant()
+    persons = [uuid.uuid4() for _ in range(3)]
+    start = datetime(2026, 11, 2, 8, tzinfo=UTC)
+    sightings, batches = case
+    events = [matched(tenant, persons[p], start + timedelta(minutes=m)) for p, m in sightings]
+    for batch in batches:
+        await store.record_sightings([events[i] for i in batch], RULES)
+    stored = await store.list_visits(tenant, "store-1", start - timedelta(days=1), start + timedelta(days=2))
+    for p, person in enumerate(persons):
+        expected = sessionize_sightings(
+            [Sighting(e.event_id, e.captured_at) for e, (q, _) in zip(events, sightings, strict=True) if q == p], RULES
+        )
+        assert [visit for owner, visit in stored if owner == person] == expected
+    await assert_rollups_match_visits(store, tenant)
+
+
+async def test_tenant_report_and_site_comparison_routes(
+    reporting: Reporting, nats_connection: NatsClient, make_token: Callable[..., str]
+) -> None:
+    store, tenant = reporting.store, new_tenant()
+    for site, zone in ZONES.items():
+        await register_site(nats_connection, tenant, site, zone.key)
+    for _ in range(100):  # the service's mirror of the registry follows the bucket
+        if len(reporting.app.state.site_zones.sites_of(tenant)) == len(ZONES):
+            break
+        await asyncio.sleep(0.1)
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    # 03:30 UTC on Nov 3: Nov 2 in New York, Nov 3 in Berlin; alice at both sites, bob in Berlin twice
+    at = datetime(2026, 11, 3, 3, 30, tzinfo=UTC)
+    await store.record_sightings(
+        [
+            matched(tenant, alice, at, site="store-1"),
+            matched(tenant, alice, at + timedelta(minutes=20), site="store-1"),
+            matched(tenant, alice, at, site="store-2"),
+            matched(tenant, bob, at, site="store-2"),
+            matched(tenant, bob, at + timedelta(days=1), site="store-2"),
+        ],
+        RULES,
+    )
+    transport = httpx.ASGITransport(app=reporting.app)
+    headers = {"authorization": f"Bearer {make_token(tenant, ['analyst'])}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://reporting", headers=headers) as client:
+        body = (await client.get("/v1/reports/tenant", params={"from": "2026-11-01", "to": "2026-11-30"})).json()
+        sites = (await client.get("/v1/reports/sites", params={"from": "2026-11-01", "to": "2026-11-30"})).json()
+        backwards = await client.get("/v1/reports/sites", params={"from": "2026-11-30", "to": "2026-11-01"})
+    days = {
+        p["day"]: (p["visits"], p["unique_visitors"], p["new_visitors"], p["returning_visitors"])
+        for p in body["periods"]
+    }
+    assert days == {"2026-11-02": (1, 1, 1, 0), "2026-11-03": (2, 2, 2, 0), "2026-11-04": (1, 1, 0, 1)}
+    totals = body["totals"]
+    assert (totals["visits"], totals["unique_visitors"], totals["returning_visitors"]) == (4, 2, 1)
+    assert totals["visits_per_visitor"] == 2 and totals["returning_rate"] == 0.5
+    assert [(s["site_id"], s["visits"], s["unique_visitors"]) for s in sites["sites"]] == [
+        ("store-1", 1, 1),
+        ("store-2", 3, 2),
+    ]
+    assert sites["sites"][0]["dwell_seconds_avg"] == 1200 and sites["sites"][0]["dwell_distribution"]["15m_30m"] == 1
+    assert backwards.status_code == 422
