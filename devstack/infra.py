@@ -42,6 +42,19 @@ class ManagedProcess:
             self._log.close()
 
 
+def check_port_free(port: int, owner: str) -> None:
+    """Refuse to start `owner` on a port something else listens on: a stale server there would be used instead
+    (a NATS from an earlier run, its data directory gone, answering every publish with a timeout)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise InfraError(
+                f"port {port} for {owner} is taken ({error.strerror}): stop what listens there "
+                f"(`ss -ltnp 'sport = :{port}'` shows it; often a stale process of an earlier run)"
+            ) from error
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -69,15 +82,18 @@ def spawn(name: str, command: list[str], log_dir: Path, env: dict[str, str] | No
 
 
 def wait_for_port(managed: ManagedProcess, port: int, timeout: float = 30) -> None:
+    """Return once `managed` listens on `port`; else stop it and raise (a failed start leaves nothing running)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if managed.process.poll() is not None:
+            managed.stop()
             raise InfraError(f"{managed.name} exited with {managed.process.returncode}; see {managed.log_path}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
+    managed.stop()
     raise InfraError(f"{managed.name} did not listen on port {port} within {timeout:.0f}s; see {managed.log_path}")
 
 
@@ -87,6 +103,7 @@ def start_nats(
     """nats-server with JetStream storing under `data_dir`, in operator mode with `trust` (anonymous connections
     are refused; account JWTs live in `data_dir/jwt`); returns its URL. `max_payload` (bytes) replaces the
     server's 1 MiB default."""
+    check_port_free(port, "nats-server")
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / "nats-server.conf"
     text = server_config(trust, port, data_dir, data_dir / "jwt")
@@ -122,6 +139,7 @@ def start_postgres(data_dir: Path, database: str = "revisit") -> EmbeddedPostgre
 def start_s3(data_dir: Path, log_dir: Path, port: int) -> tuple[str, ManagedProcess]:
     """Our dev S3 server (devstack/s3_server.py) keeping its objects in `data_dir`, so a restart finds them
     (a file, not a replayed log); returns its endpoint."""
+    check_port_free(port, "the S3 server")
     command = [
         sys.executable, "-m", "devstack.s3_server", "--data", str(data_dir), "--port", str(port),
         "--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY,
