@@ -5,13 +5,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 SOURCE ?=
 
-.PHONY: help install dev test lint format bench asyncapi schemas models constraints clean
+.PHONY: help install dev test lint format bench chaos asyncapi schemas models constraints clean
 
 help:
 	@echo "make dev      run infrastructure, all services and the demo edge (SOURCE=video|folder|rtsp to feed your own)"
 	@echo "make test     install what is missing, then lint, type-check and run every test"
 	@echo "make lint     ruff, ruff format --check, mypy, exported contracts up to date"
 	@echo "make bench    benchmarks; figures printed and written to docs/BENCHMARKS.md"
+	@echo "make chaos    20,000 events through kill -9s, NATS and Postgres restarts and a 10-minute offline edge (slow)"
 	@echo "make models   download the published model pack with sha256 checks (needs the internet)"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -43,6 +44,10 @@ test: lint
 
 bench: install
 	$(PY) -m bench
+
+# CHAOS_EVENTS, CHAOS_OFFLINE_SECONDS, CHAOS_KILLS (per service), CHAOS_RATE (events/s) change the run
+chaos: install
+	$(PY) -m bench.chaos
 
 schemas: install
 	$(PY) -m schemas.export

@@ -184,7 +184,8 @@ class PipelineStack:
 
     def restart_nats(self) -> None:
         assert self.nats is not None
-        os.kill(self.nats.process.pid, signal.SIGKILL)
+        if self.nats.process.poll() is None:
+            os.kill(self.nats.process.pid, signal.SIGKILL)
         self.nats.process.wait()
         self.nats.stop()
         _, self.nats = start_nats(self.folder / "nats", self.logs, self.nats_port, self.trust)

@@ -46,6 +46,7 @@ def check_port_free(port: int, owner: str) -> None:
     """Refuse to start `owner` on a port something else listens on: a stale server there would be used instead
     (a NATS from an earlier run, its data directory gone, answering every publish with a timeout)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: only a listener is in the way
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as error:
