@@ -105,8 +105,12 @@ def throughput(stack: PipelineStack, crops: bool) -> dict[str, object]:
     finished.set()
     probe.join()
     elapsed = done - sent_at[0]
-    usage = {
-        name: (100 * (after[name].cpu_seconds - before[name].cpu_seconds) / (done - started), after[name].rss_bytes)
+    usage = {  # share of one core over the burst, CPU milliseconds per event, resident memory at the end
+        name: (
+            100 * (after[name].cpu_seconds - before[name].cpu_seconds) / (done - started),
+            1000 * (after[name].cpu_seconds - before[name].cpu_seconds) / workload.events,
+            after[name].rss_bytes,
+        )
         for name in after
         if name in before
     }
@@ -165,8 +169,13 @@ def usage_rows(crops_on: dict[str, object], crops_off: dict[str, object]) -> lis
     on, off = crops_on["usage"], crops_off["usage"]
     assert isinstance(on, dict) and isinstance(off, dict)
     return [
-        [name, f"{on[name][0]:.0f}%", f"{off[name][0]:.0f}%", f"{max(on[name][1], off[name][1]) / 2**20:.0f} MiB"]
-        for name in sorted(on, key=lambda n: -on[n][0])
+        [
+            name,
+            f"{on[name][0]:.0f}% ({on[name][1]:.2f} ms/event)",
+            f"{off[name][0]:.0f}% ({off[name][1]:.2f} ms/event)",
+            f"{max(on[name][2], off[name][2]) / 2**20:.0f} MiB",
+        ]
+        for name in sorted(on, key=lambda n: -on[n][1])
     ]
 
 
@@ -214,12 +223,13 @@ def main() -> None:
                 ],
             ),
             table(
-                ["process", "CPU, crops on (% of one core)", "CPU, crops off", "RSS (max)"],
+                ["process", "CPU crops on: % of one core (CPU per event)", "CPU crops off", "RSS (max)"],
                 usage_rows(crops_on, crops_off),
             ),
             f"Load average (1, 5, 15 min) before: {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f}, "
             f"after: {load_after[0]:.1f} {load_after[1]:.1f} {load_after[2]:.1f} (2 cores; other work on the machine "
-            "shows here). The consumer that drains last (its backlog peaking near the whole burst) is the stage "
+            "shows here; CPU per event is the figure that load changes least). The consumer that drains last "
+            "(its backlog peaking near the whole burst) is the stage "
             "that limits the rate. Re-run alone: `python -m bench pipeline` "
             "(BENCH_PIPELINE_PEOPLE, BENCH_PIPELINE_VISITS).",
         ]
