@@ -49,7 +49,7 @@ def unit(rows: np.ndarray) -> np.ndarray:
 
 
 def crop_jpeg(rng: np.random.Generator) -> bytes:
-    """A 112x112 JPEG of about the size an edge's face crop has (10-20 KB)."""
+    """A 112x112 face-sized JPEG (about 5 KB)."""
     gradient = np.linspace(0, 200, 112, dtype=np.float32)[None, :, None] + rng.normal(0, 12, (112, 112, 3))
     ok, encoded = cv2.imencode(".jpg", np.clip(gradient, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert ok
