@@ -38,6 +38,11 @@ from schemas.ids import new_event_id
 from services.common.auth import issue_token
 
 SITE, CAMERA, DIM = "store-1", "entrance", 128
+MAX_PERSON_COSINE = 0.28
+"""Two synthetic people's faces are at most this similar, so their noisy sightings (cosine about 0.98 to their
+own face) stay well below the matcher's 0.40 threshold for anyone else: drawn at random, 500 faces in 128
+dimensions already have a pair at 0.40, which the matcher rightly takes for one person, and the truth of the
+workload would no longer be exact."""
 VISIT_SPACING = timedelta(minutes=40)  # more than reporting's 30-minute visit gap: every sighting is a visit
 PAGE_SIZE = 4096
 """Clock ticks per second of /proc/<pid>/stat and bytes of a page of its statm."""
@@ -46,6 +51,21 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def unit(rows: np.ndarray) -> np.ndarray:
     return (rows / np.linalg.norm(rows, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def separated_faces(rng: np.random.Generator, count: int) -> np.ndarray:
+    """`count` random unit faces, no two with a cosine above MAX_PERSON_COSINE (drawn in blocks, kept greedily)."""
+    kept = np.empty((0, DIM), dtype=np.float32)
+    while len(kept) < count:
+        block = unit(rng.normal(size=(256, DIM)))
+        if len(kept):
+            block = block[(block @ kept.T).max(axis=1) <= MAX_PERSON_COSINE]
+        for candidate in block:
+            if len(kept) == count:
+                break
+            if not len(kept) or float((kept[-256:] @ candidate).max()) <= MAX_PERSON_COSINE:
+                kept = np.vstack([kept, candidate[None, :]])
+    return kept
 
 
 def crop_jpeg(rng: np.random.Generator) -> bytes:
@@ -81,11 +101,11 @@ class Workload:
 
     def build(self) -> list[FaceDetected]:
         rng = np.random.default_rng(self.seed)
-        faces = unit(rng.normal(size=(self.people, DIM)))
+        faces = separated_faces(rng, self.people)
         crop = crop_jpeg(rng) if self.crops else None
         events = []
         for visit in range(self.visits):
-            vectors = unit(faces + 0.33 * rng.normal(size=faces.shape) / np.sqrt(DIM))  # cosine ~0.9 to the face
+            vectors = unit(faces + 0.2 * rng.normal(size=faces.shape) / np.sqrt(DIM))  # cosine ~0.98 to the face
             for person, vector in enumerate(vectors):
                 at = self.first_visit + visit * VISIT_SPACING + timedelta(milliseconds=person)
                 events.append(self.detected(vector, at, crop))
