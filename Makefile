@@ -11,13 +11,14 @@ AXE_VERSION := 4.14.1
 AXE := $(BROWSER_DIR)/node_modules/axe-core/axe.min.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install tools browser dev test lint format bench asyncapi schemas chart-schema models constraints clean
+.PHONY: help install tools browser dev test lint format bench chaos asyncapi schemas chart-schema models constraints clean
 
 help:
 	@echo "make dev      run infrastructure, all services and the demo edge (SOURCE=video|folder|rtsp to feed your own)"
 	@echo "make test     install what is missing, then lint, type-check and run every test"
 	@echo "make lint     ruff, ruff format --check, mypy, hadolint, exported contracts and chart schema up to date"
 	@echo "make bench    benchmarks; figures printed and written to docs/BENCHMARKS.md"
+	@echo "make chaos    20,000 events through kill -9s, NATS and Postgres restarts and a 10-minute offline edge (slow)"
 	@echo "make browser  install chromium (apt) and axe-core (npm) for the console's browser tests"
 	@echo "make models   download the published model pack with sha256 checks (needs the internet)"
 
@@ -71,6 +72,10 @@ test: lint tools browser
 
 bench: install
 	$(PY) -m bench
+
+# CHAOS_EVENTS, CHAOS_OFFLINE_SECONDS, CHAOS_KILLS (per service), CHAOS_RATE (events/s) change the run
+chaos: install
+	$(PY) -m bench.chaos
 
 schemas: install
 	$(PY) -m schemas.export

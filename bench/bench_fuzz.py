@@ -54,7 +54,7 @@ def run(folder: Path) -> list[FuzzReport]:
     users = write_user_credentials(trust, folder / "nats-users")
     url, nats_process = start_nats(folder / "nats", folder / "logs", free_port(), trust)
     postgres = start_postgres(folder / "postgres")
-    s3, s3_process = start_s3(folder / "logs", free_port())
+    s3, s3_process = start_s3(folder / "s3", folder / "logs", free_port())
     try:
         target = FuzzTarget(
             nats_url=url,

@@ -138,7 +138,7 @@ def stack_figures(folder: Path) -> list[list[object]]:
     users = write_user_credentials(trust, folder / "nats-users")
     url, nats_process = start_nats(folder / "nats", folder / "logs", free_port(), trust)
     postgres = start_postgres(folder / "postgres")
-    s3, s3_process = start_s3(folder / "logs", free_port())
+    s3, s3_process = start_s3(folder / "s3", folder / "logs", free_port())
     keys = load_or_create_keys(folder / "keys")
     ports = {name: free_port() for name in SERVICE_NAMES}
     processes = start_services(

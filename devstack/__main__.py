@@ -51,13 +51,14 @@ DEV_NATS_PORT, DEV_S3_PORT = 14222, 19000
 
 
 def start_infrastructure(
-    data: Path, stoppers: list[ManagedProcess], trust: NatsTrust
-) -> tuple[Endpoints, list[EmbeddedPostgres]]:
-    """Reuse the endpoints given in the environment; start the embedded default for the others.
+    data: Path, stoppers: list[ManagedProcess], others: list[EmbeddedPostgres], trust: NatsTrust
+) -> Endpoints:
+    """Reuse the endpoints given in the environment; start the embedded default for the others, each added to
+    `stoppers` or `others` as soon as it runs, so a later failure stops it.
 
     The embedded NATS runs with `trust` and each service gets its own user; a NATS given in REVISIT_NATS_URL
     comes with its one user in REVISIT_NATS_CREDENTIALS (if it needs one), which every process inherits."""
-    logs, others = data / "logs", list[EmbeddedPostgres]()
+    logs = data / "logs"
     nats_url, nats_users = os.environ.get("REVISIT_NATS_URL"), dict[str, Path]()
     if not nats_url:
         nats_url, nats = start_nats(data / "nats", logs, DEV_NATS_PORT, trust)
@@ -70,14 +71,14 @@ def start_infrastructure(
         others.append(postgres)
     s3_endpoint = os.environ.get("REVISIT_S3_ENDPOINT_URL")
     if not s3_endpoint:
-        s3_endpoint, s3 = start_s3(logs, DEV_S3_PORT, recording=data / "s3" / "requests.jsonl")
+        s3_endpoint, s3 = start_s3(data / "s3", logs, DEV_S3_PORT)
         stoppers.append(s3)
     milvus_uri = os.environ.get("REVISIT_MILVUS_URI")
     if not milvus_uri:  # Milvus Lite on a local file
         (data / "milvus").mkdir(parents=True, exist_ok=True)
         milvus_uri = str(data / "milvus" / "faces.db")
     authority = device_authority_environment(trust, nats_url, nats_users[SYSTEM_USER]) if nats_users else {}
-    return Endpoints(nats_url, postgres_dsn, s3_endpoint, milvus_uri, nats_users, authority), others
+    return Endpoints(nats_url, postgres_dsn, s3_endpoint, milvus_uri, nats_users, authority)
 
 
 def demo_device_credentials(token: str, endpoints: Endpoints, data: Path) -> Path | None:
@@ -162,10 +163,11 @@ def print_newcomer_lines(token: str, endpoints: Endpoints, data: Path) -> None:
 def up(source: str | None, data: Path) -> None:
     started = time.monotonic()
     processes: list[ManagedProcess] = []
+    others: list[EmbeddedPostgres] = []
     trust = load_or_create_trust(data / "keys" / "nats")
-    endpoints, others = start_infrastructure(data, processes, trust)
     keys = load_or_create_keys(data / "keys")
     try:
+        endpoints = start_infrastructure(data, processes, others, trust)
         services = start_services(endpoints, keys, DEFAULT_PORTS, data / "logs")
         processes.extend(services)
         wait_until_ready(services, DEFAULT_PORTS)

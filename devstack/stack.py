@@ -15,7 +15,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from devstack.infra import S3_ACCESS_KEY, S3_SECRET_KEY, InfraError, ManagedProcess, spawn
+from devstack.infra import S3_ACCESS_KEY, S3_SECRET_KEY, InfraError, ManagedProcess, check_port_free, spawn
 
 SERVICE_NAMES = ("ingest", "matcher", "identity", "reporting", "audit")
 RETENTION_SERVICES = ("ingest", "matcher", "identity", "reporting")
@@ -134,7 +134,10 @@ def service_environment(
 def start_services(
     endpoints: Endpoints, keys: SigningKeys, ports: dict[str, int], log_dir: Path, environment: str = "dev"
 ) -> list[ManagedProcess]:
-    """Each service as its own process (`python -m services.<name>`), as in production."""
+    """Each service as its own process (`python -m services.<name>`), as in production. A taken port stops the
+    start before any is spawned: a stale service there would answer /readyz for the new one."""
+    for name in SERVICE_NAMES:
+        check_port_free(ports[name], f"service {name}")
     python = sys.executable
     asyncio.run(create_audit_login(endpoints.postgres_dsn))
     return [

@@ -1,7 +1,9 @@
 """`python -m edge run ...` / `revisit-edge run ...`: the edge CLI (and `enrol-staff`).
 
 Exit codes: 0 the sources ended and every event was acknowledged; 1 events are left in the outbox (they
-are sent at the next start); 2 the edge cannot start (settings, model pack, source or NATS), one line why.
+are sent at the next start); 2 the edge cannot start (settings, model pack, source or NATS), one line why;
+130 Ctrl-C or SIGTERM stopped a file source (image folder, video) before its end, with a line saying how far it
+got (a live stream stopped so exits 0 or 1).
 """
 
 import argparse

@@ -31,6 +31,8 @@ log = get_logger(__name__)
 
 EXIT_OK = 0
 EXIT_NOT_DELIVERED = 1
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (or SIGTERM) before a file source's end: not a full run, whatever was delivered (128 + SIGINT)."""
 
 
 @dataclass
@@ -39,6 +41,8 @@ class CameraRun:
     frames: Iterator[Frame]
     kind: SourceKind
     stopping: threading.Event
+    camera_id: str = ""
+    source: str = ""
 
 
 @dataclass
@@ -51,6 +55,7 @@ class Edge:
     staff_watchers: list[StaffGalleryWatcher] = field(default_factory=list)
     metrics_server: ThreadingHTTPServer | None = None
     progress: Progress = field(init=False)
+    interrupted: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.progress = Progress([run.pipeline for run in self.runs], self.relay, self.outbox)
@@ -70,7 +75,10 @@ class Edge:
         finally:
             for task in (relay_task, progress_task, cameras, *watches):
                 task.cancel()
-        print(self.progress.line("done"), file=sys.stderr)
+        print(self.progress.line("interrupted" if self.interrupted else "done"), file=sys.stderr)
+        cut_short = self.cut_short_files()
+        for line in cut_short:
+            print(line, file=sys.stderr)
         if remaining:
             log.error("outbox_not_drained", remaining=remaining, outbox=str(self.settings.outbox_path))
             print(
@@ -78,13 +86,27 @@ class Edge:
                 file=sys.stderr,
             )
             return EXIT_NOT_DELIVERED
-        return EXIT_OK
+        return EXIT_INTERRUPTED if cut_short else EXIT_OK
+
+    def cut_short_files(self) -> list[str]:
+        """One line per file source a stop signal cut short: how far it got. A live stream has no end, so a signal
+        is how it stops normally; a file has one, and a run stopped before it is not a full run."""
+        if not self.interrupted:
+            return []
+        return [
+            f"interrupted: camera {run.camera_id} stopped after {run.pipeline.counters.frames} frames of {run.source} "
+            f"(last: {run.pipeline.counters.last_frame or 'none'}); its events so far are delivered or in the outbox. "
+            "A new run starts the source from its first frame and publishes those frames' faces again as new events"
+            for run in self.runs
+            if run.kind is not SourceKind.STREAM
+        ]
 
     async def _run_cameras(self) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
 
         def stop_cameras() -> None:
+            self.interrupted = True
             stop.set()
             for run in self.runs:
                 run.stopping.set()  # ends a live stream's reconnect wait in its frame thread
@@ -163,7 +185,7 @@ def build_runs(
         frames = open_source(
             camera.source, clock_start, settings.frame_interval_seconds, stream_options(settings, camera, stopping)
         )
-        runs.append(CameraRun(pipeline, frames, kind, stopping))
+        runs.append(CameraRun(pipeline, frames, kind, stopping, camera.camera_id, camera.source))
     return runs
 
 

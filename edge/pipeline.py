@@ -63,6 +63,8 @@ class PipelineCounters:
     tracks: int = 0
     events: int = 0
     staff_filtered: int = 0
+    last_frame: str = ""
+    """The last frame processed (an image file, or `frame <n>`): how far a source got."""
 
 
 def tracker_tuning(settings: EdgeSettings) -> TrackerTuning:
@@ -111,6 +113,7 @@ class CameraPipeline:
         detections = [d for d in self._detector.detect(frame.image) if self._accept(d)]
         DETECT_SECONDS.observe(time.perf_counter() - started)
         self._count(frames=1, faces=len(detections))
+        self.counters.last_frame = frame.name
         candidates = [self._candidate(d, frame, [o.box for o in detections if o is not d]) for d in detections]
         if self._tracker is None:
             return self._embed_and_build([(self._new_untracked_id(), [c]) for c in candidates if self._good(c)])

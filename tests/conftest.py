@@ -149,7 +149,7 @@ async def _create_database(admin_dsn: str, database: str) -> None:
 
 @pytest.fixture(scope="session")
 def s3_endpoint(run_dir: Path) -> Iterator[str]:
-    endpoint, process = start_s3(run_dir / "logs", free_port())
+    endpoint, process = start_s3(run_dir / "s3", run_dir / "logs", free_port())
     yield endpoint
     process.stop()
 

@@ -68,10 +68,15 @@ async def declare_streams(connection: NatsClient, specs: Sequence[StreamSpec], r
 
 
 def durable_pull(
-    stream: StreamSpec, durable: str, subject: str, max_deliveries: int, fetch_batch: int = 32
+    stream: StreamSpec, durable: str, subject: str, max_deliveries: int, fetch_batch: int = 32, workers: int = 1
 ) -> dict[str, Any]:
-    """Subscriber options for a durable pull consumer with manual acks and bounded redeliveries."""
+    """Subscriber options for a durable pull consumer with manual acks and bounded redeliveries.
+
+    With `workers` > 1, that many messages are handled at once (each still acked after its own handler
+    returned, by the guard); only for handlers whose messages do not depend on each other's order."""
+    concurrency = {"max_workers": workers} if workers > 1 else {}
     return {
+        **concurrency,
         "subject": subject,
         "stream": JStream(stream.name, declare=False),
         "durable": durable,

@@ -58,7 +58,12 @@ async def bootstrap(settings: IngestSettings) -> AsyncIterator[Ingest]:
 
     broker = await connect_broker(settings, SERVICE, STREAMS, refuse)
     crops = CropStore(
-        settings.s3_endpoint_url, settings.s3_bucket, settings.s3_region, settings.s3_access_key, settings.s3_secret_key
+        settings.s3_endpoint_url,
+        settings.s3_bucket,
+        settings.s3_region,
+        settings.s3_access_key,
+        settings.s3_secret_key,
+        connections=settings.consumer_workers,
     )
     try:
         async with crops:

@@ -15,6 +15,13 @@ class IngestSettings(RestServiceSettings, RetentionSettings):
     s3_region: str = Field("us-east-1", description="Region name the S3 client signs with")
     s3_access_key: str = Field(description="S3 access key (from a Secret)")
     s3_secret_key: str = Field(description="S3 secret key (from a Secret)")
+    consumer_workers: int = Field(
+        64,
+        ge=1,
+        le=1024,
+        description="Detected faces handled at once: each waits on S3 and NATS round trips, not on the CPU, so "
+        "one at a time would leave ingest idle (each is still acknowledged after its own crop and event are stored)",
+    )
     max_crop_bytes: int = Field(256 * 1024, ge=1024, description="Larger crops are rejected")
     max_clock_skew_seconds: int = Field(300, ge=0, description="Sightings further in the future are rejected")
     outbox_max_age_seconds: int = Field(

@@ -28,7 +28,12 @@ def register_consumers(
     broker: NatsBroker, settings: IngestSettings, registry: Registry, crops: CropStore, publish: EventPublisher
 ) -> None:
     options = durable_pull(
-        subjects.FACES_DETECTED_STREAM, DURABLE, subjects.FACES_DETECTED_ALL, settings.max_deliveries
+        subjects.FACES_DETECTED_STREAM,
+        DURABLE,
+        subjects.FACES_DETECTED_ALL,
+        settings.max_deliveries,
+        fetch_batch=settings.consumer_workers,
+        workers=settings.consumer_workers,
     )
 
     @broker.subscriber(**options, title="ingest:faces.detected", description="Validate, store the crop, republish.")

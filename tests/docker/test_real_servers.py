@@ -1,7 +1,7 @@
 """The extra lane: the adapters against a real MinIO and a Milvus standalone server (testcontainers).
 
 It runs where a Docker engine answers and is skipped, with the reason, everywhere else; the main suite
-never needs Docker (it uses Milvus Lite and moto's S3 server through the same adapter code)."""
+never needs Docker (it uses Milvus Lite and the dev S3 server (devstack/s3_server.py) through the same adapter code)."""
 
 import uuid
 from collections.abc import Iterator

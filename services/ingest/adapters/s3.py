@@ -1,11 +1,23 @@
-"""The crops bucket, through aioboto3 (MinIO in production, any S3 API in tests)."""
+"""The crops bucket (MinIO in production, the dev S3 server in tests and `make dev`): through aioboto3, except
+the one call made per face, storing its crop, which botocore's own SigV4 signer signs and aiohttp sends.
 
+Why the exception: aiobotocore spends about 2.4 ms of CPU on every call (its endpoint rules are evaluated per
+object key, its user agent rebuilt), which alone would cap ingest at a few hundred crops a second per core; the
+signed PUT costs about a third of that (docs/BENCHMARKS.md, "Embedded S3"). Same request on the wire, path-style,
+as identity's presigned links already are."""
+
+import hashlib
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 
 import aioboto3
+import aiohttp
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 
@@ -13,27 +25,48 @@ class CropDeletionFailed(RuntimeError):
     """S3 refused to delete some crops (a transient or permission error): the batch is retried."""
 
 
+class CropNotStored(RuntimeError):
+    """S3 answered a crop's PUT with an error (the message is retried with backoff, then dead-lettered)."""
+
+
 class CropStore:
     """Stores and deletes face crops; the bucket is created at start if it does not exist."""
 
-    def __init__(self, endpoint_url: str, bucket: str, region: str, access_key: str, secret_key: str) -> None:
-        self._bucket = bucket
+    def __init__(
+        self, endpoint_url: str, bucket: str, region: str, access_key: str, secret_key: str, connections: int = 10
+    ) -> None:
+        self._bucket, self._connections = bucket, connections
         self._session = aioboto3.Session(
             aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
         )
         self._endpoint_url = endpoint_url
         self._client: Any = None
         self._client_context: Any = None
+        self._signer = S3SigV4Auth(Credentials(access_key, secret_key), "s3", region)
+        self._http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
-        config = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
+        config = Config(
+            connect_timeout=3,
+            read_timeout=10,
+            retries={"max_attempts": 3, "mode": "standard"},
+            max_pool_connections=self._connections,  # one per crop stored at once, or puts queue for a connection
+        )
         self._client_context = self._session.client("s3", endpoint_url=self._endpoint_url, config=config)
         self._client = await self._client_context.__aenter__()
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._connections),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=3, sock_read=10
+            ),  # waiting for a connection is not a fault
+        )
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._http is not None:
+            await self._http.close()
         await self._client_context.__aexit__(exc_type, exc, tb)
 
     async def ensure_bucket(self) -> None:
@@ -45,8 +78,17 @@ class CropStore:
             await self._client.create_bucket(Bucket=self._bucket)
 
     async def put_crop(self, key: str, jpeg: bytes) -> None:
-        """Idempotent: the key is derived from the event id, so a redelivery overwrites the same object."""
-        await self._client.put_object(Bucket=self._bucket, Key=key, Body=jpeg, ContentType="image/jpeg")
+        """Idempotent: the key is derived from the event id, so a redelivery overwrites the same object. Raises
+        CropNotStored with S3's answer if it is not a success."""
+        assert self._http is not None, "use the store inside `async with`"
+        url = f"{self._endpoint_url.rstrip('/')}/{self._bucket}/{quote(key, safe='/-_.~')}"
+        headers = {"Content-Type": "image/jpeg", "X-Amz-Content-SHA256": hashlib.sha256(jpeg).hexdigest()}
+        request = AWSRequest(method="PUT", url=url, data=jpeg, headers=headers)
+        self._signer.add_auth(request)
+        async with self._http.put(url, data=jpeg, headers=dict(request.headers.items())) as response:
+            if response.status != 200:
+                answer = (await response.text())[:500]
+                raise CropNotStored(f"PUT {key}: S3 answered {response.status}: {answer}")
 
     async def get_crop(self, key: str) -> bytes:
         response = await self._client.get_object(Bucket=self._bucket, Key=key)

@@ -1,6 +1,7 @@
 """`python -m edge run` as an operator runs it: exit codes and one clear line when it cannot start."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -63,3 +64,32 @@ def test_a_video_runs_to_the_end_and_exits_0(shared, nats_url, mint_device, tmp_
     counters = dict(item.split("=") for item in summary.split("] ")[1].split())
     assert counters["frames"] == "46" and counters["outbox"] == "0"
     assert 0 < int(counters["events"]) == int(counters["published"]) < int(counters["faces"]) / 4
+
+
+def test_ctrl_c_on_a_file_source_exits_130_and_says_how_far_it_got(shared, nats_url, mint_device, tmp_path):
+    """Before, an interrupted folder exited 0 like a full run, and a restart republished everything."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("REVISIT_EDGE_", "REVISIT_NATS"))}
+    env["PYTHONPATH"] = str(REPO)
+    command = [
+        sys.executable, "-m", "edge", "run", "--tenant", "t1", "--site", "s1", "--camera", "c1",
+        "--source", str(shared / "faces" / "misc" / "short_hamilton_clip.mp4"),
+        "--model-dir", str(shared / "models"),
+        "--nats-url", nats_url,
+        "--nats-credentials", str(mint_device("t1", "s1", ("c1",))),
+        "--fps", "25",
+        "--outbox", str(tmp_path / "outbox.db"),
+        "--metrics-port", "0",
+    ]  # fmt: skip
+    edge = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    assert edge.stderr is not None
+    for line in edge.stderr:  # the first progress line: models loaded, frames flowing
+        if line.startswith("[edge running]"):
+            break
+    edge.send_signal(signal.SIGINT)
+    rest = edge.stderr.read()
+    assert edge.wait(60) == 130, rest
+    interrupted = [line for line in rest.splitlines() if line.startswith("interrupted: camera c1 stopped after ")]
+    assert len(interrupted) == 1, rest
+    frames = int(interrupted[0].split(" stopped after ")[1].split()[0])
+    assert 0 < frames < 230  # the clip has about 230 frames at 25 fps: it got part of the way
+    assert "(last: frame " in interrupted[0]

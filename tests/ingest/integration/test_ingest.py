@@ -1,5 +1,6 @@
 """Ingest against real NATS JetStream and a real S3 server."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -211,3 +212,35 @@ async def test_events_of_unregistered_sites_cameras_and_models_are_refused_with_
         answer = await client.post("/v1/faces", content=refused[0].to_json_bytes(), headers=device)
     assert answer.status_code == 422 and "PUT /v1/sites" in answer.json()["detail"]
     assert await ingest.crops.keys_under(f"{tenant}/") == []
+
+
+async def test_a_burst_is_handled_concurrently_each_face_once(
+    ingest: Ingest, nats_connection: NatsClient, detected: Detected
+) -> None:
+    """REVISIT_CONSUMER_WORKERS faces at once: every crop stored and every face announced exactly once, and the
+    consumer left with nothing pending or unacknowledged (each ack came after its own crop and event)."""
+    assert ingest.settings.consumer_workers > 1
+    tenant = await registered_tenant(nats_connection)
+    events = [detected(tenant) for _ in range(300)]
+    js = nats_connection.jetstream()
+    redelivered_before = (await js.consumer_info(subjects.FACES_DETECTED_STREAM.name, "ingest")).num_redelivered
+    await asyncio.gather(
+        *(
+            js.publish(
+                subjects.face_detected(tenant, "store-1", "entrance"),
+                event.to_json_bytes(),
+                headers={"Nats-Msg-Id": str(event.event_id)},
+            )
+            for event in events
+        )
+    )
+    messages = await collect_messages(nats_connection, subjects.face_ingested(tenant, "store-1"), 300, timeout=60)
+    announced = [FaceIngested.model_validate_json(message.data).source_event_id for message in messages]
+    assert sorted(announced) == sorted(event.event_id for event in events)
+    assert len(await ingest.crops.keys_under(f"{tenant}/")) == 300
+    for _ in range(50):  # the last acks follow their announcements by a moment
+        info = await js.consumer_info(subjects.FACES_DETECTED_STREAM.name, "ingest")
+        if info.num_ack_pending == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert (info.num_ack_pending, info.num_redelivered) == (0, redelivered_before)
