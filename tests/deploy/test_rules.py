@@ -99,6 +99,9 @@ def test_alert_rules_are_complete_and_documented() -> None:
 
 def test_absent_alerts_cover_every_service_and_the_edges() -> None:
     exprs = {rule["alert"]: rule["expr"] for rule in alert_rules()}
-    for service in ("ingest", "matcher", "identity", "reporting", "audit"):
+    chart_values = yaml.safe_load((ROOT / "deploy" / "helm" / "revisit" / "values.yaml").read_text())
+    components = set(chart_values["services"])
+    assert {"ingest", "matcher", "identity", "reporting", "audit", "console"} <= components
+    for service in components:
         assert f'absent(up{{app="revisit", component="{service}"}})' in exprs["RevisitServiceTargetsAbsent"]
     assert 'absent(up{job="revisit-edge"})' in exprs["RevisitEdgeTargetsAbsent"]

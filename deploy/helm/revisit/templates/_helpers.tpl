@@ -1,6 +1,7 @@
 {{/*
-What each service needs, declared once: the backends it talks to (NetworkPolicy egress, Secret env)
-and whether it verifies JWTs. A service in values.services without an entry here fails to render.
+What each service needs, declared once: the backends it talks to (NetworkPolicy egress, Secret env), whether it
+verifies JWTs, and the components whose APIs it calls (`calls`: REVISIT_<NAME>_URL, an egress rule to their pods and
+an ingress rule on theirs). A service in values.services without an entry here fails to render.
 */}}
 {{- define "revisit.serviceWiring" -}}
 ingest:
@@ -19,6 +20,32 @@ audit:
   backends: [nats, postgres]
   jwt: true
   auditSigning: true
+console:
+  backends: []
+  jwt: true
+  calls: [identity, matcher, reporting, audit]
+  modelPack: true
+{{- end }}
+
+{{/* The enabled components that call `.name`'s API (their wiring's `calls`): (dict "root" $ "name" "identity") */}}
+{{- define "revisit.callersOf" -}}
+{{- $callers := list -}}
+{{- $all := include "revisit.serviceWiring" .root | fromYaml -}}
+{{- range $name, $svc := .root.Values.services -}}
+{{- if and $svc.enabled (hasKey $all $name) (has $.name ((index $all $name).calls | default list)) -}}
+{{- $callers = append $callers $name -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $callers -}}
+{{- end }}
+
+{{/* The in-cluster URL of a component's API: (dict "root" $ "name" "identity") -> http://<release>-identity:8003 */}}
+{{- define "revisit.componentUrl" -}}
+{{- $svc := index .root.Values.services .name -}}
+{{- if not (and $svc $svc.enabled) -}}
+{{- fail (printf "a component calls services.%s, which is not enabled" .name) -}}
+{{- end -}}
+{{- printf "http://%s:%v" (include "revisit.componentName" .) $svc.port -}}
 {{- end }}
 
 {{/* The wiring of one service: (dict "root" $ "name" "ingest") */}}
@@ -87,7 +114,9 @@ the digest; the tag only informs people). Pass the root context for the chart's 
 {{- $root := .root | default . -}}
 {{- $image := $root.Values.image -}}
 {{- if and .name (index $root.Values.services .name).image -}}
-{{- $image = merge (deepCopy (index $root.Values.services .name).image) $root.Values.image -}}
+{{- $own := (index $root.Values.services .name).image -}}
+{{- /* A digest names one image's content: a component with its own image never inherits the chart's digest. */ -}}
+{{- $image = merge (deepCopy $own) (omit $root.Values.image "digest") -}}
 {{- end -}}
 {{- $reference := printf "%s:%s" $image.repository (default $root.Chart.AppVersion $image.tag) -}}
 {{- if $image.digest -}}
