@@ -65,7 +65,7 @@ async def bootstrap(settings: MatcherSettings) -> AsyncIterator[Matcher]:
         async def match(events: Sequence[FaceIngested]) -> list[MatchOutcome]:
             return await identify_faces(events, ports)
 
-        batcher = MatchBatcher(match, settings.batch_size, settings.batch_wait_ms / 1000)
+        batcher = MatchBatcher(match, settings.batch_size, settings.batch_wait_ms / 1000, settings.concurrent_batches)
         register_consumers(broker, settings, batcher, ports)
         app = create_app(SERVICE, {"nats": nats_ready(broker), "milvus": store.ping}, settings, (router,))
         app.state.ports = ports

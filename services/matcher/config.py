@@ -81,6 +81,14 @@ class MatcherSettings(RestServiceSettings, RetentionSettings):
         ),
     )
     batch_wait_ms: int = Field(20, ge=0, description="How long a batch waits to fill")
+    concurrent_batches: int = Field(
+        2,
+        ge=1,
+        description=(
+            "Batches in flight at once: one searches and stores under its tenant's lease while the other records"
+            " its decisions and publishes"
+        ),
+    )
 
     @property
     def default_policy(self) -> MatchPolicy:

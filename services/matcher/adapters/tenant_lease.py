@@ -49,11 +49,14 @@ def lease_key(tenant_id: str, collection: str) -> str:
 
 
 class HeldLease:
-    """One holding of one key: renewed in the background until released."""
+    """One holding of one key: renewed in the background until released. Renewals (periodic or a fence) take
+    turns, so two never race with the same expected revision."""
 
     def __init__(self, bucket: KeyValue, key: str, holder: bytes, revision: int, ttl: float) -> None:
         self._bucket, self.key, self._holder, self._revision, self._ttl = bucket, key, holder, revision, ttl
         self._lost: BaseException | None = None
+        self._turn = asyncio.Lock()
+        self._released = asyncio.Event()
         self._renewal = asyncio.create_task(self._renew_periodically())
 
     async def fence(self) -> None:
@@ -63,38 +66,43 @@ class HeldLease:
             raise LeaseLost(f"lease {self.key} was lost: {self._lost!r}")
 
     async def release(self) -> None:
-        self._renewal.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._renewal
-        if self._lost is not None:
-            return
-        try:
-            await self._bucket.delete(self.key, last=self._revision)
-        except (KeyWrongLastSequenceError, KeyNotFoundError, nats.errors.Error) as error:
-            log.warning("lease_release_failed", key=self.key, error=repr(error))
+        self._released.set()
+        await self._renewal  # ends at once, or after the renewal in flight
+        async with self._turn:
+            if self._lost is not None:
+                return
+            try:
+                await self._bucket.delete(self.key, last=self._revision)
+            except (KeyWrongLastSequenceError, KeyNotFoundError, nats.errors.Error) as error:
+                log.warning("lease_release_failed", key=self.key, error=repr(error))
 
     async def _renew_periodically(self) -> None:
         while self._lost is None:
-            await asyncio.sleep(self._ttl / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), self._ttl / 3)
+                return
             try:
                 await self._renew()
             except (TimeoutError, nats.errors.Error) as error:  # NATS slow or reconnecting: the next try may pass
                 log.warning("lease_renewal_failed", key=self.key, error=repr(error))
 
     async def _renew(self) -> None:
-        if self._lost is not None:
-            return
-        try:
-            self._revision = await self._bucket.update(self.key, self._holder, last=self._revision)
-        except (KeyWrongLastSequenceError, KeyNotFoundError) as error:
-            self._lost = error
-            log.warning("lease_lost", key=self.key, error=repr(error))
+        async with self._turn:
+            if self._lost is not None:
+                return
+            try:
+                self._revision = await self._bucket.update(self.key, self._holder, last=self._revision)
+            except (KeyWrongLastSequenceError, KeyNotFoundError) as error:
+                self._lost = error
+                log.warning("lease_lost", key=self.key, error=repr(error))
 
 
 class TenantLease:
     def __init__(self, bucket: KeyValue, ttl_seconds: float) -> None:
         self._bucket, self._ttl = bucket, ttl_seconds
         self._holder = uuid.uuid4().hex.encode()
+        self._local: dict[str, asyncio.Lock] = {}
+        """Tasks of this process queue here first, so only one of them at a time asks NATS for a key."""
 
     @classmethod
     async def open(cls, connection: NatsClient, ttl_seconds: float, replicas: int = 1) -> "TenantLease":
@@ -114,11 +122,13 @@ class TenantLease:
         """Wait (by default at most three TTLs: a dead holder's entry expires within one) until no other
         replica holds this tenant's collection, then hold it, renewed, until the block ends."""
         key = lease_key(tenant_id, collection)
-        held = HeldLease(self._bucket, key, self._holder, await self._acquire(key, wait_seconds), self._ttl)
-        try:
-            yield held
-        finally:
-            await held.release()
+        local = self._local.setdefault(key, asyncio.Lock())
+        async with local:
+            held = HeldLease(self._bucket, key, self._holder, await self._acquire(key, wait_seconds), self._ttl)
+            try:
+                yield held
+            finally:
+                await held.release()
 
     async def _acquire(self, key: str, wait_seconds: float | None) -> int:
         deadline = time.monotonic() + (3 * self._ttl if wait_seconds is None else wait_seconds)

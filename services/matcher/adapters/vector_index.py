@@ -110,7 +110,7 @@ class VectorIndex:
             if operation is Write.DELETE:
                 copy.vectors.remove(row.sighting_id for row in rows)
             else:
-                copy.vectors.put(rows)
+                copy.vectors.put(list(rows))
             copy.seq = written.state.seq
         return written
 
@@ -119,9 +119,9 @@ class VectorIndex:
         copy = self._copies.get(key)
         changed = entry.state.changed_since(copy.seq) if copy is not None else None
         if copy is None or changed is None:
-            rows = await self.store.tenant_rows(collection, tenant_id)
+            rows, matrix = await self.store.tenant_vectors(collection, tenant_id)
             vectors = TenantVectors(dim)
-            vectors.put(rows)
+            vectors.put(rows, matrix)
             copy = self._copies[key] = _Copy(vectors, entry.state.seq)
             log.info("tenant_vectors_loaded", tenant_id=tenant_id, collection=collection, rows=len(rows))
         elif changed:

@@ -9,8 +9,9 @@ across replicas.
 """
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,32 +37,39 @@ class TenantVectors:
     """The rows of one tenant and model: vectors (L2-normalised) and who each belongs to, by sighting id.
 
     Rows live in a matrix that grows by doubling; a removed row is replaced by the last one, so the matrix
-    stays dense and a search is one product over `len(self)` rows."""
+    stays dense and a search is one product over `len(self)` rows. The rows' own vector lists are not kept
+    (the matrix holds them), and vectors per person are counted as rows come and go."""
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self._matrix: Vectors = np.zeros((INITIAL_CAPACITY, dim), dtype=np.float32)
         self._rows: list[StoredVector] = []
         self._position: dict[uuid.UUID, int] = {}
+        self._per_person: Counter[uuid.UUID] = Counter()
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def put(self, rows: Iterable[StoredVector]) -> None:
-        """Add rows, or replace those with the same sighting id (a relabel rewrites person and kind)."""
-        for row in rows:
-            vector = np.asarray(row.vector, dtype=np.float32)
-            norm = float(np.linalg.norm(vector))
-            if norm > 0:
-                vector = vector / norm
+    def put(self, rows: Sequence[StoredVector], vectors: Vectors | None = None) -> None:
+        """Add rows, or replace those with the same sighting id (a relabel rewrites person and kind). Their vectors
+        are `vectors` (one row each) when given, else each row's own."""
+        if not rows:
+            return
+        matrix = np.asarray([row.vector for row in rows] if vectors is None else vectors, dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        matrix = matrix / np.maximum(norms, 1e-12)
+        self._grow_to(len(self._rows) + len(rows))
+        for row, vector in zip(rows, matrix, strict=True):
+            kept = replace(row, vector=[])
             position = self._position.get(row.sighting_id)
             if position is None:
                 position = len(self._rows)
-                self._grow_to(position + 1)
-                self._rows.append(row)
+                self._rows.append(kept)
                 self._position[row.sighting_id] = position
             else:
-                self._rows[position] = row
+                self._per_person[self._rows[position].person_id] -= 1
+                self._rows[position] = kept
+            self._per_person[row.person_id] += 1
             self._matrix[position] = vector
 
     def remove(self, sightings: Iterable[uuid.UUID]) -> None:
@@ -69,6 +77,7 @@ class TenantVectors:
             position = self._position.pop(sighting, None)
             if position is None:
                 continue
+            self._per_person[self._rows[position].person_id] -= 1
             last = len(self._rows) - 1
             if position != last:
                 moved = self._rows[last]
@@ -83,12 +92,7 @@ class TenantVectors:
 
     def counts(self, persons: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
         """Vectors kept per person, for the persons asked about that have any."""
-        wanted = set(persons)
-        found: dict[uuid.UUID, int] = {}
-        for row in self._rows:
-            if row.person_id in wanted:
-                found[row.person_id] = found.get(row.person_id, 0) + 1
-        return found
+        return {person: self._per_person[person] for person in set(persons) if self._per_person[person] > 0}
 
     def search(self, vectors: Vectors, limit: int) -> list[list[Candidate]]:
         """Per query row (L2-normalised), the best hit of each distinct person among its `limit` nearest rows,
