@@ -67,7 +67,7 @@ class HeldLease:
 
     async def release(self) -> None:
         self._released.set()
-        await self._renewal  # ends at once, or after the renewal in flight
+        await asyncio.wait([self._renewal])  # ends at once, or after the renewal in flight
         async with self._turn:
             if self._lost is not None:
                 return
