@@ -71,7 +71,7 @@ class MatcherSettings(RestServiceSettings, RetentionSettings):
     )
     max_vectors_per_person: int = Field(5, ge=1, description="Vectors kept per person (bounded, diverse set)")
     duplicate_vector_similarity: float = Field(0.92, description="A sighting this close to a kept vector adds nothing")
-    batch_size: int = Field(64, ge=1, description="Events searched in one Milvus call at most")
+    batch_size: int = Field(64, ge=1, description="Faces matched in one batch (one search of the tenant) at most")
     lease_ttl_seconds: float = Field(
         6.0,
         gt=0,
