@@ -300,6 +300,7 @@ async def merge_persons(event: PersonsMerged, ports: MatcherPorts) -> OperationS
     kind = await _kind_of(ports.store, event.tenant_id, event.person_id)
     result = await ports.ledger.claim(event.tenant_id, event.operation_id, _count(located))
     await ports.index.rewrite(event.tenant_id, relabelled(located, event.person_id, kind))
+    await ports.ambiguous.forget_persons(event.tenant_id, merged)  # the operator's answer to those suggestions
     return await _complete_step(event.tenant_id, event.operation_id, event.person_id, "vectors_merged", result, ports)
 
 
@@ -323,6 +324,7 @@ async def erase_person(event: PersonErased, ports: MatcherPorts) -> OperationSte
     # decisions first: if the matcher dies in between, the repeat still finds the vectors and forgets again
     await ports.decisions.forget(event.tenant_id, [row.sighting_id for part in located for row in part.rows])
     await ports.index.rewrite(event.tenant_id, located, delete=True)
+    await ports.ambiguous.forget_persons(event.tenant_id, [event.person_id])
     return await _complete_step(event.tenant_id, event.operation_id, event.person_id, "vectors_erased", result, ports)
 
 
@@ -341,6 +343,7 @@ async def mark_not_same(event: PersonsMarkedDifferent, ports: MatcherPorts) -> N
     if event.person_id == event.other_person_id:
         raise InvalidEvent(f"person {event.person_id} cannot be marked different from itself")
     await ports.not_same.mark(event.tenant_id, event.person_id, event.other_person_id)
+    await ports.ambiguous.forget_pair(event.tenant_id, person_pair(event.person_id, event.other_person_id))
 
 
 async def duplicate_suggestions(
