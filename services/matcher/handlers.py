@@ -53,7 +53,7 @@ from services.matcher.adapters.vector_index import TenantVectorsHeld, VectorInde
 from services.matcher.config import MatcherSettings
 from services.matcher.domain.assignment import Assignment, Vectors, assign_batch, normalize
 from services.matcher.domain.duplicates import DuplicatePair, closest_pairs, rank_duplicates, standing_pairs
-from services.matcher.domain.not_same import PersonPair, decisive_candidate, person_pair
+from services.matcher.domain.not_same import NOT_SAME_MARGIN, PersonPair, decisive_candidate, person_pair
 from services.matcher.domain.quality_floor import identifiable_indexes
 from services.matcher.domain.retention import persons_unseen_since
 from services.matcher.domain.staff import best_staff_match, staff_person_id
@@ -194,7 +194,9 @@ async def _search_and_assign(
     if fresh:
         fresh_vectors = vectors[fresh]
         not_same = ports.not_same.pairs(tenant_id)
-        found = await held.search(fresh_vectors, SEARCH_LIMIT)
+        # a hit below threshold - margin changes no decision: the best must reach the threshold, and the not-same
+        # rule looks only at rivals within the margin of the best
+        found = await held.search(fresh_vectors, SEARCH_LIMIT, floor=policy.match_threshold - NOT_SAME_MARGIN)
         best = [decisive_candidate(candidates, not_same) for candidates in found]
         counts = held.counts([c.person_id for c in best if c is not None])
         decided = assign_batch(

@@ -52,9 +52,9 @@ class TenantVectorsHeld:
     def counts(self, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
         return self._copy.vectors.counts(persons)
 
-    async def search(self, vectors: Vectors, limit: int) -> list[list[Candidate]]:
+    async def search(self, vectors: Vectors, limit: int, floor: float = -1.0) -> list[list[Candidate]]:
         """Exact: every row of the tenant is compared (in a worker thread: numpy releases the GIL meanwhile)."""
-        return await asyncio.to_thread(self._copy.vectors.search, vectors, limit)
+        return await asyncio.to_thread(self._copy.vectors.search, vectors, limit, floor)
 
     async def insert(self, rows: Sequence[StoredVector]) -> None:
         if rows:

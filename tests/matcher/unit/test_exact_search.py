@@ -61,3 +61,18 @@ def test_a_relabel_a_removal_and_growth_are_searched_right_away() -> None:
 
 def test_an_empty_copy_answers_nobody() -> None:
     assert TenantVectors(8).search(np.ones((2, 8), dtype=np.float32), 8) == [[], []]
+
+
+def test_a_floor_drops_only_the_hits_below_it() -> None:
+    rng = np.random.default_rng(3)
+    stored = normalize(rng.normal(size=(2000, 32)).astype(np.float32))
+    persons = [uuid.uuid4() for _ in range(2000)]
+    copy = TenantVectors(32)
+    copy.put(rows_of(stored, persons))
+    queries = normalize(
+        np.vstack([stored[:50] + 0.1 * rng.normal(size=(50, 32)), rng.normal(size=(50, 32))]).astype(np.float32)
+    )
+    full, floored = copy.search(queries, 8), copy.search(queries, 8, floor=0.5)
+    for everything, above in zip(full, floored, strict=True):
+        assert above == [hit for hit in everything if hit.similarity >= 0.5]
+    assert all(hits for hits in floored[:50]) and floored[0][0].person_id == persons[0]
