@@ -23,8 +23,10 @@ from nats.js.kv import KeyValue
 
 from schemas import FaceMatched, subjects
 from services.common.bus import open_bucket
+from services.common.logging import get_logger
 
 BUCKET = "matcher_decisions"
+log = get_logger(__name__)
 BATCH_GET_SUBJECTS = 1000
 """Subjects per batched direct get (the server caps one request's `multi_last`)."""
 BATCH_GET_TIMEOUT_SECONDS = 5.0
@@ -63,7 +65,8 @@ class MatchDecisions:
         if self._batched:
             try:
                 return await self._find_batched(tenant_id, sightings)
-            except DirectGetUnavailable:
+            except DirectGetUnavailable as error:
+                log.warning("decisions_batched_get_unavailable", reason=str(error))
                 self._batched = False
         found = await asyncio.gather(*(self._get(tenant_id, sighting) for sighting in sightings))
         return {sighting: event for sighting, event in zip(sightings, found, strict=True) if event is not None}

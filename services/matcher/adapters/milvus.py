@@ -78,6 +78,13 @@ class FaceVectorStore:
         if self._client is not None:
             await self._run(self._milvus.close)
 
+    def name_of(self, model: str) -> str:
+        return collection_name(self._prefix, model)
+
+    def is_loaded(self, name: str) -> bool:
+        """Whether this client has created or loaded the collection already (then `collection` makes no call)."""
+        return name in self._dims
+
     async def collection(self, model: str, dim: int) -> str:
         """The model's collection, created and loaded on first use; raises `DimensionMismatch` for another size."""
         return await self._run(self._collection, model, dim)

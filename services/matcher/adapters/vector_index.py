@@ -2,8 +2,8 @@
 the tenant's lease and kept in step with Milvus (the durable store) across replicas.
 
 Every write of a tenant's vectors, by any replica or by the retention job, runs under the tenant's lease
-(`adapters.tenant_lease`), is fenced just before it reaches Milvus, and is then appended to the vector log
-(`adapters.vector_log`). Under the lease a replica reads the log first: if its copy is at the log's `seq` it
+(`adapters.tenant_lease`), is fenced, and is appended to the vector log (`adapters.vector_log`) just before it
+reaches Milvus. Under the lease a replica reads the log first: if its copy is at the log's `seq` it
 searches at once; if it is a few writes behind it re-reads only those rows by primary key; else (a first use,
 a new replica, a takeover after a crash) it loads the tenant's rows from Milvus. So two replicas never decide
 on different views of a tenant: the one that holds the lease sees every vector stored before it.
@@ -24,6 +24,8 @@ from services.matcher.domain.assignment import Candidate, Vectors
 from services.matcher.domain.exact_search import StoredVector, TenantVectors
 
 log = get_logger(__name__)
+COLLECTIONS_LEASE = "_collections"
+"""The lease "tenant" under which collections are created: no tenant id starts with an underscore."""
 CopyKey = tuple[str, str]
 """(tenant, collection)"""
 
@@ -69,12 +71,21 @@ class VectorIndex:
     @asynccontextmanager
     async def holding(self, tenant_id: str, model: str, dim: int) -> AsyncIterator[TenantVectorsHeld]:
         """Hold the tenant's lease for the model's collection, with this replica's copy brought up to date."""
-        collection = await self.store.collection(model, dim)  # created and loaded before the lease is taken
+        collection = await self._collection(model, dim)  # created and loaded before the tenant's lease is taken
         key = (tenant_id, collection)
         async with self.lease.hold(tenant_id, collection) as lease:
             entry = await self.log.read(tenant_id, collection)
             copy = await self._current_copy(key, dim, entry)
             yield TenantVectorsHeld(self, key, copy, lease, entry)
+
+    async def _collection(self, model: str, dim: int) -> str:
+        """The model's collection; the first use of a model is under a lease of its own, so two replicas never
+        both create it (the loser's failed call logged a pymilvus traceback)."""
+        name = self.store.name_of(model)
+        if self.store.is_loaded(name):
+            return await self.store.collection(model, dim)
+        async with self.lease.hold(COLLECTIONS_LEASE, name):
+            return await self.store.collection(model, dim)
 
     async def rewrite(self, tenant_id: str, located: Sequence[CollectionRows], delete: bool = False) -> None:
         """Upsert (a relabel) or delete rows of the tenant in each collection, each under the tenant's lease. A copy
@@ -90,21 +101,25 @@ class VectorIndex:
     async def write(
         self, key: CopyKey, lease: HeldLease, entry: VectorLogEntry, rows: Sequence[StoredVector], operation: Write
     ) -> VectorLogEntry:
-        """Fence, write to Milvus, log the write, apply it to the copy if the copy was at `entry`. If the log moved
-        since `entry` (a holder that had lost its lease wrote), the copy is dropped and the next holder reloads."""
+        """Fence, log the write, write to Milvus, apply it to the copy if the copy was at `entry`.
+
+        The log is written first: a replica killed between the two leaves ids in the log that the next holder
+        re-reads from Milvus (finding the rows if the write landed, nothing if not), where the other order lost
+        rows no copy would ever load (a burst split in two persons in the kill -9 test). If the log moved since
+        `entry` (a holder that had lost its lease wrote), nothing is written and the copy is dropped."""
         tenant_id, collection = key
         await lease.fence()
+        try:
+            written = await self.log.append(tenant_id, collection, entry, [row.sighting_id for row in rows])
+        except VectorLogConflict:
+            self._copies.pop(key, None)
+            raise
         if operation is Write.DELETE:
             await self.store.delete([CollectionRows(collection, list(rows))])
         elif operation is Write.UPSERT:
             await self.store.upsert([CollectionRows(collection, list(rows))])
         else:
             await self.store.insert_into(collection, rows)
-        try:
-            written = await self.log.append(tenant_id, collection, entry, [row.sighting_id for row in rows])
-        except VectorLogConflict:
-            self._copies.pop(key, None)
-            raise
         copy = self._copies.get(key)
         if copy is not None and copy.seq == entry.state.seq:
             if operation is Write.DELETE:

@@ -2,7 +2,7 @@
 
 Every write of a tenant's vectors in a collection (a match inserting, a merge, split or kind change
 relabelling, an erasure or retention deleting) happens under that tenant's lease (`adapters.tenant_lease`)
-and then appends the sighting ids it touched to the NATS KV entry `matcher_vector_log`, key
+and first appends the sighting ids it will touch to the NATS KV entry `matcher_vector_log`, key
 `<tenant>.<collection>`: a counter `seq` and the ids of the last `KEPT_CHANGES` writes. A replica whose copy is
 at `seq` n re-reads from Milvus only the rows written since (a primary-key `get`, milliseconds); one that fell
 further behind, or has no copy, loads the tenant's rows whole. The append is revision-checked, so two writers
