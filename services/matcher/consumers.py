@@ -80,6 +80,10 @@ class MatchBatcher:
                 return
             try:
                 results = await self._match([event for event, _ in batch])
+            except TimeoutError as error:  # a tenant's lease held elsewhere, NATS slow: no event's fault
+                for _, future in batch:  # one by one would wait as long once per event; all are retried instead
+                    future.set_exception(error)
+                return
             except Exception:
                 await self._match_one_by_one(batch)  # isolate the failing event; the others still succeed
                 return
