@@ -254,6 +254,7 @@ SERVICE_ACCESS: dict[str, BusAccess] = {
             "matcher_decisions",
             "matcher_not_same",
             "matcher_leases",
+            "matcher_vector_log",
             "matcher_operations",
             "matcher_ambiguous_pairs",
             "matcher_tenant_settings",

@@ -16,7 +16,7 @@ async def retention(settings: MatcherSettings, now: datetime) -> RetentionRun:
     async with bootstrap_retention(settings) as job:
 
         async def delete_expired(policy: RetentionPolicyEntry, as_of: datetime) -> dict[str, int]:
-            return await handlers.delete_unseen_vectors(policy, as_of, job.store)
+            return await handlers.delete_unseen_vectors(policy, as_of, job.index)
 
         return await run_retention(SERVICE, job.broker.connection, job.publish, settings, now, delete_expired)
 

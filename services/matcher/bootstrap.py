@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
+from nats.aio.client import Client as NatsClient
 
 from schemas import FaceIngested, subjects
 from services.common.bus import EventPublisher, connect_broker, event_publisher
@@ -15,10 +16,12 @@ from services.matcher.adapters.ambiguous_pairs import AmbiguousPairs
 from services.matcher.adapters.decisions import MatchDecisions
 from services.matcher.adapters.milvus import FaceVectorStore
 from services.matcher.adapters.not_same import NotSamePairs
-from services.matcher.adapters.person_lock import PersonCreationLease
 from services.matcher.adapters.staff_gallery import StaffGallery
 from services.matcher.adapters.step_ledger import StepLedger
+from services.matcher.adapters.tenant_lease import TenantLease
 from services.matcher.adapters.tenant_settings import TenantSettings
+from services.matcher.adapters.vector_index import VectorIndex
+from services.matcher.adapters.vector_log import VectorLog
 from services.matcher.api import router
 from services.matcher.config import MatcherSettings
 from services.matcher.consumers import MatchBatcher, register_consumers
@@ -62,7 +65,7 @@ async def bootstrap(settings: MatcherSettings) -> AsyncIterator[Matcher]:
         async def match(events: Sequence[FaceIngested]) -> list[MatchOutcome]:
             return await identify_faces(events, ports)
 
-        batcher = MatchBatcher(match, settings.batch_size, settings.batch_wait_ms / 1000)
+        batcher = MatchBatcher(match, settings.batch_size, settings.batch_wait_ms / 1000, settings.concurrent_batches)
         register_consumers(broker, settings, batcher, ports)
         app = create_app(SERVICE, {"nats": nats_ready(broker), "milvus": store.ping}, settings, (router,))
         app.state.ports = ports
@@ -84,7 +87,7 @@ async def _open_ports(
     return MatcherPorts(
         settings=settings,
         store=store,
-        lease=await PersonCreationLease.open(connection, settings.lease_ttl_seconds, replicas),
+        index=await open_vector_index(settings, connection, store),
         decisions=await MatchDecisions.open(connection, replicas),
         staff=staff,
         not_same=not_same,
@@ -95,20 +98,29 @@ async def _open_ports(
     )
 
 
+async def open_vector_index(settings: MatcherSettings, connection: NatsClient, store: FaceVectorStore) -> VectorIndex:
+    """Milvus with the tenant leases and the vector log every writer of vectors goes through."""
+    replicas = settings.nats_stream_replicas
+    lease = await TenantLease.open(connection, settings.lease_ttl_seconds, replicas)
+    return VectorIndex(store, lease, await VectorLog.open(connection, replicas))
+
+
 @dataclass
 class MatcherRetention:
     """What the matcher's retention job needs, and nothing else: no consumers, mirrors or HTTP server."""
 
     settings: MatcherSettings
     broker: NatsBroker
-    store: FaceVectorStore
+    index: VectorIndex
     publish: EventPublisher
 
 
 @asynccontextmanager
 async def bootstrap_retention(settings: MatcherSettings) -> AsyncIterator[MatcherRetention]:
-    """NATS (policies, the run lease, audit) and Milvus, each waited for a bounded time. A Milvus Lite file is
-    opened by one process at a time: run this against it only while the matcher is stopped."""
+    """NATS (policies, the run lease, the tenant leases and vector log, audit) and Milvus, each waited for a bounded
+    time. Deletions go through the tenant leases and the vector log, so running matchers drop the deleted rows from
+    their copies. A Milvus Lite file is opened by one process at a time: run this against it only while the
+    matcher is stopped, or share the store as `milvus-lite server`."""
     broker = await connect_broker(settings, SERVICE, RETENTION_STREAMS)
     store = FaceVectorStore(settings.milvus_uri, settings.milvus_token, settings.collection_prefix)
     async with AsyncExitStack() as stack:
@@ -120,4 +132,5 @@ async def bootstrap_retention(settings: MatcherSettings) -> AsyncIterator[Matche
             settings.startup_timeout_seconds,
             hint=f"Check REVISIT_MILVUS_URI ({settings.milvus_uri}): a Milvus server URL or a Milvus Lite file path.",
         )
-        yield MatcherRetention(settings, broker, store, event_publisher(broker, SERVICE))
+        index = await open_vector_index(settings, broker.connection, store)
+        yield MatcherRetention(settings, broker, index, event_publisher(broker, SERVICE))

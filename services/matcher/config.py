@@ -71,11 +71,24 @@ class MatcherSettings(RestServiceSettings, RetentionSettings):
     )
     max_vectors_per_person: int = Field(5, ge=1, description="Vectors kept per person (bounded, diverse set)")
     duplicate_vector_similarity: float = Field(0.92, description="A sighting this close to a kept vector adds nothing")
-    batch_size: int = Field(64, ge=1, description="Events searched in one Milvus call at most")
+    batch_size: int = Field(64, ge=1, description="Faces matched in one batch (one search of the tenant) at most")
     lease_ttl_seconds: float = Field(
-        30.0, gt=0, description="Longest a replica may hold a tenant's person-creation lease (a dead one's expires)"
+        6.0,
+        gt=0,
+        description=(
+            "Life of a tenant's lease without renewal: a holder renews it every third of this, so a replica"
+            " killed while holding tenants hands them over within this time"
+        ),
     )
     batch_wait_ms: int = Field(20, ge=0, description="How long a batch waits to fill")
+    concurrent_batches: int = Field(
+        2,
+        ge=1,
+        description=(
+            "Batches in flight at once: one searches and stores under its tenant's lease while the other records"
+            " its decisions and publishes"
+        ),
+    )
 
     @property
     def default_policy(self) -> MatchPolicy:

@@ -42,12 +42,14 @@ MatchFunction = Callable[[Sequence[FaceIngested]], Awaitable[list[MatchOutcome]]
 
 class MatchBatcher:
     """Gathers events submitted by concurrent workers into one `match` call (at most `max_batch`, waiting
-    at most `max_wait` seconds). Batches run one at a time, so each sees the persons the previous created."""
+    at most `max_wait` seconds). Up to `concurrent` batches run at once: a batch's search and insert hold its
+    tenant's lease, so a batch of the same tenant still searches after the previous one stored its persons,
+    while the other's decision records and publications (about half a batch's time) overlap."""
 
-    def __init__(self, match: MatchFunction, max_batch: int, max_wait: float) -> None:
+    def __init__(self, match: MatchFunction, max_batch: int, max_wait: float, concurrent: int = 1) -> None:
         self._match, self._max_batch, self._max_wait = match, max_batch, max_wait
         self._pending: list[tuple[FaceIngested, asyncio.Future[MatchOutcome]]] = []
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Semaphore(concurrent)
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -70,7 +72,7 @@ class MatchBatcher:
 
     async def _flush(self) -> None:
         async with self._lock:
-            # taken only once the previous batch is done, so everything that arrived meanwhile is one batch
+            # taken only once a running batch is done, so everything that arrived meanwhile is one batch
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             if self._pending and self._timer is None:
                 self._timer = asyncio.get_running_loop().call_later(self._max_wait, self._start_flush)
@@ -78,6 +80,10 @@ class MatchBatcher:
                 return
             try:
                 results = await self._match([event for event, _ in batch])
+            except TimeoutError as error:  # a tenant's lease held elsewhere, NATS slow: no event's fault
+                for _, future in batch:  # one by one would wait as long once per event; all are retried instead
+                    future.set_exception(error)
+                return
             except Exception:
                 await self._match_one_by_one(batch)  # isolate the failing event; the others still succeed
                 return
@@ -107,7 +113,7 @@ def register_face_consumer(broker: NatsBroker, settings: MatcherSettings, batche
 
     @broker.subscriber(
         **options,
-        max_workers=settings.batch_size,
+        max_workers=settings.batch_size * settings.concurrent_batches,  # enough in flight to fill every batch
         title="matcher:faces.ingested",
         description="Search the tenant's partition, assign an existing or new person; faces below the quality"
         " floor are counted as unidentified sightings instead.",

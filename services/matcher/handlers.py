@@ -38,6 +38,7 @@ from services.common.metrics import UNIDENTIFIED_SIGHTINGS
 from services.matcher.adapters.ambiguous_pairs import AmbiguousPairRecord, AmbiguousPairs
 from services.matcher.adapters.decisions import MatchDecisions
 from services.matcher.adapters.milvus import (
+    SEARCH_LIMIT,
     CollectionRows,
     DimensionMismatch,
     FaceVectorStore,
@@ -45,14 +46,14 @@ from services.matcher.adapters.milvus import (
     relabelled,
 )
 from services.matcher.adapters.not_same import NotSamePairs
-from services.matcher.adapters.person_lock import PersonCreationLease
 from services.matcher.adapters.staff_gallery import StaffGallery
 from services.matcher.adapters.step_ledger import StepLedger, StepResult
 from services.matcher.adapters.tenant_settings import TenantSettings
+from services.matcher.adapters.vector_index import TenantVectorsHeld, VectorIndex
 from services.matcher.config import MatcherSettings
 from services.matcher.domain.assignment import Assignment, Vectors, assign_batch, normalize
 from services.matcher.domain.duplicates import DuplicatePair, closest_pairs, rank_duplicates, standing_pairs
-from services.matcher.domain.not_same import PersonPair, decisive_candidate, person_pair
+from services.matcher.domain.not_same import NOT_SAME_MARGIN, PersonPair, decisive_candidate, person_pair
 from services.matcher.domain.quality_floor import identifiable_indexes
 from services.matcher.domain.retention import persons_unseen_since
 from services.matcher.domain.staff import best_staff_match, staff_person_id
@@ -73,7 +74,7 @@ class MatcherPorts:
 
     settings: MatcherSettings
     store: FaceVectorStore
-    lease: PersonCreationLease
+    index: VectorIndex
     decisions: MatchDecisions
     staff: StaffGallery
     not_same: NotSamePairs
@@ -148,7 +149,7 @@ async def _publish(publish: EventPublisher, outcome: MatchOutcome) -> None:
 
 async def _match_group(key: GroupKey, events: list[FaceIngested], ports: MatcherPorts) -> list[MatchOutcome]:
     """A face decided before is answered with its recorded FaceMatched; a staff face is staff; the rest are
-    searched under the tenant's person-creation lease. New decisions are recorded before they are published."""
+    searched under the tenant's lease. New decisions are recorded before they are published."""
     tenant_id, model, dim = key
     decided: dict[uuid.UUID, MatchOutcome] = dict(await ports.decisions.find(tenant_id, [e.event_id for e in events]))
     undecided = [event for event in events if event.event_id not in decided]
@@ -156,8 +157,8 @@ async def _match_group(key: GroupKey, events: list[FaceIngested], ports: Matcher
     new = _staff_sightings(undecided, vectors, ports)
     rest = [index for index, event in enumerate(undecided) if event.event_id not in new]
     if rest:
-        async with ports.lease.hold(tenant_id, model):  # no other replica creates persons of this tenant meanwhile
-            new |= await _search_and_assign(key, [undecided[i] for i in rest], vectors[rest], ports)
+        async with ports.index.holding(tenant_id, model, dim) as held:  # no other replica writes this tenant meanwhile
+            new |= await _search_and_assign(tenant_id, held, [undecided[i] for i in rest], vectors[rest], ports)
     await ports.decisions.record([outcome for outcome in new.values() if isinstance(outcome, FaceMatched)])
     return [decided.get(event.event_id) or new[event.event_id] for event in events]
 
@@ -178,7 +179,7 @@ def _staff_sightings(
 
 
 async def _search_and_assign(
-    key: GroupKey, events: list[FaceIngested], vectors: Vectors, ports: MatcherPorts
+    tenant_id: str, held: TenantVectorsHeld, events: list[FaceIngested], vectors: Vectors, ports: MatcherPorts
 ) -> dict[uuid.UUID, MatchOutcome]:
     """Search once for the group, decide each face with the tenant's policy (not-same pairs veto a match they
     cannot tell apart), record the ambiguous pairs, store the kept vectors. A sighting whose vector is already
@@ -186,17 +187,18 @@ async def _search_and_assign(
 
     Ambiguous pairs are recorded before the vectors: a crash in between leaves a pair naming a person with
     no vector, which the duplicates route ignores, and the redelivered face is decided again."""
-    tenant_id, model, dim = key
-    settings, store, policy = ports.settings, ports.store, tenant_policy(tenant_id, ports)
-    known = await store.find_sightings(model, dim, tenant_id, [event.event_id for event in events])
+    settings, policy = ports.settings, tenant_policy(tenant_id, ports)
+    known = held.stored([event.event_id for event in events])
     fresh = [index for index, event in enumerate(events) if event.event_id not in known]
     assignments: dict[uuid.UUID, Assignment | None] = {}
     if fresh:
         fresh_vectors = vectors[fresh]
         not_same = ports.not_same.pairs(tenant_id)
-        found = await store.candidates(model, dim, tenant_id, fresh_vectors.tolist())
+        # a hit below threshold - margin changes no decision: the best must reach the threshold, and the not-same
+        # rule looks only at rivals within the margin of the best
+        found = await held.search(fresh_vectors, SEARCH_LIMIT, floor=policy.match_threshold - NOT_SAME_MARGIN)
         best = [decisive_candidate(candidates, not_same) for candidates in found]
-        counts = await store.count_vectors(model, dim, tenant_id, [c.person_id for c in best if c is not None])
+        counts = held.counts([c.person_id for c in best if c is not None])
         decided = assign_batch(
             fresh_vectors,
             best,
@@ -210,7 +212,7 @@ async def _search_and_assign(
         )
         assignments = {events[i].event_id: assignment for i, assignment in zip(fresh, decided, strict=True)}
         await ports.ambiguous.record(tenant_id, _ambiguous_pairs([events[i] for i in fresh], decided))
-        await store.insert(model, dim, _kept_vectors([events[i] for i in fresh], decided, fresh_vectors))
+        await held.insert(_kept_vectors([events[i] for i in fresh], decided, fresh_vectors))
     return {
         event.event_id: _outcome(event, assignments.get(event.event_id), known.get(event.event_id)) for event in events
     }
@@ -299,7 +301,8 @@ async def merge_persons(event: PersonsMerged, ports: MatcherPorts) -> OperationS
     located = await ports.store.vectors_of_persons(event.tenant_id, merged)
     kind = await _kind_of(ports.store, event.tenant_id, event.person_id)
     result = await ports.ledger.claim(event.tenant_id, event.operation_id, _count(located))
-    await ports.store.upsert(event.tenant_id, relabelled(located, event.person_id, kind))
+    await ports.index.rewrite(event.tenant_id, relabelled(located, event.person_id, kind))
+    await ports.ambiguous.forget_persons(event.tenant_id, merged)  # the operator's answer to those suggestions
     return await _complete_step(event.tenant_id, event.operation_id, event.person_id, "vectors_merged", result, ports)
 
 
@@ -312,7 +315,7 @@ async def split_person(event: PersonSplit, ports: MatcherPorts) -> OperationStep
     ]
     kind = await _kind_of(ports.store, event.tenant_id, event.new_person_id)
     result = await ports.ledger.claim(event.tenant_id, event.operation_id, _count(moving))
-    await ports.store.upsert(event.tenant_id, relabelled(moving, event.new_person_id, kind))
+    await ports.index.rewrite(event.tenant_id, relabelled(moving, event.new_person_id, kind))
     return await _complete_step(event.tenant_id, event.operation_id, event.person_id, "vectors_split", result, ports)
 
 
@@ -322,7 +325,8 @@ async def erase_person(event: PersonErased, ports: MatcherPorts) -> OperationSte
     result = await ports.ledger.claim(event.tenant_id, event.operation_id, _count(located))
     # decisions first: if the matcher dies in between, the repeat still finds the vectors and forgets again
     await ports.decisions.forget(event.tenant_id, [row.sighting_id for part in located for row in part.rows])
-    await ports.store.delete(event.tenant_id, located)
+    await ports.index.rewrite(event.tenant_id, located, delete=True)
+    await ports.ambiguous.forget_persons(event.tenant_id, [event.person_id])
     return await _complete_step(event.tenant_id, event.operation_id, event.person_id, "vectors_erased", result, ports)
 
 
@@ -331,7 +335,7 @@ async def change_person_kind(event: PersonKindChanged, ports: MatcherPorts) -> O
     with the kind an operator gave it. Only rows of another kind are rewritten; the ledger keeps the first count."""
     located = await ports.store.vectors_of_person_not_of_kind(event.tenant_id, event.person_id, event.kind)
     result = await ports.ledger.claim(event.tenant_id, event.operation_id, _count(located))
-    await ports.store.upsert(event.tenant_id, relabelled(located, event.person_id, event.kind))
+    await ports.index.rewrite(event.tenant_id, relabelled(located, event.person_id, event.kind))
     action = f"vectors_marked_{event.kind.value}"
     return await _complete_step(event.tenant_id, event.operation_id, event.person_id, action, result, ports)
 
@@ -341,6 +345,7 @@ async def mark_not_same(event: PersonsMarkedDifferent, ports: MatcherPorts) -> N
     if event.person_id == event.other_person_id:
         raise InvalidEvent(f"person {event.person_id} cannot be marked different from itself")
     await ports.not_same.mark(event.tenant_id, event.person_id, event.other_person_id)
+    await ports.ambiguous.forget_pair(event.tenant_id, person_pair(event.person_id, event.other_person_id))
 
 
 async def duplicate_suggestions(
@@ -434,16 +439,16 @@ async def _complete_step(
     return completed
 
 
-async def delete_unseen_vectors(policy: RetentionPolicyEntry, now: datetime, store: FaceVectorStore) -> dict[str, int]:
+async def delete_unseen_vectors(policy: RetentionPolicyEntry, now: datetime, index: VectorIndex) -> dict[str, int]:
     """The matcher's retention for one tenant: delete every vector (every collection of the tenant's partition) of
     the persons whose newest vector was captured before `now - vectors_unseen_days`. Such a person seen again
     becomes a new person. Rows are deleted by primary key, so a re-run finds nothing left, and a vector a
     concurrent match adds meanwhile is not among them."""
     cutoff_ms = int((now - timedelta(days=policy.vectors_unseen_days)).timestamp() * 1000)
-    located = await store.all_rows(policy.tenant_id)
+    located = await index.store.all_rows(policy.tenant_id)
     unseen = persons_unseen_since(
         ((row.person_id, row.captured_at_ms) for part in located for row in part.rows), cutoff_ms
     )
     expired = [CollectionRows(part.collection, [r for r in part.rows if r.person_id in unseen]) for part in located]
-    await store.delete(policy.tenant_id, expired)
+    await index.rewrite(policy.tenant_id, expired, delete=True)
     return {"vectors": sum(len(part.rows) for part in expired), "persons": len(unseen)}

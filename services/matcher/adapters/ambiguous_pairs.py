@@ -5,11 +5,13 @@ the pair (provisional person, candidate) is recorded here so that the duplicates
 `min_similarity` it is asked for: its similarity (0.40 to 0.45 by default) is below the route's default
 0.5, and a search over vectors alone would hide it. Key `<tenant>.<uuid-a>.<uuid-b>` (the ids in
 `person_pair` order), value `AmbiguousPairRecord` JSON. Recording again the same pair changes nothing that
-matters. A pair whose persons were merged, erased or marked different is dropped by the route, not here.
+matters. A pair is purged when an operator decides it (merged: one person now; marked different) or when
+either person is erased (`forget_persons`, `forget_pair`); the route also skips a pair whose persons have no
+customer vector left (relabelled to staff), which stays recorded while a relabel back can revive it.
 """
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from nats.aio.client import Client as NatsClient
 from nats.js.kv import KeyValue
@@ -45,6 +47,18 @@ class AmbiguousPairs:
     async def record(self, tenant_id: str, pairs: Mapping[PersonPair, AmbiguousPairRecord]) -> None:
         for pair, record in pairs.items():
             await self._bucket.put(pair_key(tenant_id, pair), record.model_dump_json().encode())
+
+    async def forget_pair(self, tenant_id: str, pair: PersonPair) -> None:
+        await self._bucket.purge(pair_key(tenant_id, pair))
+
+    async def forget_persons(self, tenant_id: str, persons: Collection[uuid.UUID]) -> int:
+        """Purge every pair naming one of `persons` (merged away or erased): a scan of the tenant's pairs, fine for
+        these rare steps. Returns how many were purged; purging again finds none."""
+        wanted = set(persons)
+        doomed = [pair for pair in await self.pairs(tenant_id) if wanted & set(pair)]
+        for pair in doomed:
+            await self.forget_pair(tenant_id, pair)
+        return len(doomed)
 
     async def pairs(self, tenant_id: str) -> dict[PersonPair, float]:
         """Every recorded pair of the tenant with its similarity (read from the bucket: the route is rare)."""

@@ -11,9 +11,11 @@ similarity). An erasure forgets the decisions of the erased vectors.
 """
 
 import asyncio
+import json
 import uuid
 from collections.abc import Sequence
 
+import nats.errors
 import nats.js.api
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import KeyNotFoundError
@@ -21,8 +23,18 @@ from nats.js.kv import KeyValue
 
 from schemas import FaceMatched, subjects
 from services.common.bus import open_bucket
+from services.common.logging import get_logger
 
 BUCKET = "matcher_decisions"
+log = get_logger(__name__)
+BATCH_GET_SUBJECTS = 1000
+"""Subjects per batched direct get (the server caps one request's `multi_last`)."""
+BATCH_GET_TIMEOUT_SECONDS = 5.0
+ABSENT = frozenset({"DEL", "PURGE"})
+
+
+class DirectGetUnavailable(RuntimeError):
+    """The bucket was created before direct gets were enabled on it."""
 
 
 def decision_key(tenant_id: str, sighting_id: uuid.UUID) -> str:
@@ -30,8 +42,9 @@ def decision_key(tenant_id: str, sighting_id: uuid.UUID) -> str:
 
 
 class MatchDecisions:
-    def __init__(self, bucket: KeyValue) -> None:
-        self._bucket = bucket
+    def __init__(self, bucket: KeyValue, connection: NatsClient) -> None:
+        self._bucket, self._connection = bucket, connection
+        self._batched = True
 
     @classmethod
     async def open(cls, connection: NatsClient, replicas: int = 1) -> "MatchDecisions":
@@ -41,13 +54,54 @@ class MatchDecisions:
             ttl=float(subjects.FACES_STREAM.max_age_seconds),
             storage=nats.js.api.StorageType.FILE,
             replicas=replicas,
+            direct=True,  # batched reads (`find`) are direct gets
         )
-        return cls(await open_bucket(connection, config))
+        return cls(await open_bucket(connection, config), connection)
 
     async def find(self, tenant_id: str, sightings: Sequence[uuid.UUID]) -> dict[uuid.UUID, FaceMatched]:
-        """The recorded FaceMatched of the sightings already decided, by sighting id."""
+        """The recorded FaceMatched of the sightings already decided, by sighting id: one batched direct get per
+        batch of faces (a KV read per face was half a batch's time), or one get per face where the bucket was
+        created without direct gets."""
+        if self._batched:
+            try:
+                return await self._find_batched(tenant_id, sightings)
+            except DirectGetUnavailable as error:
+                log.warning("decisions_batched_get_unavailable", reason=str(error))
+                self._batched = False
         found = await asyncio.gather(*(self._get(tenant_id, sighting) for sighting in sightings))
         return {sighting: event for sighting, event in zip(sightings, found, strict=True) if event is not None}
+
+    async def _find_batched(self, tenant_id: str, sightings: Sequence[uuid.UUID]) -> dict[uuid.UUID, FaceMatched]:
+        found: dict[uuid.UUID, FaceMatched] = {}
+        keys = [f"$KV.{BUCKET}.{decision_key(tenant_id, sighting)}" for sighting in sightings]
+        for start in range(0, len(keys), BATCH_GET_SUBJECTS):
+            for operation, data in await self._last_messages(keys[start : start + BATCH_GET_SUBJECTS]):
+                if operation not in ABSENT and data:
+                    event = FaceMatched.model_validate_json(data)
+                    found[event.source_event_id] = event
+        return found
+
+    async def _last_messages(self, subjects: list[str]) -> list[tuple[str | None, bytes]]:
+        """The last message of each subject that has one (JetStream's batched direct get, `multi_last`): replies
+        arrive on an inbox and end with a status 204 (end of batch)."""
+        inbox = self._connection.new_inbox()
+        subscription = await self._connection.subscribe(inbox)
+        try:
+            request = json.dumps({"multi_last": subjects}).encode()
+            await self._connection.publish(f"$JS.API.DIRECT.GET.KV_{BUCKET}", request, reply=inbox)
+            messages: list[tuple[str | None, bytes]] = []
+            while True:
+                message = await subscription.next_msg(timeout=BATCH_GET_TIMEOUT_SECONDS)
+                status = (message.headers or {}).get("Status")
+                if status == "204" or status == "404":  # end of batch; or none of the subjects has a message
+                    return messages
+                if status == "503":
+                    raise DirectGetUnavailable(f"bucket {BUCKET} has no direct get responders")
+                if status:
+                    raise nats.errors.Error(f"batched get of {BUCKET} answered {status}: {message.headers}")
+                messages.append(((message.headers or {}).get("KV-Operation"), message.data))
+        finally:
+            await subscription.unsubscribe()
 
     async def record(self, events: Sequence[FaceMatched]) -> None:
         await asyncio.gather(

@@ -6,7 +6,7 @@ from collections.abc import Callable
 import httpx
 from nats.aio.client import Client as NatsClient
 
-from schemas import AuditEntryRecorded, PersonKind
+from schemas import AuditEntryRecorded, PersonKind, PersonsMarkedDifferent
 from services.matcher.adapters.milvus import StoredVector
 from services.matcher.bootstrap import Matcher
 from tests.support import collect_messages, new_tenant
@@ -116,3 +116,23 @@ async def test_changing_settings_is_audited_and_refused_for_bad_values_and_non_a
     assert accepted.status_code == 200 and accepted.json()["effective"]["match_threshold"] == 0.5
     assert audit.actor == "admin@shop" and audit.resource == "settings/matcher"
     assert audit.details == {"before": {}, "after": {"match_threshold": 0.5, "ambiguous_band": 0.1}}
+
+
+async def test_decided_ambiguous_pairs_are_purged(matcher: Matcher) -> None:
+    """A pair marked not the same is purged, and so is every pair naming a person merged away or erased; the
+    others stay for the operator."""
+    from services.matcher.adapters.ambiguous_pairs import AmbiguousPairRecord
+    from services.matcher.domain.not_same import person_pair
+    from services.matcher.handlers import mark_not_same
+
+    tenant = new_tenant()
+    p1, p2, p3, p4, p5 = (uuid.uuid4() for _ in range(5))
+    record = AmbiguousPairRecord(similarity=0.42, sighting_id=uuid.uuid4())
+    pairs = [person_pair(p1, p2), person_pair(p1, p3), person_pair(p4, p5), person_pair(p2, p3)]
+    await matcher.ports.ambiguous.record(tenant, dict.fromkeys(pairs, record))
+
+    assert await matcher.ports.ambiguous.forget_persons(tenant, [p1]) == 2  # p1 merged away or erased
+    assert set(await matcher.ports.ambiguous.pairs(tenant)) == {person_pair(p4, p5), person_pair(p2, p3)}
+    await mark_not_same(PersonsMarkedDifferent(tenant_id=tenant, person_id=p5, other_person_id=p4), matcher.ports)
+    assert set(await matcher.ports.ambiguous.pairs(tenant)) == {person_pair(p2, p3)}
+    assert await matcher.ports.ambiguous.forget_persons(tenant, [p1]) == 0  # a repeat finds none

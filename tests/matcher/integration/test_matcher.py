@@ -86,13 +86,14 @@ async def test_wrong_dimension_for_a_model_is_dead_lettered(matcher: Matcher, na
 async def test_replicas_matching_the_same_new_face_at_once_create_one_person(
     matcher: Matcher, nats_connection: NatsClient
 ) -> None:
-    """Four matcher replicas (own Milvus clients, one store) get the same new face at the same moment: the
-    person-creation lease makes each search after the previous one's insert, so they agree on one person."""
+    """Four matcher replicas (own Milvus clients, own in-memory copies, one store) get the same new face at the
+    same moment: the tenant's lease makes each search after the previous one's insert, and the vector log brings
+    each copy up to date first, so they agree on one person."""
     import asyncio
     from dataclasses import replace
 
     from services.matcher.adapters.milvus import FaceVectorStore
-    from services.matcher.adapters.person_lock import PersonCreationLease
+    from services.matcher.bootstrap import open_vector_index
     from services.matcher.handlers import match_faces
 
     tenant = new_tenant()
@@ -102,11 +103,11 @@ async def test_replicas_matching_the_same_new_face_at_once_create_one_person(
     for _ in burst:
         store = FaceVectorStore(matcher.settings.milvus_uri, "", matcher.settings.collection_prefix)
         await store.connect()
-        replicas.append((store, await PersonCreationLease.open(nats_connection, 30)))
+        replicas.append(await open_vector_index(matcher.settings, nats_connection, store))
     results = await asyncio.gather(
         *(
-            match_faces([event], replace(matcher.ports, store=store, lease=lease))
-            for event, (store, lease) in zip(burst, replicas, strict=True)
+            match_faces([event], replace(matcher.ports, store=index.store, index=index))
+            for event, index in zip(burst, replicas, strict=True)
         )
     )
     matches = [matched(result) for [result] in results]

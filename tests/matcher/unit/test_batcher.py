@@ -49,3 +49,17 @@ async def test_max_batch_is_respected() -> None:
     batcher = MatchBatcher(match, max_batch=4, max_wait=0.001)
     await asyncio.gather(*(batcher.submit(EVENT) for _ in range(10)))
     assert max(sizes) <= 4 and sum(sizes) == 10
+
+
+async def test_a_timeout_fails_the_whole_batch_at_once() -> None:
+    """A tenant's lease held elsewhere is no event's fault: retrying each event alone would wait once per event."""
+    calls: list[int] = []
+
+    async def match(events):
+        calls.append(len(events))
+        raise TimeoutError("lease held by another matcher")
+
+    batcher = MatchBatcher(match, max_batch=8, max_wait=0.001)
+    results = await asyncio.gather(*(batcher.submit(EVENT) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(result, TimeoutError) for result in results)
+    assert calls == [3]
