@@ -101,7 +101,7 @@ async def _open_ports(
 async def open_vector_index(settings: MatcherSettings, connection: NatsClient, store: FaceVectorStore) -> VectorIndex:
     """Milvus with the tenant leases and the vector log every writer of vectors goes through."""
     replicas = settings.nats_stream_replicas
-    lease = await TenantLease.open(connection, settings.lease_ttl_seconds, replicas)
+    lease = await TenantLease.open(connection, settings.lease_ttl_seconds, replicas, settings.lease_wait_seconds)
     return VectorIndex(store, lease, await VectorLog.open(connection, replicas))
 
 

@@ -80,6 +80,14 @@ class MatcherSettings(RestServiceSettings, RetentionSettings):
             " killed while holding tenants hands them over within this time"
         ),
     )
+    lease_wait_seconds: float = Field(
+        20.0,
+        gt=0,
+        description=(
+            "How long a batch waits for its tenant's lease while another replica holds it (renewed, it may hold it"
+            " longer than the TTL) before its faces are retried later; below the consumer's 30 s ack wait"
+        ),
+    )
     batch_wait_ms: int = Field(20, ge=0, description="How long a batch waits to fill")
     concurrent_batches: int = Field(
         2,

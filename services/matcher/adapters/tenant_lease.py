@@ -98,18 +98,20 @@ class HeldLease:
 
 
 class TenantLease:
-    def __init__(self, bucket: KeyValue, ttl_seconds: float) -> None:
-        self._bucket, self._ttl = bucket, ttl_seconds
+    def __init__(self, bucket: KeyValue, ttl_seconds: float, wait_seconds: float) -> None:
+        self._bucket, self._ttl, self._wait = bucket, ttl_seconds, wait_seconds
         self._holder = uuid.uuid4().hex.encode()
         self._local: dict[str, asyncio.Lock] = {}
         """Tasks of this process queue here first, so only one of them at a time asks NATS for a key."""
 
     @classmethod
-    async def open(cls, connection: NatsClient, ttl_seconds: float, replicas: int = 1) -> "TenantLease":
+    async def open(
+        cls, connection: NatsClient, ttl_seconds: float, replicas: int = 1, wait_seconds: float = 20.0
+    ) -> "TenantLease":
         config = nats.js.api.KeyValueConfig(
             bucket=BUCKET, history=1, ttl=ttl_seconds, storage=nats.js.api.StorageType.MEMORY, replicas=replicas
         )
-        return cls(await open_bucket(connection, config), ttl_seconds)
+        return cls(await open_bucket(connection, config), ttl_seconds, wait_seconds)
 
     @property
     def ttl_seconds(self) -> float:
@@ -119,8 +121,8 @@ class TenantLease:
     async def hold(
         self, tenant_id: str, collection: str, wait_seconds: float | None = None
     ) -> AsyncIterator[HeldLease]:
-        """Wait (by default at most three TTLs: a dead holder's entry expires within one) until no other
-        replica holds this tenant's collection, then hold it, renewed, until the block ends."""
+        """Wait (by default `REVISIT_LEASE_WAIT_SECONDS`: a live holder renews, a dead one's entry expires within
+        the TTL) until no other replica holds this tenant's collection, then hold it, renewed, until the block ends."""
         key = lease_key(tenant_id, collection)
         local = self._local.setdefault(key, asyncio.Lock())
         async with local:
@@ -131,7 +133,7 @@ class TenantLease:
                 await held.release()
 
     async def _acquire(self, key: str, wait_seconds: float | None) -> int:
-        deadline = time.monotonic() + (3 * self._ttl if wait_seconds is None else wait_seconds)
+        deadline = time.monotonic() + (self._wait if wait_seconds is None else wait_seconds)
         while True:
             try:
                 return await self._bucket.create(key, self._holder)
