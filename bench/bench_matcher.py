@@ -35,7 +35,7 @@ from services.matcher.adapters.step_ledger import StepLedger
 from services.matcher.adapters.tenant_settings import TenantSettings
 from services.matcher.bootstrap import open_vector_index
 from services.matcher.config import MatcherSettings
-from services.matcher.consumers import MatchBatcher
+from services.matcher.consumers import match_batcher
 from services.matcher.domain.not_same import NOT_SAME_MARGIN
 from services.matcher.handlers import MatcherPorts, MatchOutcome, match_faces
 
@@ -130,7 +130,7 @@ async def measure(folder: Path, connection: NatsClient, size: int) -> list[list[
         latencies.append(time.perf_counter() - batch_started)
         return outcomes
 
-    batcher = MatchBatcher(timed_match, BATCH, 0.02, ports.settings.concurrent_batches)  # the consumer's batching
+    batcher = match_batcher(timed_match, BATCH, 0.02, ports.settings.concurrent_batches)  # the consumer's batching
     started = time.perf_counter()
     outcomes = await asyncio.gather(*(batcher.submit(event) for event in events))
     seconds = time.perf_counter() - started

@@ -13,7 +13,9 @@ class Batcher(Generic[Item, Result]):
     """Hands what concurrent workers `submit` to `handle` in batches (at most `max_batch`, waiting at most
     `max_wait` seconds for one to fill), at most `in_flight` batches at a time (1: each sees what the previous
     committed; more only where `handle` orders concurrent batches itself, with locks). If a batch fails, its
-    items are handled one by one, so one bad item fails alone."""
+    items are handled one by one, so one bad item fails alone; an error of a `fail_together` type is nobody's
+    fault (a lease held elsewhere, a slow broker) and fails the whole batch at once, since handling the items
+    one by one would wait as long once per item."""
 
     def __init__(
         self,
@@ -21,8 +23,10 @@ class Batcher(Generic[Item, Result]):
         max_batch: int,
         max_wait: float,
         in_flight: int = 1,
+        fail_together: tuple[type[Exception], ...] = (),
     ) -> None:
         self._handle, self._max_batch, self._max_wait = handle, max_batch, max_wait
+        self._fail_together = fail_together
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._lock = asyncio.Semaphore(in_flight)
         self._timer: asyncio.TimerHandle | None = None
@@ -55,6 +59,11 @@ class Batcher(Generic[Item, Result]):
                 return
             try:
                 results = await self._handle([item for item, _ in batch])
+            except self._fail_together as error:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                return
             except Exception:
                 await self._one_by_one(batch)
                 return

@@ -24,7 +24,7 @@ from services.matcher.adapters.vector_index import VectorIndex
 from services.matcher.adapters.vector_log import VectorLog
 from services.matcher.api import router
 from services.matcher.config import MatcherSettings
-from services.matcher.consumers import MatchBatcher, register_consumers
+from services.matcher.consumers import match_batcher, register_consumers
 from services.matcher.handlers import SERVICE as SERVICE
 from services.matcher.handlers import MatcherPorts, MatchOutcome, identify_faces
 
@@ -65,7 +65,7 @@ async def bootstrap(settings: MatcherSettings) -> AsyncIterator[Matcher]:
         async def match(events: Sequence[FaceIngested]) -> list[MatchOutcome]:
             return await identify_faces(events, ports)
 
-        batcher = MatchBatcher(match, settings.batch_size, settings.batch_wait_ms / 1000, settings.concurrent_batches)
+        batcher = match_batcher(match, settings.batch_size, settings.batch_wait_ms / 1000, settings.concurrent_batches)
         register_consumers(broker, settings, batcher, ports)
         app = create_app(SERVICE, {"nats": nats_ready(broker), "milvus": store.ping}, settings, (router,))
         app.state.ports = ports

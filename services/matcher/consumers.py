@@ -2,7 +2,6 @@
 Milvus search serves many events while each message is still acked only after its own result is
 stored and published."""
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ from schemas import (
     PersonSplit,
     subjects,
 )
+from services.common.batcher import Batcher
 from services.common.bus import document_publication, durable_pull
 from services.matcher.config import MatcherSettings
 from services.matcher.handlers import (
@@ -38,64 +38,16 @@ DURABLE = "matcher"
 LIFECYCLE_FETCH = 8
 """Lifecycle facts are rare and each touches many vectors: small fetches."""
 MatchFunction = Callable[[Sequence[FaceIngested]], Awaitable[list[MatchOutcome]]]
+MatchBatcher = Batcher[FaceIngested, MatchOutcome]
 
 
-class MatchBatcher:
+def match_batcher(match: MatchFunction, max_batch: int, max_wait: float, concurrent: int = 1) -> MatchBatcher:
     """Gathers events submitted by concurrent workers into one `match` call (at most `max_batch`, waiting
     at most `max_wait` seconds). Up to `concurrent` batches run at once: a batch's search and insert hold its
     tenant's lease, so a batch of the same tenant still searches after the previous one stored its persons,
-    while the other's decision records and publications (about half a batch's time) overlap."""
-
-    def __init__(self, match: MatchFunction, max_batch: int, max_wait: float, concurrent: int = 1) -> None:
-        self._match, self._max_batch, self._max_wait = match, max_batch, max_wait
-        self._pending: list[tuple[FaceIngested, asyncio.Future[MatchOutcome]]] = []
-        self._lock = asyncio.Semaphore(concurrent)
-        self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def submit(self, event: FaceIngested) -> MatchOutcome:
-        future: asyncio.Future[MatchOutcome] = asyncio.get_running_loop().create_future()
-        self._pending.append((event, future))
-        if len(self._pending) >= self._max_batch:
-            self._start_flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._max_wait, self._start_flush)
-        return await future
-
-    def _start_flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        task = asyncio.create_task(self._flush())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _flush(self) -> None:
-        async with self._lock:
-            # taken only once a running batch is done, so everything that arrived meanwhile is one batch
-            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-            if self._pending and self._timer is None:
-                self._timer = asyncio.get_running_loop().call_later(self._max_wait, self._start_flush)
-            if not batch:
-                return
-            try:
-                results = await self._match([event for event, _ in batch])
-            except TimeoutError as error:  # a tenant's lease held elsewhere, NATS slow: no event's fault
-                for _, future in batch:  # one by one would wait as long once per event; all are retried instead
-                    future.set_exception(error)
-                return
-            except Exception:
-                await self._match_one_by_one(batch)  # isolate the failing event; the others still succeed
-                return
-            for (_, future), result in zip(batch, results, strict=True):
-                future.set_result(result)
-
-    async def _match_one_by_one(self, batch: list[tuple[FaceIngested, asyncio.Future[MatchOutcome]]]) -> None:
-        for event, future in batch:
-            try:
-                future.set_result((await self._match([event]))[0])
-            except Exception as error:  # handed to the waiting consumer, which retries or dead-letters
-                future.set_exception(error)
+    while the other's decision records and publications (about half a batch's time) overlap. A timeout (a
+    tenant's lease held elsewhere, NATS slow) is no event's fault: the whole batch fails and is retried."""
+    return Batcher(match, max_batch, max_wait, concurrent, fail_together=(TimeoutError,))
 
 
 def register_consumers(

@@ -3,7 +3,7 @@ import json
 
 from schemas import FaceIngested, FaceMatched
 from schemas.export import EXAMPLES_DIR
-from services.matcher.consumers import MatchBatcher
+from services.matcher.consumers import match_batcher
 
 EVENT = FaceIngested.model_validate_json((EXAMPLES_DIR / "FaceIngested.v1.json").read_text())
 MATCHED = FaceMatched.model_validate(json.loads((EXAMPLES_DIR / "FaceMatched.v1.json").read_text()))
@@ -17,7 +17,7 @@ async def test_events_arriving_during_a_batch_form_the_next_batch() -> None:
         await asyncio.sleep(0.05)
         return [MATCHED for _ in events]
 
-    batcher = MatchBatcher(slow_match, max_batch=64, max_wait=0.001)
+    batcher = match_batcher(slow_match, max_batch=64, max_wait=0.001)
     first = asyncio.create_task(batcher.submit(EVENT))
     await asyncio.sleep(0.01)  # the first batch (of one) is running now
     rest = [asyncio.create_task(batcher.submit(EVENT)) for _ in range(30)]
@@ -33,7 +33,7 @@ async def test_a_failing_event_does_not_fail_its_batch() -> None:
             raise ValueError("bad event")
         return [MATCHED for _ in events]
 
-    batcher = MatchBatcher(match, max_batch=8, max_wait=0.001)
+    batcher = match_batcher(match, max_batch=8, max_wait=0.001)
     results = await asyncio.gather(*(batcher.submit(e) for e in (EVENT, bad, EVENT)), return_exceptions=True)
     assert isinstance(results[1], ValueError)
     assert results[0] == MATCHED and results[2] == MATCHED
@@ -46,7 +46,7 @@ async def test_max_batch_is_respected() -> None:
         sizes.append(len(events))
         return [MATCHED for _ in events]
 
-    batcher = MatchBatcher(match, max_batch=4, max_wait=0.001)
+    batcher = match_batcher(match, max_batch=4, max_wait=0.001)
     await asyncio.gather(*(batcher.submit(EVENT) for _ in range(10)))
     assert max(sizes) <= 4 and sum(sizes) == 10
 
@@ -59,7 +59,7 @@ async def test_a_timeout_fails_the_whole_batch_at_once() -> None:
         calls.append(len(events))
         raise TimeoutError("lease held by another matcher")
 
-    batcher = MatchBatcher(match, max_batch=8, max_wait=0.001)
+    batcher = match_batcher(match, max_batch=8, max_wait=0.001)
     results = await asyncio.gather(*(batcher.submit(EVENT) for _ in range(3)), return_exceptions=True)
     assert all(isinstance(result, TimeoutError) for result in results)
     assert calls == [3]
