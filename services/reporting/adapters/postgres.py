@@ -147,6 +147,10 @@ class OwnerChanged(RuntimeError):
     """A person was merged or erased between reading its owner and locking it: retry the sighting."""
 
 
+class VisitArchived(RuntimeError):
+    """A refolded visit has the id of an archived one (a sighting older than retention came again): not counted."""
+
+
 @dataclass(frozen=True)
 class SightingOutcome:
     """Who a sighting was recorded under (None: the person was erased, so it was dropped) and what changed."""
@@ -618,11 +622,12 @@ async def _lock_persons(connection: Connection, tenant_id: str, persons: Iterabl
 async def _record_tenant_sightings(
     connection: Connection, tenant_id: str, events: Sequence[FaceMatched], rules: VisitRules
 ) -> list[SightingOutcome]:
-    """`VisitStore.record_sightings` for the events of one tenant, inside its transaction."""
-    owners = await _owners_under_lock(connection, tenant_id, events)
+    """`VisitStore.record_sightings` for the events of one tenant, inside its transaction: a fixed number of
+    statements whatever the batch's size (owners and locks, owners again with their kinds, the sightings, the
+    neighbourhoods, the visits written back, the sites' zones, the rollups)."""
+    owners, counted_kinds = await _owners_under_lock(connection, tenant_id, events)
     stored = [(event, owner) for event, owner in zip(events, owners, strict=True) if owner is not None]
     inserted = await _insert_sightings(connection, tenant_id, stored)
-    counted_kinds = await _operator_kinds(connection, {owner for _, owner in stored})
     new: dict[tuple[uuid.UUID, str], list[FaceMatched]] = defaultdict(list)
     for event, owner in stored:
         kind = counted_kinds.get(owner, event.person_kind.value)
@@ -640,34 +645,63 @@ async def _record_tenant_sightings(
     return outcomes
 
 
+_OWNERS = """
+    SELECT e.n, CASE WHEN r.person_id IS NOT NULL THEN r.successor_id ELSE coalesce(c.person_id, e.person_id) END
+               AS owner, e.person_id AS matched
+    FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS e(source_event_id, person_id, n)
+    LEFT JOIN claimed_sightings c ON c.source_event_id = e.source_event_id
+    LEFT JOIN retired_persons r ON r.person_id = coalesce(c.person_id, e.person_id)
+"""
+"""For each event: the person a split gave the sighting to, else its matched person; then, if that person was
+merged, the person it joined, or None if it was erased."""
+
+_OWNERS_LOCKING = (
+    "WITH owners AS MATERIALIZED ("
+    + _OWNERS
+    + """), persons AS (
+        SELECT matched AS person_id FROM owners UNION SELECT owner FROM owners WHERE owner IS NOT NULL
+    ), locks AS (
+        SELECT count(CASE WHEN shared THEN pg_advisory_xact_lock_shared(hashtext(key))
+                          ELSE pg_advisory_xact_lock(hashtext(key)) END) AS taken
+        FROM (SELECT key, shared FROM (
+                SELECT 0 AS part, row_number() OVER (ORDER BY person_id) AS n, $3 || '/' || person_id::text AS key,
+                       false AS shared
+                FROM persons
+                UNION ALL SELECT 1, z.n, z.key, true FROM unnest($4::text[]) WITH ORDINALITY AS z(key, n)
+              ) AS k ORDER BY part, n) AS ordered
+    )
+    SELECT o.n, o.owner FROM owners o CROSS JOIN locks ORDER BY o.n
+"""
+)
+"""The owners as `_OWNERS` reads them, after locking every matched person and owner (exclusive, in the order of
+`lock_order`: uuid order) and then the sites' zones (shared, in the order of `rollups.zone_lock_keys`), as the
+lifecycle operations lock persons and then zones."""
+
+_OWNERS_WITH_KINDS = (
+    "SELECT o.n, o.owner, k.kind FROM (" + _OWNERS + ") AS o LEFT JOIN person_kinds k ON k.person_id = o.owner"
+    " ORDER BY o.n"
+)
+
+
 async def _owners_under_lock(
     connection: Connection, tenant_id: str, events: Sequence[FaceMatched]
-) -> list[uuid.UUID | None]:
-    """The persons the sightings belong to now, with their matched persons and those persons locked.
+) -> tuple[list[uuid.UUID | None], dict[uuid.UUID, str]]:
+    """The persons the sightings belong to now, with their matched persons and those persons locked (and the
+    sites' zones, shared), and the kind an operator gave each owner that has one (it wins over the kind a
+    sighting arrived with).
 
     Holding the locks keeps the answers true until commit: every operation that could change one locks one of
-    them. If an operation changed one between the read and the locks, the batch is retried (`OwnerChanged`)."""
-    owners = await _owners(connection, events)
-    persons = {event.person_id for event in events} | {owner for owner in owners if owner is not None}
-    await _lock_persons(connection, tenant_id, persons)
-    if await _owners(connection, events) != owners:
+    them. The owners are read in the statement that takes the locks and again once they are held (a statement
+    sees what was committed when it began); if an operation changed one meanwhile, the batch is retried
+    (`OwnerChanged`)."""
+    arrays = ([event.source_event_id for event in events], [event.person_id for event in events])
+    sites = rollups.zone_lock_keys(tenant_id, {event.site_id for event in events})
+    rows = await connection.fetch(_OWNERS_LOCKING, *arrays, tenant_id, sites)
+    again = await connection.fetch(_OWNERS_WITH_KINDS, *arrays)
+    owners = [row["owner"] for row in again]
+    if [row["owner"] for row in rows] != owners:
         raise OwnerChanged("a person was merged, split or erased meanwhile")
-    return owners
-
-
-async def _owners(connection: Connection, events: Sequence[FaceMatched]) -> list[uuid.UUID | None]:
-    """For each event: the person a split gave the sighting to, else its matched person; then, if that person
-    was merged, the person it joined, or None if it was erased."""
-    rows = await connection.fetch(
-        "SELECT e.n, r.person_id IS NOT NULL AS retired, r.successor_id, coalesce(c.person_id, e.person_id) AS owner"
-        " FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS e(source_event_id, person_id, n)"
-        " LEFT JOIN claimed_sightings c ON c.source_event_id = e.source_event_id"
-        " LEFT JOIN retired_persons r ON r.person_id = coalesce(c.person_id, e.person_id)"
-        " ORDER BY e.n",
-        [event.source_event_id for event in events],
-        [event.person_id for event in events],
-    )
-    return [row["successor_id"] if row["retired"] else row["owner"] for row in rows]
+    return owners, {row["owner"]: row["kind"] for row in again if row["kind"] is not None}
 
 
 async def _insert_sightings(
@@ -691,14 +725,6 @@ async def _insert_sightings(
         [event.person_kind.value for event, _ in stored],
     )
     return {row["event_id"] for row in rows}
-
-
-async def _operator_kinds(connection: Connection, persons: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """The kind an operator gave each of `persons` that has one: it wins over the kind a sighting arrived with."""
-    rows = await connection.fetch(
-        "SELECT person_id, kind FROM person_kinds WHERE person_id = ANY($1::uuid[])", list(persons)
-    )
-    return {row["person_id"]: row["kind"] for row in rows}
 
 
 async def _fold_new_sightings(
@@ -735,7 +761,8 @@ async def _fold_new_sightings(
             extra = tuple(p for p in diff.changed if p not in holder) if position == 0 else ()
             changes[event.event_id] = VisitChanges(holder + extra, diff.removed if position == 0 else ())
     await _write_refolds(connection, tenant_id, replaced, refolded, followers)
-    await rollups.apply_visit_changes(connection, tenant_id, rolled_before, rolled_after)
+    zones = await rollups.locked_site_zones(connection, tenant_id, sorted({site for _, site in groups}))
+    await rollups.apply_visit_changes(connection, tenant_id, rolled_before, rolled_after, zones)
     return changes
 
 
@@ -747,25 +774,57 @@ def _sighting(event: FaceMatched) -> Sighting:
     return Sighting(event.event_id, event.captured_at)
 
 
-_NEIGHBOURS = """
-    SELECT g.n, p.visit_id AS p_visit_id, p.started_at AS p_started_at, p.last_seen_at AS p_last_seen_at,
-           p.sightings AS p_sightings, p.is_returning AS p_is_returning,
-           f.visit_id AS f_visit_id, f.started_at AS f_started_at, f.last_seen_at AS f_last_seen_at,
-           f.sightings AS f_sightings, f.is_returning AS f_is_returning
-    FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY AS g(person_id, site_id,
-         lo, hi, n)
-    LEFT JOIN LATERAL (
-        SELECT * FROM visits v WHERE v.tenant_id = $1 AND v.site_id = g.site_id AND v.person_id = g.person_id
-          AND NOT v.archived AND v.started_at <= g.lo AND v.last_seen_at <= g.lo
-        ORDER BY v.started_at DESC LIMIT 1) p ON true
-    LEFT JOIN LATERAL (
-        SELECT * FROM visits v WHERE v.tenant_id = $1 AND v.site_id = g.site_id AND v.person_id = g.person_id
-          AND NOT v.archived AND v.started_at >= g.hi
-        ORDER BY v.started_at LIMIT 1) f ON true
-    ORDER BY g.n
+_NEIGHBOURHOODS = (
+    """
+    WITH g AS (
+        SELECT * FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY
+            AS g(person_id, site_id, lo, hi, n)
+    ), edges AS MATERIALIZED (
+        SELECT g.n, g.person_id, g.site_id,
+               p.visit_id AS p_visit_id, p.started_at AS p_started_at, p.last_seen_at AS p_last_seen_at,
+               p.sightings AS p_sightings, p.is_returning AS p_is_returning,
+               f.visit_id AS f_visit_id, f.started_at AS f_started_at, f.last_seen_at AS f_last_seen_at,
+               f.sightings AS f_sightings, f.is_returning AS f_is_returning
+        FROM g
+        LEFT JOIN LATERAL (
+            SELECT * FROM visits v WHERE v.tenant_id = $1 AND v.site_id = g.site_id AND v.person_id = g.person_id
+              AND NOT v.archived AND v.started_at <= g.lo AND v.last_seen_at <= g.lo
+            ORDER BY v.started_at DESC LIMIT 1) p ON true
+        LEFT JOIN LATERAL (
+            SELECT * FROM visits v WHERE v.tenant_id = $1 AND v.site_id = g.site_id AND v.person_id = g.person_id
+              AND NOT v.archived AND v.started_at >= g.hi
+            ORDER BY v.started_at LIMIT 1) f ON true
+    )
+    SELECT 'p' AS part, n, p_visit_id AS id, p_started_at AS at, p_last_seen_at AS last_seen_at,
+           p_sightings AS sightings, p_is_returning AS is_returning
+    FROM edges WHERE p_visit_id IS NOT NULL
+    UNION ALL
+    SELECT 'f', n, f_visit_id, f_started_at, f_last_seen_at, f_sightings, f_is_returning
+    FROM edges WHERE f_visit_id IS NOT NULL
+    UNION ALL
+    SELECT 'v', e.n, v.visit_id, v.started_at, v.last_seen_at, v.sightings, v.is_returning
+    FROM edges e CROSS JOIN LATERAL (
+        SELECT * FROM visits v WHERE v.tenant_id = $1 AND v.site_id = e.site_id AND v.person_id = e.person_id
+          AND NOT v.archived AND v.started_at > coalesce(e.p_last_seen_at, '-infinity')
+          AND v.started_at < coalesce(e.f_started_at, 'infinity')
+        OFFSET 0) v  -- a fence: index lookups per group, whatever the statistics say
+    UNION ALL
+    SELECT 's', e.n, s.event_id, s.captured_at, NULL, NULL, NULL
+    FROM edges e CROSS JOIN LATERAL (
+        SELECT * FROM sightings s WHERE s.tenant_id = $1 AND s.site_id = e.site_id AND s.person_id = e.person_id
+          AND s.captured_at > coalesce(e.p_last_seen_at, '-infinity')
+          AND s.captured_at < coalesce(e.f_started_at, 'infinity')
+        OFFSET 0) s
+    LEFT JOIN person_kinds k ON k.tenant_id = s.tenant_id AND k.person_id = s.person_id
+    WHERE """
+    + _COUNTS_AS_CUSTOMER
+    + """
+    ORDER BY n, part, at
 """
-"""Per (person, site, lo, hi): the visit before the neighbourhood and the one after it (visits of a person at a
-site never overlap, so the latest to start before `lo` that also ended by then is the one before)."""
+)
+"""Per (person, site, lo, hi), in one round trip: the visit before the neighbourhood (`p`: visits of a person at
+a site never overlap, so the latest to start before `lo` that also ended by then), the one after it (`f`), the
+visits in between (`v`) and the sightings in between that make visits (`s`)."""
 
 
 async def _neighbourhoods(
@@ -774,61 +833,58 @@ async def _neighbourhoods(
     groups: list[tuple[uuid.UUID, str]],
     bounds: list[tuple[datetime, datetime]],
 ) -> list[Neighbourhood]:
-    """Read each group's `Neighbourhood` in three round trips for all of them."""
-    persons, sites = [p for p, _ in groups], [s for _, s in groups]
-    edges = await connection.fetch(
-        _NEIGHBOURS, tenant_id, persons, sites, [lo for lo, _ in bounds], [hi for _, hi in bounds]
+    """Read each group's `Neighbourhood`, all of them in one statement."""
+    rows = await connection.fetch(
+        _NEIGHBOURHOODS,
+        tenant_id,
+        [p for p, _ in groups],
+        [s for _, s in groups],
+        [lo for lo, _ in bounds],
+        [hi for _, hi in bounds],
     )
-    previous = [_prefixed_visit(row, "p_") for row in edges]
-    following = [_prefixed_visit(row, "f_") for row in edges]
-    floors = [v.last_seen_at if v else None for v in previous]
-    ceilings = [v.started_at if v else None for v in following]
-    window = (tenant_id, persons, sites, floors, ceilings)
-    between_rows = await connection.fetch(
-        "SELECT g.n, v.visit_id, v.started_at, v.last_seen_at, v.sightings, v.is_returning"
-        " FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY"
-        " AS g(person_id, site_id, floor, ceiling, n)"
-        " CROSS JOIN LATERAL (SELECT * FROM visits v WHERE v.tenant_id = $1 AND v.site_id = g.site_id"
-        "   AND v.person_id = g.person_id AND NOT v.archived"
-        "   AND v.started_at > coalesce(g.floor, '-infinity') AND v.started_at < coalesce(g.ceiling, 'infinity')"
-        "   OFFSET 0) v"  # a fence: index lookups per group, whatever the statistics say
-        " ORDER BY g.n, v.started_at",
-        *window,
-    )
-    sighting_rows = await connection.fetch(
-        "SELECT g.n, s.event_id, s.captured_at"
-        " FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY"
-        " AS g(person_id, site_id, floor, ceiling, n)"
-        " CROSS JOIN LATERAL (SELECT * FROM sightings s WHERE s.tenant_id = $1 AND s.site_id = g.site_id"
-        "   AND s.person_id = g.person_id"
-        "   AND s.captured_at > coalesce(g.floor, '-infinity') AND s.captured_at < coalesce(g.ceiling, 'infinity')"
-        "   OFFSET 0) s"
-        " LEFT JOIN person_kinds k ON k.tenant_id = s.tenant_id AND k.person_id = s.person_id"
-        " WHERE " + _COUNTS_AS_CUSTOMER,
-        *window,
-    )
+    previous: dict[int, Visit] = {}
+    following: dict[int, Visit] = {}
     between: dict[int, list[Visit]] = defaultdict(list)
-    for row in between_rows:
-        between[row["n"]].append(_visit(row))
     sightings: dict[int, list[Sighting]] = defaultdict(list)
-    for row in sighting_rows:
-        sightings[row["n"]].append(Sighting(row["event_id"], row["captured_at"]))
+    for part, n, id_, at, last_seen_at, count, is_returning in rows:
+        if part == "s":
+            sightings[n].append(Sighting(id_, at))
+            continue
+        visit = Visit(id_, at, last_seen_at, count, is_returning)
+        if part == "v":
+            between[n].append(visit)
+        elif part == "p":
+            previous[n] = visit
+        else:
+            following[n] = visit
     return [
-        Neighbourhood(previous[i], tuple(between[i + 1]), tuple(sightings[i + 1]), following[i])
-        for i in range(len(groups))
+        Neighbourhood(previous.get(n), tuple(between[n]), tuple(sightings[n]), following.get(n))
+        for n in range(1, len(groups) + 1)
     ]
 
 
-def _prefixed_visit(row: asyncpg.Record, prefix: str) -> Visit | None:
-    if row[f"{prefix}visit_id"] is None:
-        return None
-    return Visit(
-        row[f"{prefix}visit_id"],
-        row[f"{prefix}started_at"],
-        row[f"{prefix}last_seen_at"],
-        row[f"{prefix}sightings"],
-        row[f"{prefix}is_returning"],
+_WRITE_REFOLDS = """
+    WITH gone AS (
+        DELETE FROM visits v USING unnest($9::uuid[], $10::timestamptz[]) AS r(visit_id, started_at)
+        WHERE v.visit_id = r.visit_id AND v.started_at = r.started_at AND NOT v.archived
+    ), followed AS (
+        UPDATE visits v SET is_returning = f.is_returning, updated_at = now()
+        FROM unnest($11::uuid[], $12::timestamptz[], $13::boolean[]) AS f(visit_id, started_at, is_returning)
+        WHERE v.visit_id = f.visit_id AND v.started_at = f.started_at
     )
+    INSERT INTO visits AS v (tenant_id, visit_id, site_id, person_id, started_at, last_seen_at, sightings,
+                             is_returning)
+    SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::timestamptz[], $6::timestamptz[], $7::int[],
+                             $8::boolean[])
+    ON CONFLICT (tenant_id, visit_id, started_at) DO UPDATE SET site_id = EXCLUDED.site_id,
+        person_id = EXCLUDED.person_id, last_seen_at = EXCLUDED.last_seen_at, sightings = EXCLUDED.sightings,
+        is_returning = EXCLUDED.is_returning, updated_at = now()
+        WHERE NOT v.archived
+    RETURNING v.visit_id
+"""
+"""The neighbourhoods' visits written back in one statement: the old ones that are gone deleted, the new ones
+inserted or, when a visit keeps its id (the same first sighting), updated in place (its indexed columns do not
+change, so no index entry is added), and the followers' `is_returning` updated. The three touch different rows."""
 
 
 async def _write_refolds(
@@ -838,23 +894,29 @@ async def _write_refolds(
     refolded: list[PersonVisit],
     followers: list[PersonVisit],
 ) -> None:
-    """Delete the neighbourhoods' old visits, insert their new ones, and update the followers that changed.
-    Deleting first matters: a refolded visit can keep the id of one it replaces (same first sighting)."""
-    await connection.execute(
-        "DELETE FROM visits v USING unnest($1::uuid[], $2::timestamptz[]) AS r(visit_id, started_at)"
-        " WHERE v.visit_id = r.visit_id AND v.started_at = r.started_at AND NOT v.archived",
-        [v.visit_id for v in replaced],
-        [v.started_at for v in replaced],
-    )
-    await _insert_visits(connection, tenant_id, refolded)
-    await connection.execute(
-        "UPDATE visits v SET is_returning = f.is_returning, updated_at = now()"
-        " FROM unnest($1::uuid[], $2::timestamptz[], $3::boolean[]) AS f(visit_id, started_at, is_returning)"
-        " WHERE v.visit_id = f.visit_id AND v.started_at = f.started_at",
+    """Replace the neighbourhoods' old visits by their new ones, and update the followers that changed. A
+    refolded visit that would take the place of an archived one (retention took its sightings) is refused, as
+    the insert of a duplicate visit was: the batch fails and is retried, never counted twice."""
+    kept = {(p.visit.visit_id, p.visit.started_at) for p in refolded}
+    gone = [v for v in replaced if (v.visit_id, v.started_at) not in kept]
+    written = await connection.fetch(
+        _WRITE_REFOLDS,
+        tenant_id,
+        [p.visit.visit_id for p in refolded],
+        [p.site_id for p in refolded],
+        [p.person_id for p in refolded],
+        [p.visit.started_at for p in refolded],
+        [p.visit.last_seen_at for p in refolded],
+        [p.visit.sightings for p in refolded],
+        [p.visit.is_returning for p in refolded],
+        [v.visit_id for v in gone],
+        [v.started_at for v in gone],
         [p.visit.visit_id for p in followers],
         [p.visit.started_at for p in followers],
         [p.visit.is_returning for p in followers],
     )
+    if len(written) != len(refolded):
+        raise VisitArchived(f"{len(refolded) - len(written)} refolded visit(s) would replace archived ones")
 
 
 async def _insert_visits(connection: Connection, tenant_id: str, visits: list[PersonVisit]) -> None:
@@ -983,23 +1045,7 @@ async def _replace_visits(
         persons,
         site_id,
     )
-    await connection.executemany(
-        "INSERT INTO visits (tenant_id, visit_id, site_id, person_id, started_at, last_seen_at, sightings,"
-        " is_returning) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        [
-            (
-                tenant_id,
-                p.visit.visit_id,
-                p.site_id,
-                p.person_id,
-                p.visit.started_at,
-                p.visit.last_seen_at,
-                p.visit.sightings,
-                p.visit.is_returning,
-            )
-            for p in visits
-        ],
-    )
+    await _insert_visits(connection, tenant_id, visits)
 
 
 def _row_count(status: str) -> int:

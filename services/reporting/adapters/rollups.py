@@ -56,64 +56,76 @@ FROM_SITE_IN_TWO_ZONES = """
 both cancels out)."""
 
 
-def _apply_sql(level: Level, source: str) -> str:
+def _level_ctes(number: int, level: Level) -> str:
+    """One level's part of the apply statement, its CTEs named `l<number>_*`: who visited (each person's row
+    before the change is its row after minus the change, so nothing is read twice and a concurrent writer's
+    committed change is never lost), the counters and the dwell minutes, each upserted in key order."""
     keys = ", ".join(level.keys)
     of_m = ", ".join(f"m.{key}" for key in level.keys)
+    name = f"l{number}"
     return f"""
-    WITH input AS ({source}), persons AS (
+    {name}_persons AS (
         SELECT {keys}, person_id, sum(sign)::int AS visits,
                coalesce(sum(sign) FILTER (WHERE NOT is_returning), 0)::int AS new_visits,
                coalesce(sum(sign) FILTER (WHERE is_returning), 0)::int AS returning_visits
         FROM input GROUP BY {keys}, person_id
-    ), before AS (
-        SELECT m.* FROM {level.persons} m JOIN persons p USING ({keys}, person_id) WHERE m.tenant_id = $1
-    ), after AS (
+    ), {name}_after AS (
         INSERT INTO {level.persons} AS m (tenant_id, {keys}, person_id, visits, new_visits, returning_visits)
-        SELECT $1, {keys}, person_id, visits, new_visits, returning_visits FROM persons ORDER BY {keys}, person_id
+        SELECT $1, {keys}, person_id, visits, new_visits, returning_visits FROM {name}_persons
+        ORDER BY {keys}, person_id
         ON CONFLICT (tenant_id, {keys}, person_id) DO UPDATE SET visits = m.visits + EXCLUDED.visits,
             new_visits = m.new_visits + EXCLUDED.new_visits,
             returning_visits = m.returning_visits + EXCLUDED.returning_visits
         RETURNING {of_m}, m.person_id, m.visits, m.new_visits, m.returning_visits
-    ), visitors AS (
+    ), {name}_visitors AS (
         SELECT {keys},
-               sum((a.visits > 0)::int - (coalesce(b.visits, 0) > 0)::int)::int AS unique_visitors,
-               sum((a.new_visits > 0)::int - (coalesce(b.new_visits, 0) > 0)::int)::int AS new_visitors,
-               sum((a.returning_visits > 0)::int - (coalesce(b.returning_visits, 0) > 0)::int)::int
+               sum((a.visits > 0)::int - (a.visits - p.visits > 0)::int)::int AS unique_visitors,
+               sum((a.new_visits > 0)::int - (a.new_visits - p.new_visits > 0)::int)::int AS new_visitors,
+               sum((a.returning_visits > 0)::int - (a.returning_visits - p.returning_visits > 0)::int)::int
                    AS returning_visitors
-        FROM after a LEFT JOIN before b USING ({keys}, person_id) GROUP BY {keys}
-    ), totals AS (
+        FROM {name}_after a JOIN {name}_persons p USING ({keys}, person_id) GROUP BY {keys}
+    ), {name}_totals AS (
         SELECT {keys}, sum(sign)::int AS visits,
                coalesce(sum(sign) FILTER (WHERE is_returning), 0)::int AS returning_visits,
                sum(sign * dwell) AS dwell_seconds
         FROM input GROUP BY {keys}
-    ), dwell AS (
+    ), {name}_dwell AS (
         INSERT INTO {level.dwell} AS d (tenant_id, {keys}, minute, visits)
         SELECT $1, {keys}, minute, sum(sign) FROM input GROUP BY {keys}, minute ORDER BY {keys}, minute
         ON CONFLICT (tenant_id, {keys}, minute) DO UPDATE SET visits = d.visits + EXCLUDED.visits
-    )
-    INSERT INTO {level.counters} AS c (tenant_id, {keys}, visits, unique_visitors, new_visitors, returning_visitors,
-                                       returning_visits, dwell_seconds)
-    SELECT $1, {keys}, t.visits, v.unique_visitors, v.new_visitors, v.returning_visitors, t.returning_visits,
-           t.dwell_seconds
-    FROM totals t JOIN visitors v USING ({keys}) ORDER BY {keys}
-    ON CONFLICT (tenant_id, {keys}) DO UPDATE SET visits = c.visits + EXCLUDED.visits,
-        unique_visitors = c.unique_visitors + EXCLUDED.unique_visitors,
-        new_visitors = c.new_visitors + EXCLUDED.new_visitors,
-        returning_visitors = c.returning_visitors + EXCLUDED.returning_visitors,
-        returning_visits = c.returning_visits + EXCLUDED.returning_visits,
-        dwell_seconds = c.dwell_seconds + EXCLUDED.dwell_seconds
-    """
+    ), {name}_counters AS (
+        INSERT INTO {level.counters} AS c (tenant_id, {keys}, visits, unique_visitors, new_visitors,
+                                           returning_visitors, returning_visits, dwell_seconds)
+        SELECT $1, {keys}, t.visits, v.unique_visitors, v.new_visitors, v.returning_visitors, t.returning_visits,
+               t.dwell_seconds
+        FROM {name}_totals t JOIN {name}_visitors v USING ({keys}) ORDER BY {keys}
+        ON CONFLICT (tenant_id, {keys}) DO UPDATE SET visits = c.visits + EXCLUDED.visits,
+            unique_visitors = c.unique_visitors + EXCLUDED.unique_visitors,
+            new_visitors = c.new_visitors + EXCLUDED.new_visitors,
+            returning_visitors = c.returning_visitors + EXCLUDED.returning_visitors,
+            returning_visits = c.returning_visits + EXCLUDED.returning_visits,
+            dwell_seconds = c.dwell_seconds + EXCLUDED.dwell_seconds
+    )"""
 
 
-APPLY = {level.counters: _apply_sql(level, FROM_ARRAYS) for level in LEVELS}
-MOVE_SITE = {level.counters: _apply_sql(level, FROM_SITE_IN_TWO_ZONES) for level in LEVELS}
+def _apply_sql(levels: Sequence[Level], source: str) -> str:
+    """Every level changed by one statement (one round trip whatever the number of levels): the levels' tables
+    are disjoint, so their data-modifying CTEs do not see or touch each other's rows."""
+    parts = ",".join(_level_ctes(number, level) for number, level in enumerate(levels))
+    return f"WITH input AS MATERIALIZED ({source}),{parts}\n    SELECT 1"
+
+
+APPLY = _apply_sql(LEVELS, FROM_ARRAYS)
+MOVE_SITE = _apply_sql(LEVELS, FROM_SITE_IN_TWO_ZONES)
 
 
 async def apply_contributions(connection: Connection, tenant_id: str, contributions: Sequence[Contribution]) -> None:
-    """Add the contributions (signed) to every level: one statement per level."""
+    """Add the contributions (signed) to every level, in one statement."""
     if not contributions:
         return
-    columns = (
+    await connection.execute(
+        APPLY,
+        tenant_id,
         [c.site_id for c in contributions],
         [c.day for c in contributions],
         [c.month for c in contributions],
@@ -123,8 +135,6 @@ async def apply_contributions(connection: Connection, tenant_id: str, contributi
         [c.dwell_seconds for c in contributions],
         [c.minute for c in contributions],
     )
-    for level in LEVELS:
-        await connection.execute(APPLY[level.counters], tenant_id, *columns)
 
 
 async def lock_site_zones(connection: Connection, tenant_id: str, sites: Iterable[str]) -> dict[str, ZoneInfo]:
@@ -135,16 +145,34 @@ async def lock_site_zones(connection: Connection, tenant_id: str, sites: Iterabl
     await connection.execute(
         "SELECT count(pg_advisory_xact_lock_shared(hashtext(key)))"
         " FROM (SELECT key FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n) ORDER BY n) AS ordered",
-        [_zone_lock(tenant_id, site) for site in ordered],
+        zone_lock_keys(tenant_id, ordered),
     )
-    await connection.execute(
-        "INSERT INTO site_zones (tenant_id, site_id, zone) SELECT $1, site, 'UTC' FROM unnest($2::text[]) AS site"
-        " ON CONFLICT DO NOTHING",
+    return await locked_site_zones(connection, tenant_id, ordered)
+
+
+def zone_lock_keys(tenant_id: str, sites: Iterable[str]) -> list[str]:
+    """The advisory lock keys of the sites' zones, in the order every writer takes them (shared)."""
+    return [_zone_lock(tenant_id, site) for site in sorted(set(sites))]
+
+
+async def locked_site_zones(connection: Connection, tenant_id: str, sites: Sequence[str]) -> dict[str, ZoneInfo]:
+    """The zones of sites whose shared locks this transaction holds, in one round trip; a site without one is
+    recorded in UTC. A site another writer is recording at the same moment is not visible to this statement
+    yet: that writer records UTC too (only `reconcile_zones`, which the shared lock keeps out, records others)."""
+    rows = await connection.fetch(
+        "WITH recorded AS (INSERT INTO site_zones (tenant_id, site_id, zone)"
+        "   SELECT $1, site, 'UTC' FROM unnest($2::text[]) AS site ON CONFLICT DO NOTHING RETURNING site_id, zone)"
+        " SELECT site_id, zone FROM site_zones WHERE site_id = ANY($2::text[])"
+        " UNION ALL SELECT site_id, zone FROM recorded",
         tenant_id,
-        ordered,
+        list(sites),
     )
-    rows = await connection.fetch("SELECT site_id, zone FROM site_zones WHERE site_id = ANY($1::text[])", ordered)
-    return {row["site_id"]: ZoneInfo(row["zone"]) for row in rows}
+    zones = dict.fromkeys(sites, UTC_ZONE)
+    zones.update({row["site_id"]: ZoneInfo(row["zone"]) for row in rows})
+    return zones
+
+
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def _zone_lock(tenant_id: str, site_id: str) -> str:
@@ -152,11 +180,17 @@ def _zone_lock(tenant_id: str, site_id: str) -> str:
 
 
 async def apply_visit_changes(
-    connection: Connection, tenant_id: str, before: Iterable[PersonVisit], after: Iterable[PersonVisit]
+    connection: Connection,
+    tenant_id: str,
+    before: Iterable[PersonVisit],
+    after: Iterable[PersonVisit],
+    zones: Mapping[str, ZoneInfo] | None = None,
 ) -> None:
-    """Move the rollups from the visits `before` to the visits `after` (under the sites' zone locks)."""
+    """Move the rollups from the visits `before` to the visits `after` (under the sites' zone locks: taken here,
+    or already held by a caller that passes the `zones` it read under them)."""
     before, after = list(before), list(after)
-    zones = await lock_site_zones(connection, tenant_id, {p.site_id for p in (*before, *after)})
+    if zones is None:
+        zones = await lock_site_zones(connection, tenant_id, {p.site_id for p in (*before, *after)})
     await apply_contributions(
         connection,
         tenant_id,
@@ -198,8 +232,7 @@ async def reconcile_zones(connection: Connection, tenant_id: str, zones: Mapping
 
 async def _move_site(connection: Connection, tenant_id: str, site_id: str, old: ZoneInfo, new: ZoneInfo) -> None:
     """The site's visits from their dates in `old` to their dates in `new`, in the database (no rows fetched)."""
-    for level in LEVELS:
-        await connection.execute(MOVE_SITE[level.counters], tenant_id, site_id, old.key, new.key)
+    await connection.execute(MOVE_SITE, tenant_id, site_id, old.key, new.key)
 
 
 @dataclass(frozen=True)
