@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 from nats.aio.client import Client as NatsClient
 
-from services.reporting.api import CSV_CHUNK_ROWS
+from services.reporting.api import CSV_CHUNK_BYTES
 from services.reporting.bootstrap import Reporting
 from tests.reporting.integration.conftest import SiteTenant
 from tests.support_events import matched, publish_matched
@@ -169,15 +169,17 @@ async def test_a_big_csv_export_arrives_in_chunks_header_first_every_visit_once(
     reporting: Reporting, postgres_dsn: str, make_token: Callable[..., str], site_tenant: SiteTenant
 ) -> None:
     tenant = await site_tenant({"store-1": "Europe/Paris"})
-    count = 2 * CSV_CHUNK_ROWS + 1
+    count = 2 * CSV_CHUNK_BYTES // 100 + 1  # a row is more than 100 bytes: more than two chunks
     await copy_visits(postgres_dsn, tenant, "store-1", count, datetime(2026, 11, 2, 8, tzinfo=UTC))
     token = make_token(tenant, ["analyst"])
     query = "site_id=store-1&from=2026-11-02&to=2026-11-02&format=csv"
     status, headers, chunks = await asgi_response(reporting, token, "/v1/visits", query)
     assert status == 200 and headers[b"content-type"].startswith(b"text/csv")
     assert b"content-length" not in headers  # streamed: its length is not known when it starts
-    assert len(chunks) == 4  # the header, then one body message per CSV_CHUNK_ROWS visits
     assert chunks[0] == b"visit_id,person_id,started_at,last_seen_at,dwell_seconds,sightings,is_returning\r\n"
+    body = chunks[1:]  # then one body message per CSV_CHUNK_BYTES or so, each of whole lines
+    assert len(body) >= 3 and all(CSV_CHUNK_BYTES <= len(chunk) < 2 * CSV_CHUNK_BYTES for chunk in body[:-1])
+    assert all(chunk.endswith(b"\r\n") and b"\r\r" not in chunk for chunk in body)
     rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
     assert len(rows) == count and len({row["visit_id"] for row in rows}) == count
     assert rows[0]["started_at"] == "2026-11-02T09:00:00+01"  # ISO 8601 in the site's offset
