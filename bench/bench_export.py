@@ -8,6 +8,9 @@ Then one client downloads the site's month as CSV, counting rows as they arrive,
 the server's resident memory. The server's peak (VmHWM, reset before the export) minus its resident memory
 before the export is the export's memory growth: flat memory means it does not grow with the export's size.
 A page-by-page JSON walk of the same visits is timed beside it.
+
+`REVISIT_BENCH_EXPORT_VISITS` (1,000,000) and `REVISIT_BENCH_EXPORT_OTHER_VISITS` (5,000 at each other site) make
+the data set smaller for a quick run.
 """
 
 import asyncio
@@ -35,8 +38,8 @@ from services.common.auth import issue_token
 from services.common.kv_mirror import state_bucket
 
 TENANT, SITE, ZONE = "bench", "store-0", "America/New_York"
-EXPORTED_VISITS = 1_000_000
-OTHER_SITES, OTHER_VISITS = 199, 5_000
+EXPORTED_VISITS = int(os.environ.get("REVISIT_BENCH_EXPORT_VISITS", "1000000"))
+OTHER_SITES, OTHER_VISITS = 199, int(os.environ.get("REVISIT_BENCH_EXPORT_OTHER_VISITS", "5000"))
 MONTH_START = datetime(2026, 10, 1, 4, tzinfo=UTC)  # October 1st, 00:00 in New York
 COPY_BATCH = 100_000
 PAGE_LIMIT = 10_000
@@ -67,6 +70,11 @@ async def load_visits(dsn: str) -> int:
     """COPY the visits in batches; returns how many rows the table holds."""
     connection = await asyncpg.connect(dsn)
     try:
+        await connection.execute(  # the service makes this month's and the next two: October may be long past
+            "SELECT reporting.ensure_month_partitions(t, $1, $1) FROM unnest($2::text[]) t",
+            MONTH_START,
+            ["sightings", "visits"],
+        )
         sites = [(SITE, EXPORTED_VISITS)] + [(f"store-{n}", OTHER_VISITS) for n in range(1, OTHER_SITES + 1)]
         for site, count in sites:
             rows = visits_of(site, count)

@@ -58,17 +58,21 @@ async def record_visits(
     state, so a redelivered sighting announces the identical records."""
     outcomes = await store.record_sightings(events, rules)
     now = utc_now()
-    announced = await asyncio.gather(
+    announced = [
+        visit_announcements(e.tenant_id, o.visits, e.event_id, now) for e, o in zip(events, outcomes, strict=True)
+    ]
+    await asyncio.gather(
         *(
-            announce_visits(e.tenant_id, o.visits, e.event_id, now, publish)
-            for e, o in zip(events, outcomes, strict=True)
+            publish(subjects.visit_record(e.tenant_id, record.site_id), record)
+            for e, records in zip(events, announced, strict=True)
+            for record in records
         )
     )
     for event, outcome in zip(events, outcomes, strict=True):
         if outcome.owner is None:
             log.info("sighting_of_erased_person_dropped", person_id=str(event.person_id), event_id=str(event.event_id))
     log.info("sightings_recorded", sightings=len(events), announced=sum(len(records) for records in announced))
-    return list(announced)
+    return [list(records) for records in announced]
 
 
 async def record_unidentified_sighting(event: FaceUnidentified, store: VisitStore) -> bool:
@@ -133,13 +137,20 @@ async def announce_visits(
     tenant_id: str, changes: VisitChanges, cause_id: uuid.UUID, at: datetime, publish: EventPublisher
 ) -> list[Event]:
     """Publish a `VisitRecord` per changed visit and a `VisitRemoved` per visit gone, on the visit's site."""
-    events: list[VisitRecord | VisitRemoved] = [
-        *(visit_record(tenant_id, placed, cause_id, at) for placed in changes.changed),
-        *(visit_removed(tenant_id, removed, cause_id, at) for removed in changes.removed),
-    ]
+    events = visit_announcements(tenant_id, changes, cause_id, at)
     for event in events:
         await publish(subjects.visit_record(tenant_id, event.site_id), event)
     return list(events)
+
+
+def visit_announcements(
+    tenant_id: str, changes: VisitChanges, cause_id: uuid.UUID, at: datetime
+) -> list[VisitRecord | VisitRemoved]:
+    """A `VisitRecord` per changed visit and a `VisitRemoved` per visit gone."""
+    return [
+        *(visit_record(tenant_id, placed, cause_id, at) for placed in changes.changed),
+        *(visit_removed(tenant_id, removed, cause_id, at) for removed in changes.removed),
+    ]
 
 
 def visit_record(tenant_id: str, placed: PersonVisit, cause_id: uuid.UUID, at: datetime) -> VisitRecord:
