@@ -8,7 +8,7 @@ person has a home site and visits another one time in ten. Then, through `VisitS
 - a site's month report by local day (the month's local dates in the site's zone), 60 random (site, month);
 - the tenant-wide month report (every visit on its own site's local date) and the multi-site comparison;
 - sightings into visits, sustained: 24,000 sightings of 6,000 of those persons in January 2026, partly out of
-  order, through `handlers.record_visits` and the real store as the consumer runs them (its batcher: batches
+  order, through `handlers.record_visits` and the real store as the consumer runs them on a backlog (batches
   of 256, two in flight; published events are collected, not sent to NATS);
 - the same through the running service: another 24,000 such sightings published to JetStream (an embedded
   nats-server), then `python -m services.reporting` started on the same database drains them through its
@@ -44,7 +44,6 @@ from devstack.stack import Endpoints, load_or_create_keys, service_environment, 
 from schemas import FaceMatched, PersonKind, subjects
 from schemas.base import Event
 from schemas.ids import new_event_id
-from services.common.batcher import Batcher
 from services.common.bus import declare_streams
 from services.common.logging import configure_logging
 from services.common.postgres import connect_postgres
@@ -223,28 +222,22 @@ def matched(person: uuid.UUID, site: str, at: datetime) -> FaceMatched:
 
 
 async def time_sightings(store: VisitStore, events: list[FaceMatched], postgres_pid: int) -> tuple[float, float, int]:
-    """Sightings per second through the handler as the consumer runs it (its batcher: batches of 256, two in
-    flight, each message waiting for its batch); per CPU second of this process and Postgres together (the
-    machine is shared: this says what its 2 cores would do alone); and how many visit events were announced."""
+    """Sightings per second through the handler as the consumer runs it on a backlog (batches of 256 as its fetches
+    return them, two in flight); per CPU second of this process and Postgres together (the machine is shared:
+    this says what its 2 cores would do alone); and how many visit events were announced."""
     announced: list[Event] = []
 
     async def publish(subject: str, event: Event) -> None:
         announced.append(event)
 
-    async def record(batch: Sequence[FaceMatched]) -> list[list[Event]]:
-        return await handlers.record_visits(batch, store, RULES, publish)
+    slots = asyncio.Semaphore(int(ReportingSettings.model_fields["sighting_batches_in_flight"].default))
 
-    settings = ReportingSettings.model_fields
-    in_flight = int(settings["sighting_batches_in_flight"].default)
-    batcher = Batcher(record, BATCH, settings["sighting_batch_wait_ms"].default / 1000, in_flight)
-    workers = asyncio.Semaphore(BATCH * in_flight)  # the consumer's max_workers
-
-    async def consume(event: FaceMatched) -> None:
-        async with workers:
-            await batcher.submit(event)
+    async def record(batch: Sequence[FaceMatched]) -> None:
+        async with slots:
+            await handlers.record_visits(batch, store, RULES, publish)
 
     began, cpu = time.perf_counter(), process_cpu_seconds(postgres_pid)
-    await asyncio.gather(*(consume(event) for event in events))
+    await asyncio.gather(*(record(events[start : start + BATCH]) for start in range(0, len(events), BATCH)))
     elapsed, used = time.perf_counter() - began, process_cpu_seconds(postgres_pid) - cpu
     return len(events) / elapsed, len(events) / used, len(announced)
 

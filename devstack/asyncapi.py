@@ -19,6 +19,7 @@ from services.ingest.consumers import register_consumers as register_ingest
 from services.matcher.config import MatcherSettings
 from services.matcher.consumers import register_consumers as register_matcher
 from services.reporting.config import ReportingSettings
+from services.reporting.consumers import document_sightings_consumer
 from services.reporting.consumers import register_consumers as register_reporting
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.yaml"
@@ -31,7 +32,9 @@ def documented_broker() -> NatsBroker:
     register_ingest(broker, IngestSettings.model_construct(max_deliveries=5), unused, unused, unused)
     register_matcher(broker, MatcherSettings.model_construct(max_deliveries=5, batch_size=64), unused, unused)
     register_identity(broker, IdentitySettings.model_construct(max_deliveries=5), unused, unused, unused)
-    register_reporting(broker, ReportingSettings.model_construct(max_deliveries=5), unused, unused, unused)
+    reporting = ReportingSettings.model_construct(max_deliveries=5)
+    register_reporting(broker, reporting, unused, unused, unused)
+    document_sightings_consumer(broker, reporting)  # a batch consumer, not a FastStream subscriber
     register_audit(broker, AuditSettings.model_construct(max_deliveries=5), unused, unused)
     return broker
 

@@ -51,21 +51,26 @@ class Reporting:
 @asynccontextmanager
 async def bootstrap(settings: ReportingSettings) -> AsyncIterator[Reporting]:
     """Postgres (migrated) and NATS, the registry's sites mirrored (every report needs its site's zone), the
-    consumers wired and the API built."""
+    consumers wired and the API built. The batch consumer of matched sightings consumes from here on; the
+    FastStream subscribers from `broker.start()`."""
     async with postgres_and_broker(settings, SERVICE, SCHEMA, ROLE, MIGRATIONS, STREAMS) as (pool, broker):
         store = VisitStore(pool)
         await store.ensure_partitions(utc_now(), utc_now() + PARTITIONS_AHEAD)
         rules = visit_rules(settings)
         site_zones, mirror = await open_site_zones(broker.connection, settings.nats_stream_replicas)
         try:
-            register_consumers(broker, settings, store, rules, event_publisher(broker, SERVICE))
+            sightings = register_consumers(broker, settings, store, rules, event_publisher(broker, SERVICE))
             app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": store.ping}, settings, (router,))
             pages = VisitPages(pool)
             app.state.visit_store, app.state.visit_pages = store, pages
             app.state.site_zones, app.state.visit_gap = site_zones, rules.gap
             metrics = BusinessMetrics(pages, site_zones, rules.gap, settings.business_metrics_max_sites)
-            async with refreshed_business_metrics(metrics, settings.business_metrics_seconds):
-                yield Reporting(settings, broker, store, site_zones, app)
+            await sightings.start(broker.connection)
+            try:
+                async with refreshed_business_metrics(metrics, settings.business_metrics_seconds):
+                    yield Reporting(settings, broker, store, site_zones, app)
+            finally:
+                await sightings.stop()
         finally:
             await mirror.stop()
 

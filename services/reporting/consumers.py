@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import structlog
 from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
 
 from schemas import (
     AuditEntryRecorded,
@@ -21,13 +22,14 @@ from schemas import (
     subjects,
 )
 from schemas.base import Event
-from services.common.batcher import Batcher
-from services.common.bus import EventPublisher, document_publication, durable_pull
+from services.common.batch_consumer import BatchConsumer, BatchSubscription
+from services.common.bus import EventPublisher, document_publication, durable_pull, publish_dead_letter
 from services.reporting import handlers
 from services.reporting.adapters.postgres import VisitStore
 from services.reporting.config import ReportingSettings
 from services.reporting.domain.visits import VisitRules
 
+SERVICE = "reporting"
 DURABLE = "reporting"
 DURABLE_UNIDENTIFIED = "reporting-unidentified"
 DURABLE_MERGED = "reporting-persons-merged"
@@ -42,27 +44,17 @@ PERSON_KIND_CHANGED_ALL = subjects.identity_event("person_kind_changed", "*")
 
 def register_consumers(
     broker: NatsBroker, settings: ReportingSettings, store: VisitStore, rules: VisitRules, publish: EventPublisher
-) -> None:
-    batch = settings.sighting_batch_size
-    options = durable_pull(subjects.FACES_STREAM, DURABLE, subjects.FACES_MATCHED_ALL, settings.max_deliveries, batch)
+) -> BatchConsumer[FaceMatched]:
+    """Reporting's FastStream subscribers, and the batch consumer of matched sightings (not a FastStream
+    subscriber: the caller starts it on the broker's connection and stops it)."""
 
     async def record(events: Sequence[FaceMatched]) -> list[list[Event]]:
         return await handlers.record_visits(events, store, rules, publish)
 
-    in_flight = settings.sighting_batches_in_flight
-    sightings = Batcher(record, batch, settings.sighting_batch_wait_ms / 1000, in_flight)
+    async def dead_letter(raw: Msg, reason: str) -> None:
+        await publish_dead_letter(broker, SERVICE, raw, reason)
 
-    @broker.subscriber(
-        **options,
-        max_workers=batch * settings.sighting_batches_in_flight,
-        title="reporting:faces.matched",
-        description="Sessionize visits: sightings handled concurrently are folded in batches, each acked after"
-        " its batch's commit.",
-    )
-    async def on_face_matched(event: FaceMatched) -> None:
-        with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, event_id=str(event.event_id)):
-            await sightings.submit(event)
-
+    sightings = BatchConsumer(SERVICE, sightings_subscription(settings), record, dead_letter)
     unidentified = durable_pull(
         subjects.FACES_STREAM, DURABLE_UNIDENTIFIED, subjects.FACES_UNIDENTIFIED_ALL, settings.max_deliveries
     )
@@ -78,6 +70,43 @@ def register_consumers(
             await handlers.record_unidentified_sighting(event, store)
 
     register_lifecycle_consumers(broker, settings, store, rules, publish)
+    document_publications(broker)
+    return sightings
+
+
+def sightings_subscription(settings: ReportingSettings) -> BatchSubscription[FaceMatched]:
+    return BatchSubscription(
+        subjects.FACES_STREAM,
+        DURABLE,
+        subjects.FACES_MATCHED_ALL,
+        FaceMatched,
+        settings.sighting_batch_size,
+        settings.max_deliveries,
+        settings.sighting_batches_in_flight,
+        settings.sighting_batch_wait_ms / 1000,
+    )
+
+
+SIGHTINGS_DESCRIPTION = (
+    "Sessionize visits: each fetch of up to REVISIT_SIGHTING_BATCH_SIZE sightings is folded in one transaction per"
+    " tenant, its messages acked after the commit (services/common/batch_consumer.py)."
+)
+
+
+def document_sightings_consumer(broker: NatsBroker, settings: ReportingSettings) -> None:
+    """The batch consumer described as a FastStream subscriber, for the AsyncAPI document only: devstack/asyncapi.py
+    registers it on a broker that never connects (registered on the service's broker it would consume)."""
+
+    @broker.subscriber(
+        **durable_pull(subjects.FACES_STREAM, DURABLE, subjects.FACES_MATCHED_ALL, settings.max_deliveries),
+        title="reporting:faces.matched",
+        description=SIGHTINGS_DESCRIPTION,
+    )
+    async def on_face_matched(event: FaceMatched) -> None:
+        raise NotImplementedError("documentation only: BatchConsumer consumes faces.matched")
+
+
+def document_publications(broker: NatsBroker) -> None:
     document_publication(broker, "visits.{tenant}.{site}", VisitRecord, "A visit opened or changed.")
     document_publication(broker, "visits.{tenant}.{site}", VisitRemoved, "A visit that no longer exists.")
     document_publication(
