@@ -449,7 +449,7 @@ def main() -> None:
         f" ({figures['announced']:,} visit events announced). Embedded PostgreSQL 16, default settings.\n\n"
         + table(["what", "measured", "target"], rows)
     )
-    write_section("reporting", "Reporting at 10M visits", body)
+    write_section("reporting", f"Reporting at {VISITS:,} visits", body)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from faststream.nats import NatsBroker
 
 from schemas import subjects
 from schemas.base import utc_now
-from services.common.bus import EventPublisher, connect_broker, event_publisher
+from services.common.bus import EventPublisher, connect_broker, event_publisher, jetstream_publisher
 from services.common.connections import postgres_and_broker
 from services.common.http import create_app, nats_ready
 from services.common.postgres import connect_postgres
@@ -59,7 +59,8 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[Reporting]:
         rules = visit_rules(settings)
         site_zones, mirror = await open_site_zones(broker.connection, settings.nats_stream_replicas)
         try:
-            sightings = register_consumers(broker, settings, store, rules, event_publisher(broker, SERVICE))
+            publish = jetstream_publisher(broker.connection, SERVICE)
+            sightings = register_consumers(broker, settings, store, rules, publish)
             app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": store.ping}, settings, (router,))
             pages = VisitPages(pool)
             app.state.visit_store, app.state.visit_pages = store, pages
