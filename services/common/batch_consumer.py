@@ -106,10 +106,11 @@ class BatchConsumer(Generic[E]):
                 messages = await subscription.fetch(self._subscription.max_batch, timeout=self._subscription.max_wait)
             except nats.errors.TimeoutError:
                 continue
-            except Exception as error:
-                if not is_outage(error):
-                    raise
-                log.warning("batch_fetch_waiting_out_outage", error=repr(error))
+            except Exception as error:  # never ends the loop: a consumer that stopped would look healthy
+                if is_outage(error):
+                    log.warning("batch_fetch_waiting_out_outage", error=repr(error))
+                else:
+                    log.error("batch_fetch_failed_will_retry", error=repr(error))
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, OUTAGE_RETRY_MAX_SECONDS)
                 continue
