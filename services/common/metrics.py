@@ -4,10 +4,10 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Histogram
 
-CONSUMED_OUTCOMES = ("ok", "dead_lettered", "retried")
+CONSUMED_OUTCOMES = ("ok", "dead_lettered", "retried", "outage")
 MESSAGES_CONSUMED = Counter(
     "revisit_messages_consumed_total",
-    "Messages a consumer finished, by outcome (ok, dead_lettered, retried).",
+    "Messages a consumer finished, by outcome (ok, dead_lettered, retried; outage: a try that waits for a dependency).",
     ["service", "subject_family", "outcome"],
 )
 HANDLER_SECONDS = Histogram(

@@ -96,12 +96,20 @@ class MatchDecisions:
                 if status == "204" or status == "404":  # end of batch; or none of the subjects has a message
                     return messages
                 if status == "503":
-                    raise DirectGetUnavailable(f"bucket {BUCKET} has no direct get responders")
+                    await self._raise_unavailable()
                 if status:
                     raise nats.errors.Error(f"batched get of {BUCKET} answered {status}: {message.headers}")
                 messages.append(((message.headers or {}).get("KV-Operation"), message.data))
         finally:
             await subscription.unsubscribe()
+
+    async def _raise_unavailable(self) -> None:
+        """No direct get responders: the bucket was made without direct gets (use single gets from now on), or
+        NATS is restarting and its stream not loaded yet (an outage: the face is tried again, batched)."""
+        info = await self._connection.jetstream().stream_info(f"KV_{BUCKET}")
+        if info.config.allow_direct:
+            raise nats.errors.NoRespondersError
+        raise DirectGetUnavailable(f"bucket {BUCKET} has no direct get responders")
 
     async def record(self, events: Sequence[FaceMatched]) -> None:
         await asyncio.gather(
