@@ -218,10 +218,13 @@ def run(events: int, offline_seconds: float, kills: int, rate: float) -> tuple[b
         ["dead-lettered messages", "0", str(dead), dead == 0],
     ]
     passed = all(bool(row[3]) for row in checks)
-    if passed:
-        shutil.rmtree(folder, ignore_errors=True)
-    else:
-        print(f"[chaos] FAILED: the stack's data and logs are kept in {folder}", flush=True)
+    if passed:  # the services' logs are kept (small), the data goes
+        for part in folder.iterdir():
+            if part.is_dir() and part.name != "logs":
+                shutil.rmtree(part, ignore_errors=True)
+            elif part.is_file():
+                part.unlink()
+    print(f"[chaos] {'PASSED' if passed else 'FAILED'}: logs in {folder / 'logs'}", flush=True)
     faults_text = "\n".join(f"- {at:.0f} s: {what}" for at, what in log.entries)
     body = "\n\n".join(
         [
