@@ -47,7 +47,7 @@ class Scenario:
 
     async def cleanup(self, connection: NatsClient) -> None:
         js = connection.jetstream()
-        for name in (self.inbound.name, self.outbound.name):
+        for name in (self.inbound.name, f"GUARDOUT_{self.id}"):
             try:
                 await js.delete_stream(name)
             except nats.js.errors.NotFoundError:
