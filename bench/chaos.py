@@ -33,6 +33,7 @@ from schemas import FaceDetected, subjects
 OFFLINE_SHARE = 10
 """Every tenth event is the offline edge's."""
 REPLAYED_DUPLICATES = 500
+REPORTED_TOTALS = ("visits", "unique_visitors", "returning_visits", "unidentified_sightings")
 SETTLED_SECONDS = 180.0
 """Counts unchanged this long, with no consumer backlog, end the wait short of the truth: the run failed."""
 LOGGED_EVENTS = ("dependency_unavailable_waiting", "handler_failed_will_retry", "dead_lettered")
@@ -197,7 +198,8 @@ def run(events: int, offline_seconds: float, kills: int, rate: float) -> tuple[b
         time.sleep(5)
         backlog = asyncio.run(consumer_backlog(url, credentials))
         dead = asyncio.run(dead_letters(url, credentials))
-        log.record(f"totals {totals}, persons {persons}, backlog {backlog or 'none'}, dead letters {dead}")
+        counted = {key: totals.get(key) for key in REPORTED_TOTALS}
+        log.record(f"totals {counted}, persons {persons}, backlog {backlog or 'none'}, dead letters {dead}")
         elapsed = time.monotonic() - log.started
         logged = log_counts(stack.logs)
     checks = [
