@@ -112,15 +112,16 @@ def retry_delay_seconds(deliveries: int) -> float:
     return float(min(2 ** max(deliveries - 1, 0), 30))
 
 
+OUTAGE_WAIT_MAX_SECONDS = 10.0
+OUTAGE_LOG_EVERY = 20
+"""While an outage lasts, a waiting message logs its first try and then every this many."""
+
+
 def outage_wait_seconds(attempt: int) -> float:
     """Pause before trying a message again while a dependency is unreachable: 0.5, 1, 2 ... capped at 10 s, well
     under the ack wait, so the message's progress signal keeps it from being redelivered meanwhile."""
     return float(min(0.5 * 2 ** max(attempt - 1, 0), OUTAGE_WAIT_MAX_SECONDS))
 
-
-OUTAGE_WAIT_MAX_SECONDS = 10.0
-OUTAGE_LOG_EVERY = 20
-"""While an outage lasts, a waiting message logs its first try and then every this many."""
 
 InvalidMessageHandler = Callable[[NatsBroker, Msg, str], Awaitable[None]]
 """Where a service sends a message it can never process, given the broker, the raw message and why."""
@@ -196,7 +197,6 @@ def dead_letter_guard(
                         result = await call_next(msg)
                     except (ValidationError, InvalidEvent) as error:
                         await self._invalid(msg, f"invalid: {error}")
-                        MESSAGES_CONSUMED.labels(service, family, "dead_lettered").inc()
                         return None
                     except Exception as error:
                         if not is_outage(error):
@@ -229,14 +229,13 @@ def dead_letter_guard(
             if deliveries >= max_deliveries:
                 log.error("handler_failed_dead_lettered", deliveries=deliveries, error=repr(error))
                 await self._dead_letter(msg, f"failed {deliveries} times: {error!r}")
-                MESSAGES_CONSUMED.labels(service, family, "dead_lettered").inc()
                 return
             log.warning("handler_failed_will_retry", deliveries=deliveries, error=repr(error), exc_info=True)
             await _settle(lambda: raw.nak(delay=retry_delay_seconds(deliveries)), "nak")
             MESSAGES_CONSUMED.labels(service, family, "retried").inc()
 
         async def _dead_letter(self, msg: StreamMessage[Any], reason: str) -> None:
-            await self._publish_then_ack(msg, publish_dead_letter(broker_ref(), service, msg.raw_message, reason))
+            await self._store_then_ack(msg, publish_dead_letter(broker_ref(), service, msg.raw_message, reason))
 
         async def _invalid(self, msg: StreamMessage[Any], reason: str) -> None:
             sent: Awaitable[None]
@@ -244,20 +243,25 @@ def dead_letter_guard(
                 sent = publish_dead_letter(broker_ref(), service, msg.raw_message, reason)
             else:
                 sent = on_invalid(broker_ref(), msg.raw_message, reason)
-            await self._publish_then_ack(msg, sent)
+            await self._store_then_ack(msg, sent)
 
-        async def _publish_then_ack(self, msg: StreamMessage[Any], sent: Awaitable[None]) -> None:
+        async def _store_then_ack(self, msg: StreamMessage[Any], sent: Awaitable[None]) -> None:
             """Ack only once the dead letter (or rejection) is stored: if NATS cannot take it, the message is
             redelivered after a pause (max_deliver is unlimited), never acknowledged with nothing kept."""
+            raw = msg.raw_message
+            family = subject_family(raw.subject)
             try:
                 await sent
             except Exception as error:
                 if not is_outage(error):
                     raise
                 log.warning("dead_letter_failed_will_retry", error=repr(error)[:300])
-                await _settle(lambda: msg.raw_message.nak(delay=OUTAGE_WAIT_MAX_SECONDS), "nak")
+                deliveries = raw.metadata.num_delivered if raw.metadata else 1
+                await _settle(lambda: raw.nak(delay=outage_wait_seconds(deliveries)), "nak")
+                MESSAGES_CONSUMED.labels(service, family, "outage").inc()
                 return
             await _settle(msg.ack, "ack")
+            MESSAGES_CONSUMED.labels(service, family, "dead_lettered").inc()
 
     return DeadLetterGuard
 
