@@ -1,6 +1,7 @@
-"""The rollups of migration 008, kept by the transactions that change visits, and read by the tenant-wide reports.
+"""The rollups of migrations 008 and 009, kept by the transactions that change visits, and read by the reports.
 
-Three levels: the tenant per local date, the tenant per local month, each site per local month. Each has who
+Four levels: the tenant per local date, the tenant per local month, each site per local month, each site per
+local date. Each has who
 visited per key (`*_persons`), counters per key and dwell per whole minute; a batch of visit changes is applied
 to a level in one statement. Which zone a site's rollups are in is `site_zones.zone`: a site the reports have
 not named yet is counted in UTC and remade when a report names its zone (`reconcile_zones`). Writers hold a
@@ -10,13 +11,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from services.common.postgres import Connection
-from services.reporting.domain.reports import Contribution, contribution, net_contributions
+from services.reporting.domain.reports import DWELL_BUCKETS, Contribution, contribution, net_contributions
 from services.reporting.domain.visits import PersonVisit
 
 K = TypeVar("K")
@@ -34,6 +35,7 @@ LEVELS = (
     Level("tenant_day_persons", "tenant_days", "tenant_day_dwell", ("day",)),
     Level("tenant_month_persons", "tenant_months", "tenant_month_dwell", ("month",)),
     Level("site_month_persons", "site_months", "site_month_dwell", ("site_id", "month")),
+    Level("site_day_persons", "site_days", "site_day_dwell", ("site_id", "day")),
 )
 
 
@@ -235,17 +237,142 @@ async def tenant_months(connection: Connection, months: list[date]) -> dict[date
     return _rolled_up(counters, minutes, lambda row: row["month"])
 
 
-async def site_months(connection: Connection, month: date, sites: list[str]) -> dict[str, RolledUp]:
-    counters = await connection.fetch(
-        "SELECT * FROM site_months WHERE month = $1 AND site_id = ANY($2::text[])", month, sites
+@dataclass(frozen=True)
+class Summary:
+    """Counters of one key of a level (or of a range of keys), with the dwell median and distribution that the
+    database computed from its dwell per minute (as `dwell_from_minutes` does), so a few rows come back instead
+    of a histogram per key."""
+
+    visits: int
+    unique_visitors: int
+    new_visitors: int
+    returning_visitors: int
+    returning_visits: int
+    dwell_seconds: float
+    dwell_seconds_median: float | None
+    dwell_distribution: tuple[int, ...]
+
+
+_MINUTE_BUCKETS = ", ".join(
+    f"coalesce(sum(visits) FILTER (WHERE minute >= {b.min_seconds // 60}"
+    + ("" if b.max_seconds is None else f" AND minute < {b.max_seconds // 60}")
+    + "), 0)"
+    for b in DWELL_BUCKETS
+)
+
+
+def _dwell_summaries(histogram: str) -> str:
+    """CTEs that end in `dwell (key, median, distribution)` from `histogram`, a query of (key, minute, visits):
+    per key, the median (interpolated within its minute) and the `DWELL_BUCKETS` counts, exactly as
+    `dwell_from_minutes` computes them (bucket bounds are whole minutes)."""
+    return f"""
+    histogram AS ({histogram}),
+    ranked AS (
+        SELECT key, minute, visits, sum(visits) OVER (PARTITION BY key ORDER BY minute) - visits AS below,
+               sum(visits) OVER (PARTITION BY key) AS total
+        FROM histogram WHERE visits > 0
+    ), medians AS (
+        SELECT DISTINCT ON (key) key, 60 * (minute + (total::float8 / 2 - below) / visits) AS median
+        FROM ranked WHERE below + visits >= total::float8 / 2 ORDER BY key, minute
+    ), dwell AS (
+        SELECT key, median, ARRAY[{_MINUTE_BUCKETS}]::int[] AS distribution
+        FROM ranked JOIN medians USING (key) GROUP BY key, median
+    )"""
+
+
+def _summaries_sql(level: Level, key: str, where: str) -> str:
+    """Each `key` of `level` whose rows match `where` (on the level's own columns) and that has visits."""
+    return f"""
+    WITH {_dwell_summaries(f"SELECT {key} AS key, minute, visits FROM {level.dwell} WHERE {where}")}
+    SELECT c.{key} AS key, c.visits, c.unique_visitors, c.new_visitors, c.returning_visitors, c.returning_visits,
+           c.dwell_seconds, d.median AS dwell_seconds_median, d.distribution AS dwell_distribution
+    FROM {level.counters} c LEFT JOIN dwell d ON d.key = c.{key}
+    WHERE {where} AND c.visits <> 0
+    """
+
+
+SITE_MONTH, SITE_DAY = LEVELS[2], LEVELS[3]
+_SITE_DAYS = _summaries_sql(SITE_DAY, "day", "site_id = $1 AND day >= $2 AND day < $3")
+_SITE_MONTHS = _summaries_sql(SITE_MONTH, "site_id", "month = $1 AND site_id = ANY($2::text[])")
+_SITE_DAYS_TOGETHER = f"""
+    WITH {
+    _dwell_summaries(
+        "SELECT 0 AS key, minute, sum(visits)::int AS visits FROM site_day_dwell"
+        " WHERE site_id = $1 AND day >= $2 AND day < $3 GROUP BY minute"
     )
-    minutes = await connection.fetch(
-        "SELECT site_id, minute, visits FROM site_month_dwell WHERE month = $1 AND site_id = ANY($2::text[])"
-        " AND visits <> 0",
-        month,
-        sites,
+}
+    SELECT coalesce(sum(visits), 0)::int AS visits, coalesce(sum(returning_visits), 0)::int AS returning_visits,
+           coalesce(sum(dwell_seconds), 0) AS dwell_seconds,
+           (SELECT median FROM dwell) AS dwell_seconds_median, (SELECT distribution FROM dwell) AS dwell_distribution
+    FROM site_days WHERE site_id = $1 AND day >= $2 AND day < $3
+"""
+"""A site's local dates `$2` up to `$3` together: visits and dwell add up across dates (visitors do not)."""
+
+
+async def site_days(connection: Connection, site_id: str, first_day: date, end_day: date) -> dict[date, Summary]:
+    """The site's local dates from `first_day` up to `end_day` that had visits."""
+    rows = await connection.fetch(_SITE_DAYS, site_id, first_day, end_day)
+    return {row["key"]: _summary(dict(row)) for row in rows}
+
+
+async def site_range(
+    connection: Connection, site_id: str, first_day: date, end_day: date, months: list[date]
+) -> Summary:
+    """The site's local dates from `first_day` up to `end_day` together; its distinct visitors from who visited
+    each of `months` when the range is those whole months, else from who visited each date."""
+    row = await connection.fetchrow(_SITE_DAYS_TOGETHER, site_id, first_day, end_day)
+    assert row is not None
+    if len(months) == 1:
+        visitors = await connection.fetchrow(
+            "SELECT unique_visitors, new_visitors, returning_visitors FROM site_months WHERE site_id = $1"
+            " AND month = $2",
+            site_id,
+            months[0],
+        )
+    elif months:
+        visitors = await connection.fetchrow(
+            _DISTINCT_VISITORS.format(persons="site_month_persons WHERE site_id = $1 AND month = ANY($2::date[])"),
+            site_id,
+            months,
+        )
+    else:
+        visitors = await connection.fetchrow(
+            _DISTINCT_VISITORS.format(persons="site_day_persons WHERE site_id = $1 AND day >= $2 AND day < $3"),
+            site_id,
+            first_day,
+            end_day,
+        )
+    nobody = {"unique_visitors": 0, "new_visitors": 0, "returning_visitors": 0}
+    return _summary(dict(row) | (nobody if visitors is None else dict(visitors)))
+
+
+_DISTINCT_VISITORS = (
+    "SELECT count(*) AS unique_visitors, count(*) FILTER (WHERE new_visits > 0) AS new_visitors,"
+    " count(*) FILTER (WHERE returning_visits > 0) AS returning_visitors"
+    " FROM (SELECT person_id, sum(new_visits) AS new_visits, sum(returning_visits) AS returning_visits"
+    "       FROM {persons} AND visits > 0 GROUP BY person_id) p"
+)
+"""(unique, new, returning) visitors across the keys of a `*_persons` table that `{persons}` selects."""
+
+
+async def site_months(connection: Connection, month: date, sites: list[str]) -> dict[str, Summary]:
+    """The sites' local `month`, for those that had visits in it."""
+    rows = await connection.fetch(_SITE_MONTHS, month, sites)
+    return {row["key"]: _summary(dict(row)) for row in rows}
+
+
+def _summary(row: Mapping[str, Any]) -> Summary:
+    distribution = row["dwell_distribution"]
+    return Summary(
+        row["visits"],
+        row["unique_visitors"],
+        row["new_visitors"],
+        row["returning_visitors"],
+        row["returning_visits"],
+        row["dwell_seconds"],
+        row["dwell_seconds_median"],
+        tuple(distribution) if distribution is not None else (0,) * len(DWELL_BUCKETS),
     )
-    return _rolled_up(counters, minutes, lambda row: row["site_id"])
 
 
 def _rolled_up(
