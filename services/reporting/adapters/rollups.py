@@ -263,20 +263,20 @@ _MINUTE_BUCKETS = ", ".join(
 
 def _dwell_summaries(histogram: str) -> str:
     """CTEs that end in `dwell (key, median, distribution)` from `histogram`, a query of (key, minute, visits):
-    per key, the median (interpolated within its minute) and the `DWELL_BUCKETS` counts, exactly as
-    `dwell_from_minutes` computes them (bucket bounds are whole minutes)."""
+    per key, the median to the minute (the minutes of the two middle visits, `seen` counting the visits up to
+    each minute) and the `DWELL_BUCKETS` counts, exactly as `dwell_from_minutes` computes them."""
     return f"""
     histogram AS ({histogram}),
     ranked AS (
-        SELECT key, minute, visits, sum(visits) OVER (PARTITION BY key ORDER BY minute) - visits AS below,
+        SELECT key, minute, visits, sum(visits) OVER (PARTITION BY key ORDER BY minute) AS seen,
                sum(visits) OVER (PARTITION BY key) AS total
         FROM histogram WHERE visits > 0
-    ), medians AS (
-        SELECT DISTINCT ON (key) key, 60 * (minute + (total::float8 / 2 - below) / visits) AS median
-        FROM ranked WHERE below + visits >= total::float8 / 2 ORDER BY key, minute
     ), dwell AS (
-        SELECT key, median, ARRAY[{_MINUTE_BUCKETS}]::int[] AS distribution
-        FROM ranked JOIN medians USING (key) GROUP BY key, median
+        SELECT key,
+               30 * (min(minute) FILTER (WHERE seen > (total - 1) / 2) + min(minute) FILTER (WHERE seen > total / 2))
+                   ::float8 AS median,
+               ARRAY[{_MINUTE_BUCKETS}]::int[] AS distribution
+        FROM ranked GROUP BY key
     )"""
 
 
