@@ -5,10 +5,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from services.console.adapters.reports import ReportData
 from services.console.domain.charts import HEIGHT, Series, bar_chart, nice_ceiling
 from services.console.domain.persons import GalleryFilter, day_of, timeline_by_day
 from services.console.domain.visits import dwell_bars, local_day, visits_by_hour_of_day
-from services.console.pages.reports import local_today
+from services.console.pages.reports import charts_of, local_today
 
 
 def test_nice_ceiling_rounds_up_to_a_readable_axis_top() -> None:
@@ -77,3 +78,23 @@ def test_timeline_groups_sightings_by_day_newest_first() -> None:
     ]
     days = timeline_by_day(sightings)
     assert [(d.day.day, len(d.sightings)) for d in days] == [(20, 2), (19, 1)]
+
+
+def test_report_charts_use_reportings_local_days_and_dwell_buckets() -> None:
+    def period(start: str, visits: int) -> dict:
+        return {"period_start": start, "visits": visits, "unique_visitors": visits, "new_visitors": visits}
+
+    by_day = {
+        "periods": [
+            {**period("2026-11-01T00:00:00-04:00", 3), "returning_visitors": 1},  # a DST end day in New York
+            {**period("2026-11-02T00:00:00-05:00", 2), "returning_visitors": 0},
+        ],
+        "totals": {"dwell_distribution": {"under_1m": 1, "1m_5m": 0, "5m_15m": 4, "15m_30m": 0, "30m_1h": 0,
+                                          "1h_2h": 0, "2h_plus": 0}},
+    }  # fmt: skip
+    by_hour = {"periods": [period("2026-11-01T01:00:00-04:00", 2), period("2026-11-01T01:00:00-05:00", 1)]}
+    data = ReportData(by_day, by_hour, {"open_now": 1, "time_zone": "America/New_York"})
+    visitors, hours, _, dwell = charts_of(data)
+    assert [label.text for label in visitors.labels] == ["2026-11-01", "2026-11-02"]
+    assert "01: visits 3" in hours.description and "(local time)" in hours.title
+    assert dwell.description.startswith("under 1 min: visits 1") and "5–15 min: visits 4" in dwell.description
