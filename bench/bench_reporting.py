@@ -107,6 +107,7 @@ async def load(admin_dsn: str) -> dict[str, float]:
     started = time.perf_counter()
     try:
         await connection.execute("SET maintenance_work_mem = '1GB'")  # index builds sort in memory
+        await connection.execute("SET temp_buffers = '1GB'")  # the rebuild's table of all visits stays in memory
         await connection.execute(
             "SELECT reporting.ensure_month_partitions(t, '2025-01-01', '2026-02-28') FROM unnest($1::text[]) t",
             ["sightings", "visits"],
