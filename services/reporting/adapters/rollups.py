@@ -1,11 +1,10 @@
 """The rollups of migrations 008 and 009, kept by the transactions that change visits, and read by the reports.
 
 Four levels: the tenant per local date, the tenant per local month, each site per local month, each site per
-local date. Each has who
-visited per key (`*_persons`), counters per key and dwell per whole minute; a batch of visit changes is applied
-to a level in one statement. Which zone a site's rollups are in is `site_zones.zone`: a site the reports have
-not named yet is counted in UTC and remade when a report names its zone (`reconcile_zones`). Writers hold a
-shared lock per site while they use its zone, the remake an exclusive one."""
+local date. Each has who visited per key (`*_persons`), counters per key and dwell per whole minute; a batch of
+visit changes is applied to a level in one statement. Which zone a site's rollups are in is `site_zones.zone`: a
+site the reports have not named yet is counted in UTC and remade when a report names its zone
+(`reconcile_zones`). Writers hold a shared lock per site while they use its zone, the remake an exclusive one."""
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -291,16 +290,15 @@ def _summaries_sql(level: Level, key: str, where: str) -> str:
     """
 
 
-SITE_MONTH, SITE_DAY = LEVELS[2], LEVELS[3]
-_SITE_DAYS = _summaries_sql(SITE_DAY, "day", "site_id = $1 AND day >= $2 AND day < $3")
-_SITE_MONTHS = _summaries_sql(SITE_MONTH, "site_id", "month = $1 AND site_id = ANY($2::text[])")
+_SITE_MONTH, _SITE_DAY = LEVELS[2], LEVELS[3]
+_SITE_DAYS = _summaries_sql(_SITE_DAY, "day", "site_id = $1 AND day >= $2 AND day < $3")
+_SITE_MONTHS = _summaries_sql(_SITE_MONTH, "site_id", "month = $1 AND site_id = ANY($2::text[])")
+_SITE_DAYS_DWELL = (
+    "SELECT 0 AS key, minute, sum(visits)::int AS visits FROM site_day_dwell"
+    " WHERE site_id = $1 AND day >= $2 AND day < $3 GROUP BY minute"
+)
 _SITE_DAYS_TOGETHER = f"""
-    WITH {
-    _dwell_summaries(
-        "SELECT 0 AS key, minute, sum(visits)::int AS visits FROM site_day_dwell"
-        " WHERE site_id = $1 AND day >= $2 AND day < $3 GROUP BY minute"
-    )
-}
+    WITH {_dwell_summaries(_SITE_DAYS_DWELL)}
     SELECT coalesce(sum(visits), 0)::int AS visits, coalesce(sum(returning_visits), 0)::int AS returning_visits,
            coalesce(sum(dwell_seconds), 0) AS dwell_seconds,
            (SELECT median FROM dwell) AS dwell_seconds_median, (SELECT distribution FROM dwell) AS dwell_distribution
@@ -399,12 +397,7 @@ async def visitors_across_days(connection: Connection, first_day: date, end_day:
     """(unique, new, returning) visitors of the tenant across local dates `first_day` up to `end_day`: for a range
     that is not whole months, from who visited each date."""
     row = await connection.fetchrow(
-        "SELECT count(*) AS unique_visitors, count(*) FILTER (WHERE new_visits > 0) AS new_visitors,"
-        " count(*) FILTER (WHERE returning_visits > 0) AS returning_visitors"
-        " FROM (SELECT person_id, sum(new_visits) AS new_visits, sum(returning_visits) AS returning_visits"
-        "       FROM tenant_day_persons WHERE day >= $1 AND day < $2 AND visits > 0 GROUP BY person_id) p",
-        first_day,
-        end_day,
+        _DISTINCT_VISITORS.format(persons="tenant_day_persons WHERE day >= $1 AND day < $2"), first_day, end_day
     )
     assert row is not None
     return row["unique_visitors"], row["new_visitors"], row["returning_visitors"]
@@ -413,11 +406,7 @@ async def visitors_across_days(connection: Connection, first_day: date, end_day:
 async def visitors_across_months(connection: Connection, months: list[date]) -> tuple[int, int, int]:
     """(unique, new, returning) visitors of the tenant across whole local months."""
     row = await connection.fetchrow(
-        "SELECT count(*) AS unique_visitors, count(*) FILTER (WHERE new_visits > 0) AS new_visitors,"
-        " count(*) FILTER (WHERE returning_visits > 0) AS returning_visitors"
-        " FROM (SELECT person_id, sum(new_visits) AS new_visits, sum(returning_visits) AS returning_visits"
-        "       FROM tenant_month_persons WHERE month = ANY($1::date[]) AND visits > 0 GROUP BY person_id) p",
-        months,
+        _DISTINCT_VISITORS.format(persons="tenant_month_persons WHERE month = ANY($1::date[])"), months
     )
     assert row is not None
     return row["unique_visitors"], row["new_visitors"], row["returning_visitors"]
