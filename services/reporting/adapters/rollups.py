@@ -318,16 +318,12 @@ async def site_range(
 ) -> Summary:
     """The site's local dates from `first_day` up to `end_day` together; its distinct visitors from who visited
     each of `months` when the range is those whole months, else from who visited each date."""
+    if len(months) == 1:  # one whole month is one row of the month level, and its dwell per minute
+        month = await site_months(connection, months[0], [site_id])
+        return month.get(site_id, _summary(_NOTHING))
     row = await connection.fetchrow(_SITE_DAYS_TOGETHER, site_id, first_day, end_day)
     assert row is not None
-    if len(months) == 1:
-        visitors = await connection.fetchrow(
-            "SELECT unique_visitors, new_visitors, returning_visitors FROM site_months WHERE site_id = $1"
-            " AND month = $2",
-            site_id,
-            months[0],
-        )
-    elif months:
+    if months:
         visitors = await connection.fetchrow(
             _DISTINCT_VISITORS.format(persons="site_month_persons WHERE site_id = $1 AND month = ANY($2::date[])"),
             site_id,
@@ -340,8 +336,20 @@ async def site_range(
             first_day,
             end_day,
         )
-    nobody = {"unique_visitors": 0, "new_visitors": 0, "returning_visitors": 0}
-    return _summary(dict(row) | (nobody if visitors is None else dict(visitors)))
+    assert visitors is not None
+    return _summary(dict(row) | dict(visitors))
+
+
+_NOTHING = {
+    "visits": 0,
+    "unique_visitors": 0,
+    "new_visitors": 0,
+    "returning_visitors": 0,
+    "returning_visits": 0,
+    "dwell_seconds": 0.0,
+    "dwell_seconds_median": None,
+    "dwell_distribution": None,
+}
 
 
 _DISTINCT_VISITORS = (
