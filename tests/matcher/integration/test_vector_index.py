@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 from schemas import PersonKind
 from services.matcher.adapters.milvus import FaceVectorStore, StoredVector
 from services.matcher.adapters.vector_index import VectorIndex
+from services.matcher.adapters.vector_log import KEPT_CHANGES
 from services.matcher.bootstrap import Matcher, open_vector_index
 from services.matcher.domain.assignment import Vectors, normalize
 from tests.support import new_tenant
@@ -97,3 +98,33 @@ async def test_copies_beyond_the_bound_are_dropped_least_recent_first_and_loaded
     async with index.holding(alice, MODEL, DIM) as held:  # loaded again from Milvus, whole
         assert set(held.stored([row.sighting_id for row in rows[alice]])) == {row.sighting_id for row in rows[alice]}
     assert index.vectors_in_memory() == 4  # and bob's went
+
+
+async def test_a_copy_too_far_behind_the_log_is_loaded_again_without_the_lease(
+    matcher: Matcher, nats_connection: NatsClient
+) -> None:
+    """Replica A's copy falls more writes behind than the log remembers; its next holding loads the tenant again,
+    and during that load another replica takes and lets go of the lease (a load under the lease would make it
+    wait, and time out)."""
+    tenant = new_tenant()
+    writer = await replica(matcher, nats_connection)
+    collection = writer.store.name_of(MODEL)
+    loads_leaving_the_lease_free = []
+
+    async def another_replica_takes_the_lease() -> None:
+        async with writer.lease.hold(tenant, collection, wait_seconds=2):
+            loads_leaving_the_lease_free.append(tenant)
+
+    prefix = matcher.settings.collection_prefix
+    store = StoreWithHook(matcher.settings.milvus_uri, prefix, another_replica_takes_the_lease)
+    behind = await replica(matcher, nats_connection, store)
+    async with behind.holding(tenant, MODEL, DIM):
+        pass
+    written = [stored_rows(tenant, 1, seed) for seed in range(KEPT_CHANGES + 1)]
+    for rows in written:
+        async with writer.holding(tenant, MODEL, DIM) as held:
+            await held.insert(rows)
+    async with behind.holding(tenant, MODEL, DIM) as held:
+        every = [row.sighting_id for rows in written for row in rows]
+        assert set(held.stored(every)) == set(every)
+    assert len(loads_leaving_the_lease_free) == 2  # the first load, and the one after falling behind
