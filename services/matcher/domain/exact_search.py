@@ -63,7 +63,7 @@ class TenantVectors:
         matrix = matrix / np.maximum(norms, 1e-12)
         self._grow_to(len(self._rows) + len(rows))
         for row, vector in zip(rows, matrix, strict=True):
-            kept = replace(row, vector=[])
+            kept = replace(row, vector=[]) if row.vector else row  # a loaded row comes without its list
             position = self._position.get(row.sighting_id)
             if position is None:
                 position = len(self._rows)
