@@ -112,7 +112,7 @@ async def test_a_copy_too_far_behind_the_log_is_loaded_again_without_the_lease(
     loads_leaving_the_lease_free = []
 
     async def another_replica_takes_the_lease() -> None:
-        async with writer.lease.hold(tenant, collection, wait_seconds=2):
+        async with writer.lease.hold(tenant, collection, wait_seconds=10):
             loads_leaving_the_lease_free.append(tenant)
 
     prefix = matcher.settings.collection_prefix
