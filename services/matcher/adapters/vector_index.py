@@ -8,11 +8,12 @@ searches at once; if it is a few writes behind it re-reads only those rows by pr
 a new replica, a takeover after a crash) it loads the tenant's rows from Milvus. So two replicas never decide
 on different views of a tenant: the one that holds the lease sees every vector stored before it.
 
-A whole load is made before the lease is taken (100,000 rows took 9 s on a quiet machine, 73 s under load, longer
-than another replica waits for the lease): it reads the log, then Milvus, and counts the copy one write behind
-the log it read, because that write's holder logs first and may still have been writing to Milvus; under the lease
-the replica re-reads that write's rows (and any later ones) by primary key. A copy too far behind when the lease
-is taken is dropped and loaded again outside the lease; only the last of `UNLEASED_LOADS` tries loads under it.
+A whole load is made before the lease is taken (100,000 rows took 14-24 s under load, 73 s before vectors came
+as float32: longer than another replica waits for the lease). It reads the log, then Milvus, and counts the copy
+one write behind the log it read, because that write's holder logs first and may still have been writing to
+Milvus; under the lease the replica re-reads that write's rows (and any later ones) by primary key. A copy too far
+behind when the lease is taken is dropped and loaded again outside the lease; only the last of `UNLEASED_LOADS`
+tries loads under it.
 
 Memory: a copy holds its rows' vectors as float32 (`dim` x 4 bytes each, plus at most a quarter more of spare
 capacity) and one small Python record per row (about 0.6 KB): 100,000 rows of 512-d take about 0.27 GB.
