@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 CONSUMED_OUTCOMES = ("ok", "dead_lettered", "retried", "outage")
 MESSAGES_CONSUMED = Counter(
@@ -25,6 +25,11 @@ EVENTS_PUBLISHED = Counter(
 UNIDENTIFIED_SIGHTINGS = Counter(
     "revisit_unidentified_sightings_total",
     "Faces the matcher counted as unidentified sightings (quality below its floor), never persons.",
+)
+MATCHER_VECTORS_IN_MEMORY = Gauge(
+    "revisit_matcher_vectors_in_memory",
+    "Face vectors a matcher replica holds in its in-memory copies of tenants (float32, dim x 4 bytes each, plus about"
+    " 0.6 KB per row); bounded by REVISIT_MATCHER_MAX_VECTORS_IN_MEMORY.",
 )
 
 
