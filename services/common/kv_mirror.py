@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from typing import Literal
 
 import nats.errors
 import nats.js.api
@@ -44,6 +45,21 @@ async def state_bucket(connection: NatsClient, name: str, replicas: int = 1) -> 
     """A bucket of current state (latest value per key, on file), created by the first service that starts."""
     config = nats.js.api.KeyValueConfig(bucket=name, history=1, storage=nats.js.api.StorageType.FILE, replicas=replicas)
     return await open_bucket(connection, config)
+
+
+WatchVerdict = Literal["current", "behind", "watch_stalled", "bucket_revision_went_back"]
+
+
+def judge_watch(applied: int, last: int, awaited: tuple[int, int] | None) -> WatchVerdict:
+    """Whether a watch keeps up with its bucket, from the revision it applied and the bucket's last one.
+
+    `awaited` is (applied, last) of the previous check when the mirror was behind then: an entry may be in
+    transit at one check, but a mirror still at the same revision a whole interval later has stalled."""
+    if last < applied:
+        return "bucket_revision_went_back"
+    if awaited is not None and applied == awaited[0] < awaited[1]:
+        return "watch_stalled"
+    return "current" if last == applied else "behind"
 
 
 class KvMirror:
@@ -129,16 +145,11 @@ class KvMirror:
         except NATS_UNAVAILABLE:
             self._awaited = None  # an outage is not the watch's fault; judge it again once NATS answers
             return None
-        if last_revision < self._revision:
-            return "bucket_revision_went_back"
-        if self._awaited is not None and self._revision == self._awaited[0] < self._awaited[1]:
-            return "watch_stalled"
-        if last_revision <= self._revision:
-            self._awaited = None
+        verdict = judge_watch(self._revision, last_revision, self._awaited)
+        self._awaited = (self._revision, last_revision) if verdict == "behind" else None
+        if verdict == "current":
             KV_MIRROR_CURRENT_AT.labels(self._name).set(time.time())
-        else:
-            self._awaited = (self._revision, last_revision)  # in transit, or stalled: the next check tells
-        return None
+        return verdict if verdict in ("watch_stalled", "bucket_revision_went_back") else None
 
     async def _last_revision(self) -> int:
         """The revision of the bucket's last entry (its stream's last sequence)."""
