@@ -55,9 +55,11 @@ async def test_mirror_sees_a_key_put_after_a_long_nats_restart(
         await writer.close()
         assert await seen(values, "after", within=60), "the mirror went stale after NATS came back"
     finally:
-        await mirror.stop()
-        await connection.close()
-        server.stop()
+        try:
+            await mirror.stop()
+            await connection.close()
+        finally:
+            server.stop()  # even when closing fails: no nats-server outlives the test
 
 
 @pytest.mark.asyncio
@@ -87,6 +89,8 @@ async def test_mirror_follows_a_bucket_recreated_by_a_nats_restart_without_its_d
         assert {key for key, value in values.items() if value is not None} == {"new"}
         assert restarts("mirror_recreated") == 1
     finally:
-        await mirror.stop()
-        await connection.close()
-        server.stop()
+        try:
+            await mirror.stop()
+            await connection.close()
+        finally:
+            server.stop()  # even when closing fails: no nats-server outlives the test
