@@ -59,3 +59,17 @@ def count_consumed_from_zero(service: str, filter_subjects: Iterable[str]) -> No
             continue
         for outcome in CONSUMED_OUTCOMES:
             MESSAGES_CONSUMED.labels(service, family, outcome)
+
+
+KV_MIRROR_RESTARTS = Counter(
+    "revisit_kv_mirror_restarts_total",
+    "Times an in-memory KV mirror replaced its watch (it ended, stalled behind the bucket, or the bucket's revisions"
+    " went back) by a full re-read; exported at 0 when the mirror starts.",
+    ["bucket"],
+)
+KV_MIRROR_CURRENT_AT = Gauge(
+    "revisit_kv_mirror_current_timestamp_seconds",
+    "Unix time at which an in-memory KV mirror was last confirmed to hold its bucket's last revision (checked every"
+    " 10 s): `time() - this` is how stale the mirror may be.",
+    ["bucket"],
+)
