@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import signal
 import tempfile
 import threading
@@ -32,6 +33,10 @@ from schemas import FaceDetected, subjects
 OFFLINE_SHARE = 10
 """Every tenth event is the offline edge's."""
 REPLAYED_DUPLICATES = 500
+REPORTED_TOTALS = ("visits", "unique_visitors", "returning_visits", "unidentified_sightings")
+SETTLED_SECONDS = 180.0
+"""Counts unchanged this long, with no consumer backlog, end the wait short of the truth: the run failed."""
+LOGGED_EVENTS = ("dependency_unavailable_waiting", "handler_failed_will_retry", "dead_lettered")
 
 
 @dataclass
@@ -116,8 +121,12 @@ async def dead_letters(url: str, credentials: Path) -> int:
     return int(info.state.messages)
 
 
-def wait_for_truth(stack: PipelineStack, workload: Workload, timeout: float) -> dict[str, int]:
+def wait_for_truth(stack: PipelineStack, workload: Workload, credentials: Path, timeout: float) -> dict[str, int]:
+    """Reporting's totals once its visits reach the truth, or once they stopped changing for `SETTLED_SECONDS`
+    with no consumer holding a backlog (the run fell short: nothing more is coming)."""
+    assert stack.endpoints is not None
     deadline, totals = time.monotonic() + timeout, dict[str, int]()
+    last, changed_at, reported_at = totals, time.monotonic(), 0.0
     while time.monotonic() < deadline:
         try:
             totals = stack.totals(workload)
@@ -126,14 +135,35 @@ def wait_for_truth(stack: PipelineStack, workload: Workload, timeout: float) -> 
         if totals.get("visits", 0) >= workload.events:
             time.sleep(5)  # anything counted twice arrives now
             return stack.totals(workload)
+        now = time.monotonic()
+        if totals != last:
+            last, changed_at = totals, now
+        elif now - changed_at > SETTLED_SECONDS:
+            backlog = asyncio.run(consumer_backlog(stack.endpoints.nats_url, credentials))
+            if not backlog:
+                return totals
+        if now - reported_at > 30:
+            print(f"[chaos] visits so far {totals.get('visits', 0):,} of {workload.events:,}", flush=True)
+            reported_at = now
         time.sleep(2)
     return totals
+
+
+def log_counts(logs: Path) -> dict[str, int]:
+    """How often the services logged waiting out an outage, retrying a failing message or dead-lettering one."""
+    counts = dict.fromkeys(LOGGED_EVENTS, 0)
+    for path in logs.glob("*.log"):
+        text = path.read_text(errors="replace")
+        for name in LOGGED_EVENTS:
+            counts[name] += text.count(f'"{name}"')
+    return counts
 
 
 def run(events: int, offline_seconds: float, kills: int, rate: float) -> tuple[bool, str]:
     visits = 4
     workload = Workload(new_tenant("chaos"), events // visits, visits, True, bench_model_id(), seed=3)
-    with tempfile.TemporaryDirectory(prefix="chaos-") as folder, running_stack(Path(folder)) as stack:
+    folder = Path(tempfile.mkdtemp(prefix="chaos-"))
+    with running_stack(folder) as stack:
         assert stack.endpoints is not None
         url, credentials = stack.endpoints.nats_url, admin_credentials(stack)
         stack.register(workload.tenant, workload.model)
@@ -163,13 +193,15 @@ def run(events: int, offline_seconds: float, kills: int, rate: float) -> tuple[b
         stop.set()
         log.record("all faults done; waiting for the counts")
         stack.wait_ready()
-        totals = wait_for_truth(stack, workload, timeout=max(1800.0, events / 5))
+        totals = wait_for_truth(stack, workload, credentials, timeout=max(1800.0, events / 5))
         persons = stack.persons(workload.tenant)
         time.sleep(5)
         backlog = asyncio.run(consumer_backlog(url, credentials))
         dead = asyncio.run(dead_letters(url, credentials))
-        log.record(f"totals {totals}, persons {persons}, backlog {backlog or 'none'}, dead letters {dead}")
+        counted = {key: totals.get(key) for key in REPORTED_TOTALS}
+        log.record(f"totals {counted}, persons {persons}, backlog {backlog or 'none'}, dead letters {dead}")
         elapsed = time.monotonic() - log.started
+        logged = log_counts(stack.logs)
     checks = [
         ["visits", f"{workload.events:,}", f"{totals.get('visits', 0):,}", totals.get("visits") == workload.events],
         [
@@ -188,6 +220,13 @@ def run(events: int, offline_seconds: float, kills: int, rate: float) -> tuple[b
         ["dead-lettered messages", "0", str(dead), dead == 0],
     ]
     passed = all(bool(row[3]) for row in checks)
+    if passed:  # the services' logs are kept (small), the data goes
+        for part in folder.iterdir():
+            if part.is_dir() and part.name != "logs":
+                shutil.rmtree(part, ignore_errors=True)
+            elif part.is_file():
+                part.unlink()
+    print(f"[chaos] {'PASSED' if passed else 'FAILED'}: logs in {folder / 'logs'}", flush=True)
     faults_text = "\n".join(f"- {at:.0f} s: {what}" for at, what in log.entries)
     body = "\n\n".join(
         [
@@ -198,6 +237,10 @@ def run(events: int, offline_seconds: float, kills: int, rate: float) -> tuple[b
             f"{retries} publish tries repeated by the edges.",
             table(["check", "truth", "measured", "ok"], [[*row[:3], "yes" if row[3] else "**no**"] for row in checks]),
             "What happened, in order:\n\n" + faults_text,
+            "Logged by the services meanwhile: "
+            + ", ".join(f"`{name}` {count:,} times" for name, count in logged.items())
+            + " (a `dependency_unavailable_waiting` line is a message's first try, or every 20th, of waiting out an "
+            "unreachable NATS, Postgres or S3 in place).",
             f"Run: `make chaos` (CHAOS_EVENTS={events}, CHAOS_OFFLINE_SECONDS={offline_seconds:.0f}, "
             f"CHAOS_KILLS={kills}, CHAOS_RATE={rate:.0f}). Load average at the end: "
             f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores, shared).",

@@ -11,32 +11,47 @@ each after it returned (so after the handler's own commit). The rules are the de
 - a batch that fails is handled again one message at a time, so one bad message fails alone; a message that
   fails is redelivered with backoff (`retry_delay_seconds`) and dead-lettered at `max_deliveries`;
 - a failure that is an unreachable dependency (`outage.is_outage`: NATS, Postgres, S3 down or restarting) is
-  waited out: the batch is kept in progress and tried again with backoff until it goes through, never
-  dead-lettered and never counted against `max_deliveries`.
+  waited out in place: the batch is tried again after `outage_wait_seconds`, with a progress signal before each
+  pause so JetStream does not redeliver it meanwhile, counted as outcome `outage`, never dead-lettered and
+  never counted against `max_deliveries`;
+- a dead letter is acked only once stored (if NATS cannot take it the message is nak'ed and comes back), and
+  the durable consumer's `max_deliver` is unlimited, set so at start on a durable an older release made: the
+  consumer alone decides when a message is dead-lettered.
 """
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 import nats.errors
 import nats.js.api
+import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from schemas.base import Event
 from schemas.subjects import StreamSpec
-from services.common.bus import ACK_WAIT_SECONDS, FETCH_WINDOW_SECONDS, InvalidEvent, retry_delay_seconds
+from services.common.bus import (
+    ACK_WAIT_SECONDS,
+    FETCH_WINDOW_SECONDS,
+    OUTAGE_LOG_EVERY,
+    UNLIMITED_DELIVERIES,
+    InvalidEvent,
+    outage_wait_seconds,
+    retry_delay_seconds,
+    settle,
+    signal_progress,
+)
 from services.common.logging import get_logger
 from services.common.metrics import HANDLER_SECONDS, MESSAGES_CONSUMED, count_consumed_from_zero, subject_family
 from services.common.outage import is_outage
 
 log = get_logger(__name__)
 E = TypeVar("E", bound=Event)
-OUTAGE_RETRY_MAX_SECONDS = 30.0
+FETCH_RETRY_MAX_SECONDS = 30.0
 
 DeadLetter = Callable[[Msg, str], Awaitable[None]]
 """Sends a raw message to the service's dead-letter subject with the reason (bus.publish_dead_letter)."""
@@ -74,16 +89,17 @@ class BatchConsumer(Generic[E]):
         self._stopping = asyncio.Event()
 
     async def start(self, connection: NatsClient) -> None:
-        """Create (or reuse) the durable consumer and start fetching."""
+        """Create the durable consumer (or bring an existing one to an unlimited `max_deliver`) and start
+        fetching."""
         spec = self._subscription
-        subscription = await connection.jetstream().pull_subscribe(
+        js = connection.jetstream()
+        await _unlimit_deliveries(js, spec.stream.name, spec.durable)
+        subscription = await js.pull_subscribe(
             spec.subject,
             durable=spec.durable,
             stream=spec.stream.name,
             config=nats.js.api.ConsumerConfig(
-                ack_policy=nats.js.api.AckPolicy.EXPLICIT,
-                ack_wait=ACK_WAIT_SECONDS,
-                max_deliver=spec.max_deliveries + 1,  # dead-lettered at max_deliveries; +1 is a backstop
+                ack_policy=nats.js.api.AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_SECONDS, max_deliver=UNLIMITED_DELIVERIES
             ),
         )
         count_consumed_from_zero(self._service, [spec.subject])
@@ -112,7 +128,7 @@ class BatchConsumer(Generic[E]):
                 else:
                     log.error("batch_fetch_failed_will_retry", error=repr(error))
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, OUTAGE_RETRY_MAX_SECONDS)
+                pause = min(pause * 2, FETCH_RETRY_MAX_SECONDS)
                 continue
             pause = 1.0
             await self._slots.acquire()
@@ -157,24 +173,26 @@ class BatchConsumer(Generic[E]):
                 await self._failed(one[0], failure)
 
     async def _handle_waiting_out_outages(self, decoded: Sequence[tuple[Msg, E]]) -> Exception | None:
-        """Handle the events; an outage is waited out (messages kept in progress), any other failure returned."""
-        pause = 1.0
+        """Handle the events; an outage is waited out in place (each pause counted, the messages' ack wait
+        renewed), any other failure returned."""
+        attempt = 0
         while True:
             try:
                 await self._handle([event for _, event in decoded])
-                return None
             except Exception as error:
                 if not is_outage(error) or self._stopping.is_set():
                     return error
-                log.warning("batch_waiting_out_outage", error=repr(error), messages=len(decoded))
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, OUTAGE_RETRY_MAX_SECONDS)
-            for message, _ in decoded:
-                try:
-                    await message.in_progress()
-                except Exception as error:  # NATS itself is down: the messages come back after the ack wait
-                    log.warning("in_progress_failed", error=repr(error))
-                    break
+                attempt += 1
+                MESSAGES_CONSUMED.labels(self._service, self._family, "outage").inc(len(decoded))
+                if attempt == 1 or attempt % OUTAGE_LOG_EVERY == 0:
+                    log.warning("dependency_unavailable_waiting", attempt=attempt, error=repr(error)[:300])
+                for message, _ in decoded:
+                    await signal_progress(message)
+                await asyncio.sleep(outage_wait_seconds(attempt))
+                continue
+            if attempt:
+                log.info("dependency_back", attempts=attempt)
+            return None
 
     async def _failed(self, message: Msg, error: Exception) -> None:
         if isinstance(error, InvalidEvent):
@@ -188,15 +206,38 @@ class BatchConsumer(Generic[E]):
             await self._send_to_dead_letter(message, f"failed {deliveries} times: {error!r}")
             return
         log.warning("handler_failed_will_retry", deliveries=deliveries, error=repr(error))
-        await message.nak(delay=retry_delay_seconds(deliveries))
+        await settle(lambda: message.nak(delay=retry_delay_seconds(deliveries)), "nak")
         MESSAGES_CONSUMED.labels(self._service, self._family, "retried").inc()
 
     async def _send_to_dead_letter(self, message: Msg, reason: str) -> None:
-        await self._dead_letter(message, reason)
-        await message.ack()
+        """Ack only once the dead letter is stored: if NATS cannot take it, the message comes back."""
+        try:
+            await self._dead_letter(message, reason)
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            log.warning("dead_letter_failed_will_retry", error=repr(error)[:300])
+            deliveries = message.metadata.num_delivered if message.metadata else 1
+            await settle(lambda: message.nak(delay=outage_wait_seconds(deliveries)), "nak")
+            MESSAGES_CONSUMED.labels(self._service, self._family, "outage").inc()
+            return
+        await settle(message.ack, "ack")
         MESSAGES_CONSUMED.labels(self._service, self._family, "dead_lettered").inc()
 
     async def _ack_all(self, messages: Sequence[Msg]) -> None:
         for message in messages:
-            await message.ack()
+            await settle(message.ack, "ack")
         MESSAGES_CONSUMED.labels(self._service, self._family, "ok").inc(len(messages))
+
+
+async def _unlimit_deliveries(js: nats.js.JetStreamContext, stream: str, durable: str) -> None:
+    """An existing durable keeps its config when nats-py binds to it: one an older release made with a bounded
+    `max_deliver` is brought to unlimited (NATS 2.10+ edits it in place), as `bus.align_durable_consumers` does
+    for FastStream's subscribers."""
+    try:
+        info = await js.consumer_info(stream, durable)
+    except nats.js.errors.NotFoundError:
+        return
+    if info.config.max_deliver != UNLIMITED_DELIVERIES:
+        await js.add_consumer(stream, config=replace(info.config, max_deliver=UNLIMITED_DELIVERIES))
+        log.info("consumer_max_deliver_updated", durable=durable, was=info.config.max_deliver)

@@ -5,6 +5,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from services.common.outage import is_outage
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -13,9 +15,10 @@ class Batcher(Generic[Item, Result]):
     """Hands what concurrent workers `submit` to `handle` in batches (at most `max_batch`, waiting at most
     `max_wait` seconds for one to fill), at most `in_flight` batches at a time (1: each sees what the previous
     committed; more only where `handle` orders concurrent batches itself, with locks). If a batch fails, its
-    items are handled one by one, so one bad item fails alone; an error of a `fail_together` type is nobody's
-    fault (a lease held elsewhere, a slow broker) and fails the whole batch at once, since handling the items
-    one by one would wait as long once per item."""
+    items are handled one by one, so one bad item fails alone; an outage (`services.common.outage.is_outage`: NATS,
+    Postgres or S3 unreachable) or an error of a `fail_together` type is nobody's fault (a lease held elsewhere, a
+    slow broker) and fails the whole batch at once, since handling the items one by one would wait as long once
+    per item. The workers' guard waits an outage out and submits the items again."""
 
     def __init__(
         self,
@@ -59,25 +62,32 @@ class Batcher(Generic[Item, Result]):
                 return
             try:
                 results = await self._handle([item for item, _ in batch])
-            except self._fail_together as error:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                return
-            except Exception:
-                await self._one_by_one(batch)
+            except Exception as error:
+                if isinstance(error, self._fail_together) or is_outage(error):
+                    _fail_all(batch, error)
+                else:
+                    await self._one_by_one(batch)
                 return
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
 
     async def _one_by_one(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
-        for item, future in batch:
+        for index, (item, future) in enumerate(batch):
             try:
                 result = (await self._handle([item]))[0]
             except Exception as error:  # handed to the waiting worker, which retries or dead-letters
+                if is_outage(error):  # the rest would wait as long, each: they wait it out with their workers
+                    _fail_all(batch[index:], error)
+                    return
                 if not future.done():
                     future.set_exception(error)
             else:
                 if not future.done():
                     future.set_result(result)
+
+
+def _fail_all(batch: Sequence[tuple[object, asyncio.Future[Result]]], error: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)

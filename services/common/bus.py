@@ -3,11 +3,15 @@
 Consumers are durable pull consumers with manual acks: `DeadLetterGuard` acks a message only after its
 handler returned (so after the handler's own commit), retries failures with backoff, and sends a
 message that is invalid, or still failing after `max_deliveries`, to `deadletter.<service>.<subject>`
-with the reason. A bad message never stops a consumer, and nothing is dropped silently.
+with the reason. An unreachable NATS, Postgres or S3 is not the message's failure: the guard waits it out,
+however long, and never dead-letters for it. A bad message never stops a consumer, and nothing is dropped
+silently.
 """
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import nats
@@ -19,7 +23,7 @@ from faststream.message import StreamMessage
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.js.errors import BadRequestError, BucketNotFoundError
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
@@ -33,11 +37,13 @@ from services.common.metrics import (
     MESSAGES_CONSUMED,
     subject_family,
 )
+from services.common.outage import is_outage
 from services.common.settings import ServiceSettings
 from services.common.startup import wait_for_dependency
 
 log = get_logger(__name__)
 ACK_WAIT_SECONDS = 30.0
+UNLIMITED_DELIVERIES = -1
 FETCH_WINDOW_SECONDS = 0.25
 
 
@@ -83,10 +89,9 @@ def durable_pull(
         # a fetch returns when the batch is full or after this window: short, so a quiet stream adds little latency
         "pull_sub": PullSub(batch_size=fetch_batch, timeout=FETCH_WINDOW_SECONDS),
         "ack_policy": AckPolicy.MANUAL,
-        "config": ConsumerConfig(
-            ack_wait=ACK_WAIT_SECONDS,
-            max_deliver=max_deliveries + 1,  # the guard dead-letters at max_deliveries; +1 is a backstop
-        ),
+        # unlimited: the guard dead-letters at `max_deliveries` failures of the message; a server-side bound would
+        # also end a message that an outage held, and a message that reaches it is dropped with no dead letter
+        "config": ConsumerConfig(ack_wait=ACK_WAIT_SECONDS, max_deliver=UNLIMITED_DELIVERIES),
     }
 
 
@@ -112,6 +117,17 @@ def retry_delay_seconds(deliveries: int) -> float:
     return float(min(2 ** max(deliveries - 1, 0), 30))
 
 
+OUTAGE_WAIT_MAX_SECONDS = 10.0
+OUTAGE_LOG_EVERY = 20
+"""While an outage lasts, a waiting message logs its first try and then every this many."""
+
+
+def outage_wait_seconds(attempt: int) -> float:
+    """Pause before trying a message again while a dependency is unreachable: 0.5, 1, 2 ... capped at 10 s, well
+    under the ack wait, so the message's progress signal keeps it from being redelivered meanwhile."""
+    return float(min(0.5 * 2 ** max(attempt - 1, 0), OUTAGE_WAIT_MAX_SECONDS))
+
+
 InvalidMessageHandler = Callable[[NatsBroker, Msg, str], Awaitable[None]]
 """Where a service sends a message it can never process, given the broker, the raw message and why."""
 
@@ -132,6 +148,26 @@ async def publish_dead_letter(broker: NatsBroker, service: str, raw: Msg, reason
     )
 
 
+async def signal_progress(raw: Msg) -> None:
+    """Tell JetStream the message is still being worked on (resets its ack wait). With NATS itself down this
+    cannot arrive: the server then redelivers after the ack wait, and the consumer is idempotent."""
+    try:
+        await raw.in_progress()
+    except Exception as error:  # only ever an outage of NATS here; the next try or the redelivery settles it
+        log.debug("progress_signal_failed", error=repr(error))
+
+
+async def settle(action: Callable[[], Awaitable[None]], what: str) -> None:
+    """Ack or nak; if NATS cannot take it now, the message is redelivered after the ack wait and handled
+    again, idempotently, so an unreachable NATS is logged, never raised."""
+    try:
+        await action()
+    except Exception as error:
+        if not is_outage(error):
+            raise
+        log.warning(f"{what}_failed_nats_unreachable", error=repr(error))
+
+
 def dead_letter_guard(
     service: str,
     max_deliveries: int,
@@ -142,6 +178,13 @@ def dead_letter_guard(
 
     Invalid messages go to `on_invalid` (ingest publishes them as `FaceRejected`), by default to the
     dead-letter subject; messages that keep failing always go to the dead-letter subject.
+
+    An outage (`services.common.outage.is_outage`: NATS, Postgres or S3 unreachable) is no failure of the message:
+    the guard waits it out in place, trying the handler again with backoff and signalling progress so JetStream
+    does not redeliver meanwhile, however long the outage lasts. So a message's delivery count grows only with
+    failures of the message itself (and with deliveries lost to a crash or an ack wait that expired), and only
+    those bring it to `max_deliveries`. The consumers' `max_deliver` is unlimited (`durable_pull`): the guard
+    alone decides, because a server that stops redelivering drops the message without a dead letter.
     """
 
     class DeadLetterGuard(BaseMiddleware):
@@ -151,22 +194,38 @@ def dead_letter_guard(
             raw = msg.raw_message
             family = subject_family(raw.subject)
             event_id = (raw.headers or {}).get("Nats-Msg-Id", "")
-            started = time.perf_counter()
             with structlog.contextvars.bound_contextvars(subject=raw.subject, event_id=event_id):
-                try:
-                    result = await call_next(msg)
-                except (ValidationError, InvalidEvent) as error:
-                    await self._invalid(msg, f"invalid: {error}")
-                    MESSAGES_CONSUMED.labels(service, family, "dead_lettered").inc()
-                    return None
-                except Exception as error:
-                    await self._retry_or_dead_letter(msg, error)
-                    return None
-                finally:
-                    HANDLER_SECONDS.labels(service, family).observe(time.perf_counter() - started)
-                await msg.ack()
-                MESSAGES_CONSUMED.labels(service, family, "ok").inc()
-                return result
+                attempt = 0
+                while True:
+                    started = time.perf_counter()
+                    try:
+                        result = await call_next(msg)
+                    except (ValidationError, InvalidEvent) as error:
+                        await self._invalid(msg, f"invalid: {error}")
+                        return None
+                    except Exception as error:
+                        if not is_outage(error):
+                            await self._retry_or_dead_letter(msg, error)
+                            return None
+                        attempt += 1
+                        await self._wait_out(msg, error, attempt)
+                        continue
+                    finally:
+                        HANDLER_SECONDS.labels(service, family).observe(time.perf_counter() - started)
+                    if attempt:
+                        log.info("dependency_back", attempts=attempt)
+                    await settle(msg.ack, "ack")
+                    MESSAGES_CONSUMED.labels(service, family, "ok").inc()
+                    return result
+
+        async def _wait_out(self, msg: StreamMessage[Any], error: Exception, attempt: int) -> None:
+            """One pause of an outage: counted, logged without a traceback (the first and every
+            `OUTAGE_LOG_EVERY`th try), the ack wait renewed, then back to the handler."""
+            MESSAGES_CONSUMED.labels(service, subject_family(msg.raw_message.subject), "outage").inc()
+            if attempt == 1 or attempt % OUTAGE_LOG_EVERY == 0:
+                log.warning("dependency_unavailable_waiting", attempt=attempt, error=repr(error)[:300])
+            await signal_progress(msg.raw_message)
+            await asyncio.sleep(outage_wait_seconds(attempt))
 
         async def _retry_or_dead_letter(self, msg: StreamMessage[Any], error: Exception) -> None:
             raw = msg.raw_message
@@ -175,24 +234,69 @@ def dead_letter_guard(
             if deliveries >= max_deliveries:
                 log.error("handler_failed_dead_lettered", deliveries=deliveries, error=repr(error))
                 await self._dead_letter(msg, f"failed {deliveries} times: {error!r}")
-                MESSAGES_CONSUMED.labels(service, family, "dead_lettered").inc()
                 return
             log.warning("handler_failed_will_retry", deliveries=deliveries, error=repr(error), exc_info=True)
-            await msg.raw_message.nak(delay=retry_delay_seconds(deliveries))
+            await settle(lambda: raw.nak(delay=retry_delay_seconds(deliveries)), "nak")
             MESSAGES_CONSUMED.labels(service, family, "retried").inc()
 
         async def _dead_letter(self, msg: StreamMessage[Any], reason: str) -> None:
-            await publish_dead_letter(broker_ref(), service, msg.raw_message, reason)
-            await msg.ack()
+            await self._store_then_ack(msg, publish_dead_letter(broker_ref(), service, msg.raw_message, reason))
 
         async def _invalid(self, msg: StreamMessage[Any], reason: str) -> None:
+            sent: Awaitable[None]
             if on_invalid is None:
-                await publish_dead_letter(broker_ref(), service, msg.raw_message, reason)
+                sent = publish_dead_letter(broker_ref(), service, msg.raw_message, reason)
             else:
-                await on_invalid(broker_ref(), msg.raw_message, reason)
-            await msg.ack()
+                sent = on_invalid(broker_ref(), msg.raw_message, reason)
+            await self._store_then_ack(msg, sent)
+
+        async def _store_then_ack(self, msg: StreamMessage[Any], sent: Awaitable[None]) -> None:
+            """Ack only once the dead letter (or rejection) is stored: if NATS cannot take it, the message is
+            redelivered after a pause (max_deliver is unlimited), never acknowledged with nothing kept."""
+            raw = msg.raw_message
+            family = subject_family(raw.subject)
+            try:
+                await sent
+            except Exception as error:
+                if not is_outage(error):
+                    raise
+                log.warning("dead_letter_failed_will_retry", error=repr(error)[:300])
+                deliveries = raw.metadata.num_delivered if raw.metadata else 1
+                await settle(lambda: raw.nak(delay=outage_wait_seconds(deliveries)), "nak")
+                MESSAGES_CONSUMED.labels(service, family, "outage").inc()
+                return
+            await settle(msg.ack, "ack")
+            MESSAGES_CONSUMED.labels(service, family, "dead_lettered").inc()
 
     return DeadLetterGuard
+
+
+async def align_durable_consumers(broker: NatsBroker) -> None:
+    """Bring each existing durable consumer of `broker`'s subscribers to the `max_deliver` it declares.
+
+    nats-py binds to an existing durable as it is, so a consumer created by an older release (which bounded
+    `max_deliver`) would keep ending redelivery by itself; NATS 2.10+ edits `max_deliver` in place."""
+    js = broker.connection.jetstream()
+    for subscriber in broker.subscribers:
+        options = getattr(subscriber, "extra_options", None) or {}
+        stream, durable = options.get("stream"), options.get("durable")
+        declared = getattr(subscriber, "config", None)
+        if not stream or not durable or declared is None:
+            continue
+        try:
+            info = await js.consumer_info(stream, durable)
+        except NotFoundError:
+            continue  # created with the declared config when the subscriber starts
+        if info.config.max_deliver == declared.max_deliver:
+            continue
+        await js.add_consumer(stream, config=replace(info.config, max_deliver=declared.max_deliver))
+        log.info("consumer_max_deliver_updated", durable=durable, was=info.config.max_deliver, now=declared.max_deliver)
+
+
+async def start_consuming(broker: NatsBroker) -> None:
+    """Align the durable consumers' config, then start the subscribers."""
+    await align_durable_consumers(broker)
+    await broker.start()
 
 
 async def connect_broker(

@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator
 
 from services.common.auth import TokenVerifier
-from services.common.bus import consumed_subjects
+from services.common.bus import consumed_subjects, start_consuming
 from services.common.devsettings import command_settings
 from services.common.logging import configure_logging, get_logger
 from services.common.metrics import count_consumed_from_zero
@@ -196,7 +196,7 @@ def nats_ready(broker: NatsBroker) -> ReadinessCheck:
 async def serve(app: FastAPI, host: str, port: int, broker: NatsBroker | None) -> None:
     """Start the subscribers, serve HTTP until SIGINT/SIGTERM, then drain and stop the broker."""
     if broker is not None:
-        await broker.start()
+        await start_consuming(broker)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
     log.info("serving", host=host, port=port)
     try:

@@ -2,12 +2,12 @@
 
 from collections.abc import Iterable
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-CONSUMED_OUTCOMES = ("ok", "dead_lettered", "retried")
+CONSUMED_OUTCOMES = ("ok", "dead_lettered", "retried", "outage")
 MESSAGES_CONSUMED = Counter(
     "revisit_messages_consumed_total",
-    "Messages a consumer finished, by outcome (ok, dead_lettered, retried).",
+    "Messages a consumer finished, by outcome (ok, dead_lettered, retried; outage: a try that waits for a dependency).",
     ["service", "subject_family", "outcome"],
 )
 HANDLER_SECONDS = Histogram(
@@ -25,6 +25,11 @@ EVENTS_PUBLISHED = Counter(
 UNIDENTIFIED_SIGHTINGS = Counter(
     "revisit_unidentified_sightings_total",
     "Faces the matcher counted as unidentified sightings (quality below its floor), never persons.",
+)
+MATCHER_VECTORS_IN_MEMORY = Gauge(
+    "revisit_matcher_vectors_in_memory",
+    "Face vectors a matcher replica holds in its in-memory copies of tenants (float32, dim x 4 bytes each, plus about"
+    " 0.6 KB per row); bounded by REVISIT_MATCHER_MAX_VECTORS_IN_MEMORY.",
 )
 
 
@@ -54,3 +59,17 @@ def count_consumed_from_zero(service: str, filter_subjects: Iterable[str]) -> No
             continue
         for outcome in CONSUMED_OUTCOMES:
             MESSAGES_CONSUMED.labels(service, family, outcome)
+
+
+KV_MIRROR_RESTARTS = Counter(
+    "revisit_kv_mirror_restarts_total",
+    "Times an in-memory KV mirror replaced its watch (it ended, stalled behind the bucket, or the bucket's revisions"
+    " went back) by a full re-read; exported at 0 when the mirror starts.",
+    ["bucket"],
+)
+KV_MIRROR_CURRENT_AT = Gauge(
+    "revisit_kv_mirror_current_timestamp_seconds",
+    "Unix time at which an in-memory KV mirror was last confirmed to hold its bucket's last revision (checked every"
+    " 10 s): `time() - this` is how stale the mirror may be.",
+    ["bucket"],
+)

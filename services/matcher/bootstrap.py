@@ -102,7 +102,8 @@ async def open_vector_index(settings: MatcherSettings, connection: NatsClient, s
     """Milvus with the tenant leases and the vector log every writer of vectors goes through."""
     replicas = settings.nats_stream_replicas
     lease = await TenantLease.open(connection, settings.lease_ttl_seconds, replicas, settings.lease_wait_seconds)
-    return VectorIndex(store, lease, await VectorLog.open(connection, replicas))
+    log = await VectorLog.open(connection, replicas)
+    return VectorIndex(store, lease, log, settings.max_vectors_in_memory)
 
 
 @dataclass

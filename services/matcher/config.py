@@ -88,6 +88,17 @@ class MatcherSettings(RestServiceSettings, RetentionSettings):
             " longer than the TTL) before its faces are retried later; below the consumer's 30 s ack wait"
         ),
     )
+    max_vectors_in_memory: int = Field(
+        1_000_000,
+        ge=1,
+        validation_alias=AliasChoices("max_vectors_in_memory", "REVISIT_MATCHER_MAX_VECTORS_IN_MEMORY"),
+        description=(
+            "Vectors a replica keeps in its in-memory copies of tenants (the exact search); past it the copies used"
+            " least recently are dropped and loaded again from Milvus when next needed. A copy costs dim x 4 bytes"
+            " per vector plus about 0.6 KB: 1,000,000 vectors of 512-d about 2.7 GB, of 128-d about 1.1 GB."
+            " A single tenant larger than this is still kept while it is matched"
+        ),
+    )
     batch_wait_ms: int = Field(20, ge=0, description="How long a batch waits to fill")
     concurrent_batches: int = Field(
         2,

@@ -1,8 +1,6 @@
-"""Everything the reports page reads from reporting, in one place: when reporting serves dwell, occupancy and
-local-time reports itself (issue 9), only this module changes.
-
-Today: `/v1/reports/visitors` per day and per hour, and `/v1/visits` (a list; a page `{"items",
-"next_cursor"}` is read as well, following the cursor) for dwell and who is in the site now."""
+"""Everything the reports page reads from reporting, in one place: visitors per local day and per local hour
+(`/v1/reports/visitors`, whose totals carry the dwell median and distribution), who is in the site now
+(`/v1/reports/occupancy`), and reporting's CSV exports passed through."""
 
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -11,8 +9,6 @@ from typing import Any
 import httpx
 
 from services.console.adapters.apis import ServiceApi
-
-MAX_VISIT_PAGES = 50
 
 
 @dataclass(frozen=True)
@@ -28,32 +24,18 @@ class ReportQuery:
 @dataclass(frozen=True)
 class ReportData:
     by_day: dict[str, Any]
+    """`/v1/reports/visitors` by the site's local days: each `period_start` carries the site's offset."""
     by_hour: dict[str, Any]
-    visits: list[dict[str, Any]]
-    visits_today: list[dict[str, Any]]
+    occupancy: dict[str, Any]
+    """`/v1/reports/occupancy` of the site's local today: `open_now` is who is in the site now."""
 
 
-async def visits_of(reporting: ServiceApi, params: dict[str, str]) -> list[dict[str, Any]]:
-    """Every visit of the range, whether reporting answers a list or pages with a cursor."""
-    answer = await reporting.get("/v1/visits", **params)
-    if isinstance(answer, list):
-        return answer
-    visits, pages = list(answer["items"]), 1
-    while answer.get("next_cursor") and pages < MAX_VISIT_PAGES:
-        answer = await reporting.get("/v1/visits", **params, cursor=answer["next_cursor"])
-        visits += answer["items"]
-        pages += 1
-    return visits
-
-
-async def read_report(reporting: ServiceApi, query: ReportQuery, today: date) -> ReportData:
+async def read_report(reporting: ServiceApi, query: ReportQuery) -> ReportData:
     params = query.params()
     by_day = await reporting.get("/v1/reports/visitors", **params, granularity="day")
     by_hour = await reporting.get("/v1/reports/visitors", **params, granularity="hour")
-    visits = await visits_of(reporting, params)
-    today_params = {"site_id": query.site_id, "from": today.isoformat(), "to": today.isoformat()}
-    visits_today = await visits_of(reporting, today_params)
-    return ReportData(by_day, by_hour, visits, visits_today)
+    occupancy = await reporting.get("/v1/reports/occupancy", site_id=query.site_id)
+    return ReportData(by_day, by_hour, occupancy)
 
 
 async def csv_export(reporting: ServiceApi, query: ReportQuery, what: str) -> httpx.Response:

@@ -1,52 +1,36 @@
-"""Figures the reports page derives from visits until reporting serves them itself (issue 9: dwell and
-occupancy endpoints): time spent per visit, and who is likely in the site now."""
+"""Figures the reports page derives from reporting's answers: its local periods laid out for the charts."""
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-DWELL_BUCKETS: tuple[tuple[str, float, float], ...] = (
-    ("under 5 min", 0, 5),
-    ("5–15 min", 5, 15),
-    ("15–30 min", 15, 30),
-    ("30–60 min", 30, 60),
-    ("over 1 h", 60, float("inf")),
-)
 
-
-def dwell_minutes(visit: Mapping[str, Any]) -> float:
-    """From the visit's first to its last sighting (a visit seen once has 0: the camera saw it pass)."""
-    started = datetime.fromisoformat(visit["started_at"])
-    last = datetime.fromisoformat(visit["last_seen_at"])
-    return max((last - started).total_seconds() / 60, 0.0)
-
-
-def dwell_histogram(visits: Iterable[Mapping[str, Any]]) -> list[int]:
-    """How many visits fall in each of DWELL_BUCKETS."""
-    counts = [0] * len(DWELL_BUCKETS)
-    for visit in visits:
-        minutes = dwell_minutes(visit)
-        index = next(i for i, (_, low, high) in enumerate(DWELL_BUCKETS) if low <= minutes < high)
-        counts[index] += 1
-    return counts
-
-
-def median_dwell(visits: Iterable[Mapping[str, Any]]) -> float | None:
-    minutes = sorted(dwell_minutes(visit) for visit in visits)
-    if not minutes:
-        return None
-    middle = len(minutes) // 2
-    return minutes[middle] if len(minutes) % 2 else (minutes[middle - 1] + minutes[middle]) / 2
-
-
-def present_now(visits: Iterable[Mapping[str, Any]], now: datetime, visit_gap: timedelta) -> int:
-    """Visits still open at `now`: last seen within the visit gap, so the person may not have left yet."""
-    return sum(now - datetime.fromisoformat(visit["last_seen_at"]) < visit_gap for visit in visits)
+def local_day(period: Mapping[str, Any]) -> str:
+    """The site-local date of a report period: `period_start` carries the site's offset, so its date is local."""
+    return datetime.fromisoformat(period["period_start"]).date().isoformat()
 
 
 def visits_by_hour_of_day(periods: Iterable[Mapping[str, Any]]) -> list[int]:
-    """Hourly report periods folded onto the 24 hours of a day (UTC, as reporting's periods are)."""
+    """Hourly report periods folded onto the 24 hours of a day, in the site's local time (each `period_start`
+    carries the site's offset; a DST end day's repeated hour counts twice in its hour)."""
     hours = [0] * 24
     for period in periods:
         hours[datetime.fromisoformat(period["period_start"]).hour] += int(period["visits"])
     return hours
+
+
+DWELL_LABELS = {
+    "under_1m": "under 1 min",
+    "1m_5m": "1–5 min",
+    "5m_15m": "5–15 min",
+    "15m_30m": "15–30 min",
+    "30m_1h": "30–60 min",
+    "1h_2h": "1–2 h",
+    "2h_plus": "over 2 h",
+}
+"""Reporting's dwell buckets (`dwell_distribution` keys), as the chart labels them."""
+
+
+def dwell_bars(distribution: Mapping[str, int]) -> tuple[list[str], list[int]]:
+    """Labels and visits of a report's dwell distribution, in reporting's bucket order."""
+    return [DWELL_LABELS.get(name, name) for name in distribution], list(distribution.values())

@@ -1,6 +1,8 @@
 """`/reports`: visitors per day and per hour, new vs returning, dwell, who is in the site now, CSV downloads."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -8,19 +10,11 @@ from fastapi.responses import HTMLResponse, Response
 from services.console.adapters.reports import ReportData, ReportQuery, csv_export, default_range, read_report
 from services.console.domain.charts import BarChart, Series, bar_chart
 from services.console.domain.persons import day_of
-from services.console.domain.visits import (
-    DWELL_BUCKETS,
-    dwell_histogram,
-    median_dwell,
-    present_now,
-    visits_by_hour_of_day,
-)
+from services.console.domain.visits import dwell_bars, local_day, visits_by_hour_of_day
 from services.console.rendering import page, redirect
 from services.console.session import SignedIn
 
 router = APIRouter(include_in_schema=False)
-VISIT_GAP = timedelta(minutes=30)
-"""Reporting's default gap between two visits: a visit last seen more recently may still be going on."""
 
 
 def query_of(request: Request, site_id: str, today: date) -> ReportQuery:
@@ -33,18 +27,27 @@ def query_of(request: Request, site_id: str, today: date) -> ReportQuery:
 def charts_of(data: ReportData) -> list[BarChart]:
     """Visitors per day, visits per hour of the day, new vs returning per day, time spent per visit."""
     periods = data.by_day["periods"]
-    days = [period["period_start"][:10] for period in periods]
+    days = [local_day(period) for period in periods]
     unique = Series("unique visitors", "bar", [period["unique_visitors"] for period in periods])
     new = Series("new", "bar", [period["new_visitors"] for period in periods])
     returning = Series("returning", "bar returning", [period["returning_visitors"] for period in periods])
     hours = Series("visits", "bar", visits_by_hour_of_day(data.by_hour["periods"]))
-    dwell = Series("visits", "bar", dwell_histogram(data.visits))
+    dwell_labels, dwell_visits = dwell_bars(data.by_day["totals"]["dwell_distribution"])
     return [
         bar_chart("Visitors per day", days, [unique]),
-        bar_chart("Visits per hour of the day (UTC)", [f"{hour:02d}" for hour in range(24)], [hours]),
+        bar_chart("Visits per hour of the day (local time)", [f"{hour:02d}" for hour in range(24)], [hours]),
         bar_chart("New and returning visitors per day", days, [new, returning]),
-        bar_chart("Time spent per visit", [name for name, _, _ in DWELL_BUCKETS], [dwell]),
+        bar_chart("Time spent per visit", dwell_labels, [Series("visits", "bar", dwell_visits)]),
     ]
+
+
+def local_today(sites: list[dict[str, Any]], site_id: str, now: datetime) -> date:
+    """Today in the site's time zone (the reports' days are the site's), UTC for a site without a known zone."""
+    zone = next((site.get("time_zone") for site in sites if site["site_id"] == site_id), None)
+    try:
+        return now.astimezone(ZoneInfo(zone)).date() if zone else now.date()
+    except (ZoneInfoNotFoundError, ValueError):
+        return now.date()
 
 
 @router.get("/reports")
@@ -52,12 +55,12 @@ async def reports(request: Request, user: SignedIn, site_id: str = "") -> HTMLRe
     sites = (await user.apis.identity.get("/v1/sites"))["items"]
     if not site_id and sites:
         site_id = sites[0]["site_id"]
-    now = datetime.now(UTC)
-    query = query_of(request, site_id, now.date())
+    query = query_of(request, site_id, local_today(sites, site_id, datetime.now(UTC)))
     if not site_id:
         return page(request, "reports.html", user, "Reports", sites=sites, query=query, data=None, charts=[])
-    data = await read_report(user.apis.reporting, query, now.date())
+    data = await read_report(user.apis.reporting, query)
     charts = charts_of(data)
+    median = data.by_day["totals"]["dwell_seconds_median"]
     return page(
         request,
         "reports.html",
@@ -68,9 +71,9 @@ async def reports(request: Request, user: SignedIn, site_id: str = "") -> HTMLRe
         data=data,
         charts=charts,
         totals=data.by_day["totals"],
-        median_dwell=median_dwell(data.visits),
-        present=present_now(data.visits_today, now, VISIT_GAP),
-        visit_gap_minutes=int(VISIT_GAP.total_seconds() // 60),
+        median_dwell=None if median is None else median / 60,
+        present=data.occupancy["open_now"],
+        time_zone=data.occupancy["time_zone"],
     )
 
 

@@ -30,6 +30,7 @@ log = get_logger(__name__)
 BATCH_GET_SUBJECTS = 1000
 """Subjects per batched direct get (the server caps one request's `multi_last`)."""
 BATCH_GET_TIMEOUT_SECONDS = 5.0
+RECORD_ACK_TIMEOUT_SECONDS = 5.0
 ABSENT = frozenset({"DEL", "PURGE"})
 
 
@@ -44,6 +45,7 @@ def decision_key(tenant_id: str, sighting_id: uuid.UUID) -> str:
 class MatchDecisions:
     def __init__(self, bucket: KeyValue, connection: NatsClient) -> None:
         self._bucket, self._connection = bucket, connection
+        self._jetstream = connection.jetstream()
         self._batched = True
 
     @classmethod
@@ -96,17 +98,34 @@ class MatchDecisions:
                 if status == "204" or status == "404":  # end of batch; or none of the subjects has a message
                     return messages
                 if status == "503":
-                    raise DirectGetUnavailable(f"bucket {BUCKET} has no direct get responders")
+                    await self._raise_unavailable()
                 if status:
                     raise nats.errors.Error(f"batched get of {BUCKET} answered {status}: {message.headers}")
                 messages.append(((message.headers or {}).get("KV-Operation"), message.data))
         finally:
             await subscription.unsubscribe()
 
+    async def _raise_unavailable(self) -> None:
+        """No direct get responders: the bucket was made without direct gets (use single gets from now on), or
+        NATS is restarting and its stream not loaded yet (an outage: the face is tried again, batched)."""
+        info = await self._connection.jetstream().stream_info(f"KV_{BUCKET}")
+        if info.config.allow_direct:
+            raise nats.errors.NoRespondersError
+        raise DirectGetUnavailable(f"bucket {BUCKET} has no direct get responders")
+
     async def record(self, events: Sequence[FaceMatched]) -> None:
-        await asyncio.gather(
-            *(self._bucket.put(decision_key(e.tenant_id, e.source_event_id), e.to_json_bytes()) for e in events)
-        )
+        """Put every decision of a batch at once and wait for all their acknowledgements together: one round trip
+        per batch, where awaiting a KV put per face took 30-40 ms of a batch of 256 (the same JetStream writes as
+        `KeyValue.put`, whose subject is `$KV.<bucket>.<key>`)."""
+        if not events:
+            return
+        acks = [
+            await self._jetstream.publish_async(
+                f"$KV.{BUCKET}.{decision_key(event.tenant_id, event.source_event_id)}", event.to_json_bytes()
+            )
+            for event in events
+        ]
+        await asyncio.wait_for(asyncio.gather(*acks), RECORD_ACK_TIMEOUT_SECONDS)
 
     async def forget(self, tenant_id: str, sightings: Sequence[uuid.UUID]) -> None:
         """Purge the decisions of erased sightings (purging an absent key is harmless)."""

@@ -96,11 +96,8 @@ _DWELL_BUCKET_COUNTS = ", ".join(
     + ")"
     for b in DWELL_BUCKETS
 )
-_REPORT_QUERY = (
-    """
-    WITH visit_counts AS (
-        SELECT {visit_period} AS period_start,
-               count(*) AS visits,
+_VISIT_FIGURES = (
+    """count(*) AS visits,
                count(DISTINCT person_id) AS unique_visitors,
                count(DISTINCT person_id) FILTER (WHERE NOT is_returning) AS new_visitors,
                count(DISTINCT person_id) FILTER (WHERE is_returning) AS returning_visitors,
@@ -109,7 +106,30 @@ _REPORT_QUERY = (
                percentile_cont(0.5) WITHIN GROUP (ORDER BY dwell) AS dwell_seconds_median,
                ARRAY["""
     + _DWELL_BUCKET_COUNTS
-    + """]::int[] AS dwell_distribution
+    + """]::int[] AS dwell_distribution"""
+)
+"""The aggregates of a report over rows of visits (`person_id`, `is_returning`, `dwell` in seconds)."""
+_FIGURES_OR_ZEROS = (
+    """coalesce(v.visits, 0) AS visits,
+           coalesce(v.unique_visitors, 0) AS unique_visitors,
+           coalesce(v.new_visitors, 0) AS new_visitors,
+           coalesce(v.returning_visitors, 0) AS returning_visitors,
+           coalesce(v.returning_visits, 0) AS returning_visits,
+           coalesce(u.unidentified_sightings, 0) AS unidentified_sightings,
+           v.dwell_seconds_avg,
+           v.dwell_seconds_median,
+           coalesce(v.dwell_distribution, array_fill(0, ARRAY["""
+    + str(len(DWELL_BUCKETS))
+    + """])) AS dwell_distribution"""
+)
+"""The final select list of a report: `v` (`_VISIT_FIGURES` of a period or key) beside `u` (its unidentified
+sightings), either of them missing."""
+_REPORT_QUERY = (
+    """
+    WITH visit_counts AS (
+        SELECT {visit_period} AS period_start, """
+    + _VISIT_FIGURES
+    + """
         FROM (SELECT started_at, person_id, is_returning,
                      extract(epoch FROM last_seen_at - started_at)::float8 AS dwell
               FROM visits WHERE site_id = $1 AND started_at >= $2 AND started_at < $3) v
@@ -120,18 +140,9 @@ _REPORT_QUERY = (
         WHERE site_id = $1 AND captured_at >= $2 AND captured_at < $3
         {group}
     )
-    SELECT coalesce(v.period_start, u.period_start) AS period_start,
-           coalesce(v.visits, 0) AS visits,
-           coalesce(v.unique_visitors, 0) AS unique_visitors,
-           coalesce(v.new_visitors, 0) AS new_visitors,
-           coalesce(v.returning_visitors, 0) AS returning_visitors,
-           coalesce(v.returning_visits, 0) AS returning_visits,
-           coalesce(u.unidentified_sightings, 0) AS unidentified_sightings,
-           v.dwell_seconds_avg,
-           v.dwell_seconds_median,
-           coalesce(v.dwell_distribution, array_fill(0, ARRAY["""
-    + str(len(DWELL_BUCKETS))
-    + """])) AS dwell_distribution
+    SELECT coalesce(v.period_start, u.period_start) AS period_start, """
+    + _FIGURES_OR_ZEROS
+    + """
     FROM visit_counts v FULL JOIN unidentified_counts u ON u.period_start = v.period_start
     ORDER BY 1
 """
@@ -525,16 +536,21 @@ class VisitStore:
         Periods are the site's local hours or days in `zone` (the site's IANA time zone): a DST change day has
         23 or 25 hourly periods, and each `period_start` carries the local offset. Visits count in the period
         they started in, unidentified sightings in the one they were captured in; a period with only
-        unidentified sightings is reported too."""
-        per_period = _REPORT_QUERY.format(
-            visit_period="date_trunc($4, started_at, $5)",
-            unidentified_period="date_trunc($4, captured_at, $5)",
-            group="GROUP BY 1",
-        )
-        whole_range = _REPORT_QUERY.format(
-            visit_period="$2::timestamptz", unidentified_period="$2::timestamptz", group=""
-        )
+        unidentified sightings is reported too. Whole local days are read from the site-day rollups (the site's
+        rollups are remade in `zone` first if they were in another; the median dwell is then to the minute),
+        hours and ranges that start or end within a day from the visits."""
+        days = _local_days(start, end, zone) if granularity == "day" else None
         async with tenant_transaction(self._pool, tenant_id) as connection:
+            if days is not None:
+                return await _rolled_site_report(connection, tenant_id, site_id, start, end, *days, zone)
+            per_period = _REPORT_QUERY.format(
+                visit_period="date_trunc($4, started_at, $5)",
+                unidentified_period="date_trunc($4, captured_at, $5)",
+                group="GROUP BY 1",
+            )
+            whole_range = _REPORT_QUERY.format(
+                visit_period="$2::timestamptz", unidentified_period="$2::timestamptz", group=""
+            )
             rows = await connection.fetch(per_period, site_id, start, end, granularity, zone.key)
             total = await connection.fetchrow(whole_range, site_id, start, end)
         assert total is not None
@@ -588,9 +604,8 @@ class VisitStore:
             sites = await rollups.site_months(connection, months[0], list(zones))
             unidentified = await _unidentified_by(connection, "site_id", first_day, end_day, zones)
         return [
-            SiteCounts(**_rolled_counts(sites.get(site), unidentified.get(site, 0)), site_id=site)
+            SiteCounts(**_summary_counts(sites.get(site), unidentified.get(site, 0)), site_id=site)
             for site in sorted(set(sites) | set(unidentified))
-            if (sites.get(site) and sites[site].visits) or unidentified.get(site)
         ]
 
     async def list_visits(
@@ -1068,6 +1083,70 @@ def _whole_months(first_day: date, end_day: date) -> list[date]:
     return months
 
 
+def _local_days(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[date, date] | None:
+    """[start, end) as the site's local dates [first, end) when both are local midnights in `zone`; else None."""
+    first, last = start.astimezone(zone).date(), end.astimezone(zone).date()
+    if _local_midnight(first, zone) != start or _local_midnight(last, zone) != end or last <= first:
+        return None
+    return first, last
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The instant `day` starts in `zone`, as Postgres' `date_trunc('day', ..., zone)` gives it."""
+    return datetime.combine(day, time.min, zone).astimezone(UTC)
+
+
+async def _rolled_site_report(
+    connection: Connection,
+    tenant_id: str,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    first_day: date,
+    end_day: date,
+    zone: ZoneInfo,
+) -> tuple[list[ReportRow], ReportRow]:
+    """`VisitStore.visitor_report` by whole local days, from the site-day rollups and unidentified sightings."""
+    await rollups.reconcile_zones(connection, tenant_id, {site_id: zone})
+    days = await rollups.site_days(connection, site_id, first_day, end_day)
+    together = await rollups.site_range(connection, site_id, first_day, end_day, _whole_months(first_day, end_day))
+    rows = await connection.fetch(
+        "SELECT (captured_at AT TIME ZONE $4)::date AS day, count(*) AS sightings FROM unidentified_sightings"
+        " WHERE site_id = $1 AND captured_at >= $2 AND captured_at < $3 GROUP BY 1",
+        site_id,
+        start,
+        end,
+        zone.key,
+    )
+    unidentified = {row["day"]: row["sightings"] for row in rows}
+    periods = [
+        ReportRow(
+            **_summary_counts(days.get(day), unidentified.get(day, 0)),
+            period_start=_local_midnight(day, zone).astimezone(zone),
+        )
+        for day in sorted(set(days) | set(unidentified))
+    ]
+    total = ReportRow(**_summary_counts(together, sum(unidentified.values())), period_start=start.astimezone(zone))
+    return periods, total
+
+
+def _summary_counts(summary: rollups.Summary | None, unidentified: int) -> dict[str, Any]:
+    """Counts of a key (or range) of a site level of the rollups; zeros for none."""
+    if summary is None or summary.visits == 0:
+        return _counts_from(0, 0, 0, 0, 0, 0.0, {}, unidentified)
+    return {
+        "visits": summary.visits,
+        "unique_visitors": summary.unique_visitors,
+        "new_visitors": summary.new_visitors,
+        "returning_visitors": summary.returning_visitors,
+        "returning_visits": summary.returning_visits,
+        "unidentified_sightings": unidentified,
+        "dwell_seconds_avg": summary.dwell_seconds / summary.visits,
+        "dwell_seconds_median": summary.dwell_seconds_median,
+        "dwell_distribution": summary.dwell_distribution,
+    }
+
+
 def _rolled_counts(rolled: rollups.RolledUp | None, unidentified: int) -> dict[str, Any]:
     if rolled is None or rolled.visits == 0:
         return _counts_from(0, 0, 0, 0, 0, 0.0, {}, unidentified)
@@ -1179,17 +1258,9 @@ _TENANT_QUERY = (
         FROM visits v JOIN zones z ON z.site_id = v.site_id
         WHERE v.started_at >= $3 AND v.started_at < $4
     ), visit_counts AS (
-        SELECT {key} AS key,
-               count(*) AS visits,
-               count(DISTINCT person_id) AS unique_visitors,
-               count(DISTINCT person_id) FILTER (WHERE NOT is_returning) AS new_visitors,
-               count(DISTINCT person_id) FILTER (WHERE is_returning) AS returning_visitors,
-               count(*) FILTER (WHERE is_returning) AS returning_visits,
-               avg(dwell) AS dwell_seconds_avg,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY dwell) AS dwell_seconds_median,
-               ARRAY["""
-    + _DWELL_BUCKET_COUNTS
-    + """]::int[] AS dwell_distribution
+        SELECT {key} AS key, """
+    + _VISIT_FIGURES
+    + """
         FROM located WHERE day >= $5 AND day < $6
         {group}
     ), unidentified_counts AS (
@@ -1200,18 +1271,9 @@ _TENANT_QUERY = (
         WHERE day >= $5 AND day < $6
         {group}
     )
-    SELECT coalesce(v.key, u.key) AS key,
-           coalesce(v.visits, 0) AS visits,
-           coalesce(v.unique_visitors, 0) AS unique_visitors,
-           coalesce(v.new_visitors, 0) AS new_visitors,
-           coalesce(v.returning_visitors, 0) AS returning_visitors,
-           coalesce(v.returning_visits, 0) AS returning_visits,
-           coalesce(u.unidentified_sightings, 0) AS unidentified_sightings,
-           v.dwell_seconds_avg,
-           v.dwell_seconds_median,
-           coalesce(v.dwell_distribution, array_fill(0, ARRAY["""
-    + str(len(DWELL_BUCKETS))
-    + """])) AS dwell_distribution
+    SELECT coalesce(v.key, u.key) AS key, """
+    + _FIGURES_OR_ZEROS
+    + """
     FROM visit_counts v FULL JOIN unidentified_counts u ON u.key = v.key
     ORDER BY 1
 """

@@ -1,22 +1,22 @@
-"""The rollups of migration 008, kept by the transactions that change visits, and read by the tenant-wide reports.
+"""The rollups of migrations 008 and 009, kept by the transactions that change visits, and read by the reports.
 
-Three levels: the tenant per local date, the tenant per local month, each site per local month. Each has who
-visited per key (`*_persons`), counters per key and dwell per whole minute; a batch of visit changes is applied
-to a level in one statement. Which zone a site's rollups are in is `site_zones.zone`: a site the reports have
-not named yet is counted in UTC and remade when a report names its zone (`reconcile_zones`). Writers hold a
-shared lock per site while they use its zone, the remake an exclusive one."""
+Four levels: the tenant per local date, the tenant per local month, each site per local month, each site per
+local date. Each has who visited per key (`*_persons`), counters per key and dwell per whole minute; a batch of
+visit changes is applied to a level in one statement. Which zone a site's rollups are in is `site_zones.zone`: a
+site the reports have not named yet is counted in UTC and remade when a report names its zone
+(`reconcile_zones`). Writers hold a shared lock per site while they use its zone, the remake an exclusive one."""
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from services.common.postgres import Connection
-from services.reporting.domain.reports import Contribution, contribution, net_contributions
+from services.reporting.domain.reports import DWELL_BUCKETS, Contribution, contribution, net_contributions
 from services.reporting.domain.visits import PersonVisit
 
 K = TypeVar("K")
@@ -34,6 +34,7 @@ LEVELS = (
     Level("tenant_day_persons", "tenant_days", "tenant_day_dwell", ("day",)),
     Level("tenant_month_persons", "tenant_months", "tenant_month_dwell", ("month",)),
     Level("site_month_persons", "site_months", "site_month_dwell", ("site_id", "month")),
+    Level("site_day_persons", "site_days", "site_day_dwell", ("site_id", "day")),
 )
 
 
@@ -268,17 +269,149 @@ async def tenant_months(connection: Connection, months: list[date]) -> dict[date
     return _rolled_up(counters, minutes, lambda row: row["month"])
 
 
-async def site_months(connection: Connection, month: date, sites: list[str]) -> dict[str, RolledUp]:
-    counters = await connection.fetch(
-        "SELECT * FROM site_months WHERE month = $1 AND site_id = ANY($2::text[])", month, sites
+@dataclass(frozen=True)
+class Summary:
+    """Counters of one key of a level (or of a range of keys), with the dwell median and distribution that the
+    database computed from its dwell per minute (as `dwell_from_minutes` does), so a few rows come back instead
+    of a histogram per key."""
+
+    visits: int
+    unique_visitors: int
+    new_visitors: int
+    returning_visitors: int
+    returning_visits: int
+    dwell_seconds: float
+    dwell_seconds_median: float | None
+    dwell_distribution: tuple[int, ...]
+
+
+_MINUTE_BUCKETS = ", ".join(
+    f"coalesce(sum(visits) FILTER (WHERE minute >= {b.min_seconds // 60}"
+    + ("" if b.max_seconds is None else f" AND minute < {b.max_seconds // 60}")
+    + "), 0)"
+    for b in DWELL_BUCKETS
+)
+
+
+def _dwell_summaries(histogram: str) -> str:
+    """CTEs that end in `dwell (key, median, distribution)` from `histogram`, a query of (key, minute, visits):
+    per key, the median to the minute (the minutes of the two middle visits, `seen` counting the visits up to
+    each minute) and the `DWELL_BUCKETS` counts, exactly as `dwell_from_minutes` computes them."""
+    return f"""
+    histogram AS ({histogram}),
+    ranked AS (
+        SELECT key, minute, visits, sum(visits) OVER (PARTITION BY key ORDER BY minute) AS seen,
+               sum(visits) OVER (PARTITION BY key) AS total
+        FROM histogram WHERE visits > 0
+    ), dwell AS (
+        SELECT key,
+               30 * (min(minute) FILTER (WHERE seen > (total - 1) / 2) + min(minute) FILTER (WHERE seen > total / 2))
+                   ::float8 AS median,
+               ARRAY[{_MINUTE_BUCKETS}]::int[] AS distribution
+        FROM ranked GROUP BY key
+    )"""
+
+
+def _summaries_sql(level: Level, key: str, where: str) -> str:
+    """Each `key` of `level` whose rows match `where` (on the level's own columns) and that has visits."""
+    return f"""
+    WITH {_dwell_summaries(f"SELECT {key} AS key, minute, visits FROM {level.dwell} WHERE {where}")}
+    SELECT c.{key} AS key, c.visits, c.unique_visitors, c.new_visitors, c.returning_visitors, c.returning_visits,
+           c.dwell_seconds, d.median AS dwell_seconds_median, d.distribution AS dwell_distribution
+    FROM {level.counters} c LEFT JOIN dwell d ON d.key = c.{key}
+    WHERE {where} AND c.visits <> 0
+    """
+
+
+_SITE_MONTH, _SITE_DAY = LEVELS[2], LEVELS[3]
+_SITE_DAYS = _summaries_sql(_SITE_DAY, "day", "site_id = $1 AND day >= $2 AND day < $3")
+_SITE_MONTHS = _summaries_sql(_SITE_MONTH, "site_id", "month = $1 AND site_id = ANY($2::text[])")
+_SITE_DAYS_DWELL = (
+    "SELECT 0 AS key, minute, sum(visits)::int AS visits FROM site_day_dwell"
+    " WHERE site_id = $1 AND day >= $2 AND day < $3 GROUP BY minute"
+)
+_SITE_DAYS_TOGETHER = f"""
+    WITH {_dwell_summaries(_SITE_DAYS_DWELL)}
+    SELECT coalesce(sum(visits), 0)::int AS visits, coalesce(sum(returning_visits), 0)::int AS returning_visits,
+           coalesce(sum(dwell_seconds), 0) AS dwell_seconds,
+           (SELECT median FROM dwell) AS dwell_seconds_median, (SELECT distribution FROM dwell) AS dwell_distribution
+    FROM site_days WHERE site_id = $1 AND day >= $2 AND day < $3
+"""
+"""A site's local dates `$2` up to `$3` together: visits and dwell add up across dates (visitors do not)."""
+
+
+async def site_days(connection: Connection, site_id: str, first_day: date, end_day: date) -> dict[date, Summary]:
+    """The site's local dates from `first_day` up to `end_day` that had visits."""
+    rows = await connection.fetch(_SITE_DAYS, site_id, first_day, end_day)
+    return {row["key"]: _summary(dict(row)) for row in rows}
+
+
+async def site_range(
+    connection: Connection, site_id: str, first_day: date, end_day: date, months: list[date]
+) -> Summary:
+    """The site's local dates from `first_day` up to `end_day` together; its distinct visitors from who visited
+    each of `months` when the range is those whole months, else from who visited each date."""
+    if len(months) == 1:  # one whole month is one row of the month level, and its dwell per minute
+        month = await site_months(connection, months[0], [site_id])
+        return month.get(site_id, _summary(_NOTHING))
+    row = await connection.fetchrow(_SITE_DAYS_TOGETHER, site_id, first_day, end_day)
+    assert row is not None
+    if months:
+        visitors = await connection.fetchrow(
+            _DISTINCT_VISITORS.format(persons="site_month_persons WHERE site_id = $1 AND month = ANY($2::date[])"),
+            site_id,
+            months,
+        )
+    else:
+        visitors = await connection.fetchrow(
+            _DISTINCT_VISITORS.format(persons="site_day_persons WHERE site_id = $1 AND day >= $2 AND day < $3"),
+            site_id,
+            first_day,
+            end_day,
+        )
+    assert visitors is not None
+    return _summary(dict(row) | dict(visitors))
+
+
+_NOTHING = {
+    "visits": 0,
+    "unique_visitors": 0,
+    "new_visitors": 0,
+    "returning_visitors": 0,
+    "returning_visits": 0,
+    "dwell_seconds": 0.0,
+    "dwell_seconds_median": None,
+    "dwell_distribution": None,
+}
+
+
+_DISTINCT_VISITORS = (
+    "SELECT count(*) AS unique_visitors, count(*) FILTER (WHERE new_visits > 0) AS new_visitors,"
+    " count(*) FILTER (WHERE returning_visits > 0) AS returning_visitors"
+    " FROM (SELECT person_id, sum(new_visits) AS new_visits, sum(returning_visits) AS returning_visits"
+    "       FROM {persons} AND visits > 0 GROUP BY person_id) p"
+)
+"""(unique, new, returning) visitors across the keys of a `*_persons` table that `{persons}` selects."""
+
+
+async def site_months(connection: Connection, month: date, sites: list[str]) -> dict[str, Summary]:
+    """The sites' local `month`, for those that had visits in it."""
+    rows = await connection.fetch(_SITE_MONTHS, month, sites)
+    return {row["key"]: _summary(dict(row)) for row in rows}
+
+
+def _summary(row: Mapping[str, Any]) -> Summary:
+    distribution = row["dwell_distribution"]
+    return Summary(
+        row["visits"],
+        row["unique_visitors"],
+        row["new_visitors"],
+        row["returning_visitors"],
+        row["returning_visits"],
+        row["dwell_seconds"],
+        row["dwell_seconds_median"],
+        tuple(distribution) if distribution is not None else (0,) * len(DWELL_BUCKETS),
     )
-    minutes = await connection.fetch(
-        "SELECT site_id, minute, visits FROM site_month_dwell WHERE month = $1 AND site_id = ANY($2::text[])"
-        " AND visits <> 0",
-        month,
-        sites,
-    )
-    return _rolled_up(counters, minutes, lambda row: row["site_id"])
 
 
 def _rolled_up(
@@ -305,12 +438,7 @@ async def visitors_across_days(connection: Connection, first_day: date, end_day:
     """(unique, new, returning) visitors of the tenant across local dates `first_day` up to `end_day`: for a range
     that is not whole months, from who visited each date."""
     row = await connection.fetchrow(
-        "SELECT count(*) AS unique_visitors, count(*) FILTER (WHERE new_visits > 0) AS new_visitors,"
-        " count(*) FILTER (WHERE returning_visits > 0) AS returning_visitors"
-        " FROM (SELECT person_id, sum(new_visits) AS new_visits, sum(returning_visits) AS returning_visits"
-        "       FROM tenant_day_persons WHERE day >= $1 AND day < $2 AND visits > 0 GROUP BY person_id) p",
-        first_day,
-        end_day,
+        _DISTINCT_VISITORS.format(persons="tenant_day_persons WHERE day >= $1 AND day < $2"), first_day, end_day
     )
     assert row is not None
     return row["unique_visitors"], row["new_visitors"], row["returning_visitors"]
@@ -319,11 +447,7 @@ async def visitors_across_days(connection: Connection, first_day: date, end_day:
 async def visitors_across_months(connection: Connection, months: list[date]) -> tuple[int, int, int]:
     """(unique, new, returning) visitors of the tenant across whole local months."""
     row = await connection.fetchrow(
-        "SELECT count(*) AS unique_visitors, count(*) FILTER (WHERE new_visits > 0) AS new_visitors,"
-        " count(*) FILTER (WHERE returning_visits > 0) AS returning_visitors"
-        " FROM (SELECT person_id, sum(new_visits) AS new_visits, sum(returning_visits) AS returning_visits"
-        "       FROM tenant_month_persons WHERE month = ANY($1::date[]) AND visits > 0 GROUP BY person_id) p",
-        months,
+        _DISTINCT_VISITORS.format(persons="tenant_month_persons WHERE month = ANY($1::date[])"), months
     )
     assert row is not None
     return row["unique_visitors"], row["new_visitors"], row["returning_visitors"]

@@ -95,18 +95,25 @@ def net_contributions(removed: Iterable[Contribution], added: Iterable[Contribut
 
 
 def dwell_from_minutes(minutes: Mapping[int, int]) -> tuple[float | None, tuple[int, ...]]:
-    """The median dwell (seconds, interpolated within its minute) and the `DWELL_BUCKETS` distribution, from
-    visits counted per whole minute of dwell."""
+    """The median dwell to the minute and the `DWELL_BUCKETS` distribution, from visits counted per whole minute of
+    dwell. The median is that of the visits' dwells in whole minutes (each rounded down to its minute; the two
+    middle ones averaged when the count is even): never more than a minute below the exact median, and exact
+    when dwells are whole minutes (0 s and 20 min make 10 min, as the visits themselves say)."""
     distribution = [0] * len(DWELL_BUCKETS)
     for minute, visits in minutes.items():
         distribution[dwell_bucket_index(minute * 60)] += visits
-    total = sum(minutes.values())
+    counted = sorted((minute, visits) for minute, visits in minutes.items() if visits > 0)
+    total = sum(visits for _, visits in counted)
     if total <= 0:
         return None, tuple(distribution)
-    below = 0
-    for minute in sorted(minutes):
-        visits = minutes[minute]
-        if visits > 0 and below + visits >= total / 2:
-            return 60 * (minute + (total / 2 - below) / visits), tuple(distribution)
-        below += visits
-    raise AssertionError("the median lies within the counts")
+    return 30.0 * (_minute_of(counted, (total - 1) // 2) + _minute_of(counted, total // 2)), tuple(distribution)
+
+
+def _minute_of(counted: list[tuple[int, int]], index: int) -> int:
+    """The minute of the `index`-th visit (from 0) in order of dwell."""
+    seen = 0
+    for minute, visits in counted:
+        seen += visits
+        if seen > index:
+            return minute
+    raise AssertionError("the index lies within the counts")

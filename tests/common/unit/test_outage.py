@@ -52,3 +52,18 @@ def test_a_wrapped_outage_is_still_one() -> None:
             raise RuntimeError("publishing FaceMatched failed") from cause
     except RuntimeError as wrapped:
         assert is_outage(wrapped)
+
+
+async def test_a_unix_socket_that_is_not_there_is_an_outage(tmp_path) -> None:
+    """The embedded Postgres's socket file is gone while it restarts; asyncpg then fails with FileNotFoundError."""
+    import asyncio
+
+    with pytest.raises(FileNotFoundError) as raised:
+        await asyncio.open_unix_connection(str(tmp_path / ".s.PGSQL.5432"))
+    assert is_outage(raised.value)
+
+
+def test_any_other_missing_file_is_not(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError) as raised:
+        (tmp_path / "model.onnx").read_bytes()
+    assert not is_outage(raised.value)

@@ -1,23 +1,15 @@
-"""The console's pure parts: chart geometry, dwell and occupancy from visits, the gallery filter, the timeline."""
+"""The console's pure parts: chart geometry, reporting's local periods and dwell laid out, the gallery filter, the
+timeline."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pytest
 
+from services.console.adapters.reports import ReportData
 from services.console.domain.charts import HEIGHT, Series, bar_chart, nice_ceiling
 from services.console.domain.persons import GalleryFilter, day_of, timeline_by_day
-from services.console.domain.visits import (
-    dwell_histogram,
-    median_dwell,
-    present_now,
-    visits_by_hour_of_day,
-)
-
-NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-def visit(started: datetime, minutes: float) -> dict:
-    return {"started_at": started.isoformat(), "last_seen_at": (started + timedelta(minutes=minutes)).isoformat()}
+from services.console.domain.visits import dwell_bars, local_day, visits_by_hour_of_day
+from services.console.pages.reports import charts_of, local_today
 
 
 def test_nice_ceiling_rounds_up_to_a_readable_axis_top() -> None:
@@ -40,22 +32,30 @@ def test_labels_thin_out_so_they_never_overlap() -> None:
     assert empty.bars == [] and empty.description == "no data" and empty.height == HEIGHT
 
 
-def test_dwell_buckets_median_and_who_is_present() -> None:
-    visits = [visit(NOON, 0), visit(NOON, 7), visit(NOON, 20), visit(NOON, 45), visit(NOON, 90), visit(NOON, 5)]
-    assert dwell_histogram(visits) == [1, 2, 1, 1, 1]
-    assert median_dwell(visits) == (7 + 20) / 2 and median_dwell([]) is None
-    now = NOON + timedelta(minutes=100)
-    assert present_now(visits, now, timedelta(minutes=30)) == 1  # only the visit last seen 10 minutes ago
+def test_dwell_distribution_becomes_labelled_bars_in_reporting_order() -> None:
+    distribution = {"under_1m": 2, "1m_5m": 0, "5m_15m": 3, "15m_30m": 1, "30m_1h": 0, "1h_2h": 0, "2h_plus": 4}
+    labels, visits = dwell_bars(distribution)
+    assert labels[0] == "under 1 min" and labels[-1] == "over 2 h" and visits == [2, 0, 3, 1, 0, 0, 4]
 
 
-def test_hourly_periods_fold_onto_the_hours_of_a_day() -> None:
+def test_periods_are_read_in_the_site_local_time_they_carry() -> None:
     periods = [
-        {"period_start": "2026-11-19T10:00:00+00:00", "visits": 11},
-        {"period_start": "2026-11-20T10:00:00+00:00", "visits": 7},
-        {"period_start": "2026-11-20T23:00:00+00:00", "visits": 1},
+        {"period_start": "2026-11-19T10:00:00-05:00", "visits": 11},  # 15:00 UTC: 10:00 in New York
+        {"period_start": "2026-11-20T10:00:00-05:00", "visits": 7},
+        {"period_start": "2026-11-01T01:00:00-04:00", "visits": 1},  # a DST end day: 01:00 twice
+        {"period_start": "2026-11-01T01:00:00-05:00", "visits": 2},
     ]
     hours = visits_by_hour_of_day(periods)
-    assert hours[10] == 18 and hours[23] == 1 and sum(hours) == 19
+    assert hours[10] == 18 and hours[1] == 3 and hours[15] == 0 and sum(hours) == 21
+    assert local_day({"period_start": "2026-11-02T00:00:00-05:00"}) == "2026-11-02"  # 05:00 UTC, still Nov 2
+
+
+def test_today_is_the_site_local_date() -> None:
+    sites = [{"site_id": "ny", "time_zone": "America/New_York"}, {"site_id": "nowhere", "time_zone": "Mars/Base"}]
+    late_evening_in_new_york = datetime(2026, 11, 21, 3, 30, tzinfo=UTC)
+    assert local_today(sites, "ny", late_evening_in_new_york) == date(2026, 11, 20)
+    assert local_today(sites, "nowhere", late_evening_in_new_york) == date(2026, 11, 21)
+    assert local_today(sites, "unknown", late_evening_in_new_york) == date(2026, 11, 21)
 
 
 def test_gallery_filter_by_first_site_and_days_seen() -> None:
@@ -78,3 +78,23 @@ def test_timeline_groups_sightings_by_day_newest_first() -> None:
     ]
     days = timeline_by_day(sightings)
     assert [(d.day.day, len(d.sightings)) for d in days] == [(20, 2), (19, 1)]
+
+
+def test_report_charts_use_reportings_local_days_and_dwell_buckets() -> None:
+    def period(start: str, visits: int) -> dict:
+        return {"period_start": start, "visits": visits, "unique_visitors": visits, "new_visitors": visits}
+
+    by_day = {
+        "periods": [
+            {**period("2026-11-01T00:00:00-04:00", 3), "returning_visitors": 1},  # a DST end day in New York
+            {**period("2026-11-02T00:00:00-05:00", 2), "returning_visitors": 0},
+        ],
+        "totals": {"dwell_distribution": {"under_1m": 1, "1m_5m": 0, "5m_15m": 4, "15m_30m": 0, "30m_1h": 0,
+                                          "1h_2h": 0, "2h_plus": 0}},
+    }  # fmt: skip
+    by_hour = {"periods": [period("2026-11-01T01:00:00-04:00", 2), period("2026-11-01T01:00:00-05:00", 1)]}
+    data = ReportData(by_day, by_hour, {"open_now": 1, "time_zone": "America/New_York"})
+    visitors, hours, _, dwell = charts_of(data)
+    assert [label.text for label in visitors.labels] == ["2026-11-01", "2026-11-02"]
+    assert "01: visits 3" in hours.description and "(local time)" in hours.title
+    assert dwell.description.startswith("under 1 min: visits 1") and "5–15 min: visits 4" in dwell.description

@@ -63,3 +63,40 @@ async def test_a_timeout_fails_the_whole_batch_at_once() -> None:
     results = await asyncio.gather(*(batcher.submit(EVENT) for _ in range(3)), return_exceptions=True)
     assert all(isinstance(result, TimeoutError) for result in results)
     assert calls == [3]
+
+
+async def test_an_outage_fails_the_whole_batch_at_once() -> None:
+    """NATS gone while publishing: every event would fail alike, so the batch is not retried event by event; each
+    worker's guard waits the outage out with its message."""
+    import nats.js.errors
+
+    calls: list[int] = []
+
+    async def match(events):
+        calls.append(len(events))
+        raise RuntimeError("publishing FaceMatched failed") from nats.js.errors.NoStreamResponseError()
+
+    batcher = match_batcher(match, max_batch=8, max_wait=0.001)
+    results = await asyncio.gather(*(batcher.submit(EVENT) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(result, RuntimeError) for result in results)
+    assert calls == [3]
+
+
+async def test_an_outage_met_one_by_one_fails_the_rest_without_trying_them() -> None:
+    """A bad event sent the batch one by one, then the dependency went away: the events left are not each tried
+    against it (each would wait as long), they go back to their workers at once."""
+    import nats.errors
+
+    bad = EVENT.model_copy(update={"track_id": "bad"})
+    calls: list[int] = []
+
+    async def match(events):
+        calls.append(len(events))
+        if len(events) > 1:
+            raise ValueError("bad event")
+        raise nats.errors.ConnectionClosedError()
+
+    batcher = match_batcher(match, max_batch=8, max_wait=0.001)
+    results = await asyncio.gather(*(batcher.submit(e) for e in (bad, EVENT, EVENT)), return_exceptions=True)
+    assert all(isinstance(result, nats.errors.ConnectionClosedError) for result in results)
+    assert calls == [3, 1]

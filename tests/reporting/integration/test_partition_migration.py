@@ -1,9 +1,9 @@
-"""Migrations 007 and 008 on a database deployed before them: the rows of the unpartitioned sightings and visits
-are copied into monthly partitions, and the visits get their rollups."""
+"""Migrations 007 to 009 on a database deployed before them: the rows of the unpartitioned sightings and visits
+are copied into monthly partitions, and the visits get their rollups (the site-day level of 009 too)."""
 
 import shutil
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -60,6 +60,16 @@ async def test_existing_rows_move_into_monthly_partitions(postgres_dsn: str, tmp
         assert await connection.fetchval("SELECT count(*) FROM reporting.visits_2026_10") == 1
         assert (
             await connection.fetchval("SELECT relkind FROM pg_class WHERE oid = 'reporting.visits'::regclass") == b"p"
+        )
+        site_day = await connection.fetchrow(
+            "SELECT day, visits, unique_visitors, dwell_seconds FROM reporting.site_days WHERE tenant_id = 't1'"
+        )
+        assert site_day is not None and tuple(site_day) == (date(2026, 10, 31), 1, 1, 3600.0)  # s1 in UTC
+        assert (
+            await connection.fetchval(
+                "SELECT sum(visits) FROM reporting.site_day_dwell WHERE tenant_id = 't1' AND minute = 60"
+            )
+            == 1
         )
     finally:
         await connection.close()

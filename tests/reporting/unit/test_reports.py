@@ -21,9 +21,12 @@ def test_dwell_buckets_are_half_open_and_the_last_has_no_end() -> None:
     assert DWELL_BUCKETS[3].name == "15m_30m"
 
 
-def test_median_from_minutes_is_within_the_minute_of_the_middle_visit() -> None:
+def test_median_from_minutes_is_the_median_of_whole_minute_dwells() -> None:
     median, distribution = dwell_from_minutes({0: 1, 20: 1, 45: 1})  # 0 s, 20 min, 45 min
-    assert median is not None and 20 * 60 <= median <= 21 * 60
+    assert median == 20 * 60
+    assert dwell_from_minutes({0: 1, 20: 1})[0] == 10 * 60  # two visits: the middle of their minutes
+    assert dwell_from_minutes({3: 2, 7: 0, 9: 1, 11: 1})[0] == 6 * 60  # minutes 3, 3, 9, 11; an empty minute
+    assert dwell_from_minutes({5: 4})[0] == 5 * 60
     assert distribution == (1, 0, 0, 1, 1, 0, 0)
     assert dwell_from_minutes({}) == (None, (0,) * len(DWELL_BUCKETS))
 
