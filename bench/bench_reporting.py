@@ -413,7 +413,11 @@ async def measure(admin_dsn: str, postgres_pid: int) -> dict[str, object]:
 EARLIER = (
     "Before the site-day rollups (migration 009) a site's month report read the month's visits: p95 443 ms at 10M"
     " (load 8-14), and the comparison fetched every site's dwell per minute and took its medians in Python: p95"
-    " 712 ms. Loading took 2,678 s then, 1,956 s of it the rollups inserted into their keyed tables."
+    " 712 ms. Loading took 2,678 s then, 1,956 s of it the rollups inserted into their keyed tables. Before the"
+    " batch consumer and the seven-statement batch, the same sightings through the running service (FastStream's"
+    " consumer, 1,000,000 visits, load 1-3) went at 1,029 /s, 1,281 /CPU-s (service 12.9 s, Postgres 4.8 s,"
+    " nats-server 1.1 s); after, at 1,000,000 visits and load 1.0: 4,051 /s, 3,620 /CPU-s (service 3.3 s,"
+    " Postgres 2.7 s, nats-server 0.6 s)."
 )
 
 

@@ -1,5 +1,6 @@
 """The batch consumer on the real NATS: a backlog is handled in one call and acked; an undecodable message and a
-message that keeps failing are dead-lettered alone with their reason; an outage is waited out, never counted."""
+message that keeps failing are dead-lettered alone with their reason; an outage is waited out, never counted; a
+durable an older release made with a bounded `max_deliver` is brought to unlimited."""
 
 import asyncio
 import uuid
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig
 
 from schemas import FaceMatched, subjects
 from services.common.batch_consumer import BatchConsumer, BatchSubscription
@@ -48,10 +50,12 @@ Start = Callable[..., Awaitable[BatchConsumer[FaceMatched]]]
 async def consume(nats_connection: NatsClient) -> AsyncIterator[Start]:
     started: list[BatchConsumer[FaceMatched]] = []
 
-    async def start(tenant: str, recorder: Recorder, max_deliveries: int = 3) -> BatchConsumer[FaceMatched]:
+    async def start(
+        tenant: str, recorder: Recorder, max_deliveries: int = 3, durable: str | None = None
+    ) -> BatchConsumer[FaceMatched]:
         subscription = BatchSubscription(
             subjects.FACES_STREAM,
-            f"test-batch-{uuid.uuid4().hex[:12]}",
+            durable or f"test-batch-{uuid.uuid4().hex[:12]}",
             f"faces.matched.{tenant}.>",
             FaceMatched,
             max_batch=50,
@@ -126,3 +130,17 @@ async def test_an_outage_is_waited_out_and_never_dead_lettered(nats_connection: 
     await until(lambda: len(recorder.handled()) == 1)
     assert recorder.calls == 3 and recorder.dead == []
     assert recorder.handled()[0].event_id == event.event_id
+
+
+async def test_a_durable_an_older_release_bounded_is_brought_to_unlimited_deliveries(
+    nats_connection: NatsClient, consume: Start
+) -> None:
+    tenant, recorder = new_tenant(), Recorder()
+    durable = f"test-batch-{uuid.uuid4().hex[:12]}"
+    js = nats_connection.jetstream()
+    await js.add_consumer(
+        subjects.FACES_STREAM.name,
+        config=ConsumerConfig(durable_name=durable, filter_subject=f"faces.matched.{tenant}.>", max_deliver=6),
+    )
+    await consume(tenant, recorder, durable=durable)
+    assert (await js.consumer_info(subjects.FACES_STREAM.name, durable)).config.max_deliver == -1
