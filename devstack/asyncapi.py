@@ -34,7 +34,9 @@ def documented_broker() -> NatsBroker:
         broker, IngestSettings.model_construct(max_deliveries=5, consumer_workers=64), unused, unused, unused
     )
     register_matcher(broker, MatcherSettings.model_construct(max_deliveries=5, batch_size=64), unused, unused)
-    register_identity(broker, IdentitySettings.model_construct(max_deliveries=5), unused, unused, unused)
+    batch_consumers += register_identity(
+        broker, IdentitySettings.model_construct(max_deliveries=5), unused, unused, unused
+    )
     register_reporting(broker, ReportingSettings.model_construct(max_deliveries=5), unused, unused, unused)
     register_audit(broker, AuditSettings.model_construct(max_deliveries=5), unused, unused)
     document_batch_consumers(broker, batch_consumers)
