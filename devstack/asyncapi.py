@@ -38,7 +38,7 @@ def documented_broker() -> NatsBroker:
         broker, IdentitySettings.model_construct(max_deliveries=5), unused, unused, unused
     )
     register_reporting(broker, ReportingSettings.model_construct(max_deliveries=5), unused, unused, unused)
-    register_audit(broker, AuditSettings.model_construct(max_deliveries=5), unused, unused)
+    batch_consumers += register_audit(broker, AuditSettings.model_construct(max_deliveries=5), unused, unused)
     document_batch_consumers(broker, batch_consumers)
     return broker
 

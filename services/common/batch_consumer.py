@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import structlog
+from fastapi import FastAPI
 from faststream.nats import JStream, NatsBroker, PullSub
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -178,6 +179,21 @@ async def running_consumers(connection: NatsClient, consumers: Sequence[BatchCon
         yield
     finally:
         await asyncio.gather(*(consumer.stop() for consumer in started))
+
+
+def stop_at_shutdown(app: FastAPI, consumers: Sequence[BatchConsumer[Any]]) -> None:
+    """Stop consuming when the HTTP server shuts down: uvicorn ends the app's lifespan before `serve` drains the
+    broker's connection, so the batch in hand is still acked over a live one (not redelivered after the ack wait).
+    Tests, which run no lifespan, stop the consumers when they leave the bootstrap."""
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(application: FastAPI) -> AsyncIterator[Any]:
+        async with inner(application) as state:
+            yield state
+        await asyncio.gather(*(consumer.stop() for consumer in consumers))
+
+    app.router.lifespan_context = lifespan
 
 
 def document_batch_consumers(broker: NatsBroker, consumers: Sequence[BatchConsumer[Any]]) -> None:

@@ -9,7 +9,7 @@ from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
 
 from schemas import subjects
-from services.common.batch_consumer import running_consumers
+from services.common.batch_consumer import running_consumers, stop_at_shutdown
 from services.common.bus import EventPublisher, connect_broker, event_publisher, publish_dead_letter
 from services.common.http import create_app, nats_ready
 from services.common.startup import wait_for_dependency
@@ -79,6 +79,7 @@ async def bootstrap(settings: IngestSettings) -> AsyncIterator[Ingest]:
             consumers = register_consumers(broker, settings, registry, crops, publish, refuse)
             app = create_app(SERVICE, {"nats": nats_ready(broker), "s3": crops.ensure_bucket}, settings, (router,))
             app.state.settings, app.state.publish, app.state.registry = settings, publish, registry
+            stop_at_shutdown(app, consumers)
             try:
                 async with running_consumers(broker.connection, consumers):
                     yield Ingest(settings, broker, crops, registry, app)
