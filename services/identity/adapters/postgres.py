@@ -205,6 +205,11 @@ async def _record_tenant_sightings(
     """`record_sightings` for one tenant, inside its transaction; keyed by event id."""
     owners = await _current_persons(connection, {event.person_id for event in events})
     kept = [(event, owner) for event in events if (owner := owners[event.person_id]) is not None]
+    dropped: dict[uuid.UUID, Person | None] = {
+        event.event_id: None for event in events if owners[event.person_id] is None
+    }
+    if not kept:
+        return dropped
     inserted = await _insert_sightings(connection, tenant_id, kept)
     changes = [_person_change(owner, group, inserted) for owner, group in _by_owner(kept).items()]
     rows = await connection.fetch(
@@ -223,9 +228,7 @@ async def _record_tenant_sightings(
         *(list(column) for column in zip(*changes, strict=True)),
     )
     by_id = {row["person_id"]: _person(row) for row in rows}
-    return {event.event_id: by_id[owner] for event, owner in kept} | {
-        event.event_id: None for event in events if owners[event.person_id] is None
-    }
+    return {event.event_id: by_id[owner] for event, owner in kept} | dropped
 
 
 async def _insert_sightings(
