@@ -34,7 +34,8 @@ from faststream.nats import JStream, NatsBroker, PullSub
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import BadRequestError
 from pydantic import BaseModel, ValidationError
 
 from schemas.subjects import StreamSpec
@@ -101,20 +102,30 @@ class BatchConsumer(Generic[EventT]):
 
     async def start(self, connection: NatsClient) -> None:
         count_consumed_from_zero(self.policy.service, [self.subject])
-        subscription = await connection.jetstream().pull_subscribe(
-            self.subject,
-            durable=self.durable,
-            stream=self.stream.name,
-            config=ConsumerConfig(
-                ack_wait=ACK_WAIT_SECONDS,
-                # no backstop: every message is acked, naked or dead-lettered here, and an outage is waited out
-                # however many deliveries it takes (a server-side limit would silently stop redelivering it)
-                max_deliver=-1,
-                max_ack_pending=max(1000, 4 * self.batch_size),
-            ),
-        )
+        subscription = await self._subscribe(connection.jetstream())
         self._stopping = False
         self._task = asyncio.create_task(self._run(subscription), name=f"batch-consumer-{self.durable}")
+
+    async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
+        """Create the durable, or bring one that exists (made by an earlier version) to this configuration, then
+        bind to it. The update matters: a durable created with a `max_deliver` would stop redelivering a message
+        whose dependency stayed unreachable through that many deliveries."""
+        config = ConsumerConfig(
+            name=self.durable,
+            durable_name=self.durable,
+            filter_subject=self.subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=ACK_WAIT_SECONDS,
+            # no limit: every message is acked, naked or dead-lettered here, and an outage is waited out
+            # however many deliveries it takes
+            max_deliver=-1,
+            max_ack_pending=max(1000, 4 * self.batch_size),
+        )
+        try:
+            await js.add_consumer(self.stream.name, config)
+        except BadRequestError as error:  # a setting the server will not change on an existing durable
+            log.warning("consumer_config_kept", durable=self.durable, error=str(error))
+        return await js.pull_subscribe_bind(durable=self.durable, stream=self.stream.name)
 
     async def stop(self) -> None:
         """Finish the batch in hand (its messages acked), then stop fetching."""

@@ -10,6 +10,7 @@ import nats.errors
 import pytest
 from faststream.nats import NatsBroker
 from nats.aio.client import Client as NatsClient
+from nats.js.api import ConsumerConfig
 from pydantic import BaseModel
 
 from devstack.nats_auth import ADMIN_USER
@@ -192,3 +193,28 @@ async def _is_zero(count: Awaitable[int]) -> bool:
 
 async def _is_true(value: bool) -> bool:
     return value
+
+
+async def test_a_durable_made_with_a_delivery_limit_is_brought_to_none(
+    broker: NatsBroker, nats_connection: NatsClient, stream: StreamSpec
+) -> None:
+    """A durable an earlier version created (max_deliver = max_deliveries + 1) would stop redelivering a message
+    through a long outage: starting the batch consumer lifts the limit, and it consumes from that durable."""
+    handled: list[int] = []
+
+    async def handle(batch: list[Decoded[Counted]]) -> None:
+        handled.extend(item.event.n for item in batch)
+
+    batch = consumer(broker, stream, handle)
+    js = nats_connection.jetstream()
+    await js.add_consumer(
+        stream.name,
+        ConsumerConfig(
+            name=batch.durable, durable_name=batch.durable, filter_subject=batch.subject, max_deliver=6, ack_wait=30
+        ),
+    )
+    await publish(nats_connection, stream, numbers([1, 2]))
+    async with running_consumers(nats_connection, [batch]):
+        info = await js.consumer_info(stream.name, batch.durable)
+        assert info.config.max_deliver == -1
+        assert await eventually(lambda: _is_true(sorted(handled) == [1, 2]))
