@@ -6,6 +6,7 @@ count towards `max_deliveries`. The chaos run showed why: while NATS restarted, 
 `NoStreamResponseError` through all of their deliveries and 655 accepted events were dead-lettered."""
 
 import asyncio
+import traceback
 
 import asyncpg
 import nats.errors
@@ -49,7 +50,11 @@ def is_outage(error: BaseException) -> bool:
     while current is not None and id(current) not in seen:
         if isinstance(current, NATS_OUTAGES + POSTGRES_OUTAGES + TRANSPORT_OUTAGES):
             return True
-        if _is_closed_postgres_connection(current) or _is_s3_connection_error(current):
+        if (
+            _is_closed_postgres_connection(current)
+            or _is_missing_postgres_socket(current)
+            or _is_s3_connection_error(current)
+        ):
             return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__
@@ -60,6 +65,15 @@ def _is_closed_postgres_connection(error: BaseException) -> bool:
     """asyncpg's `InterfaceError` is also a programming error (two queries at once on a connection): only the
     closed-connection one is an outage."""
     return isinstance(error, asyncpg.exceptions.InterfaceError) and "closed" in str(error)
+
+
+def _is_missing_postgres_socket(error: BaseException) -> bool:
+    """asyncpg connecting over a Unix socket whose file is gone (the server is stopped or restarting) raises a bare
+    `FileNotFoundError`: an outage when asyncpg raised it, not any missing file (the chaos run's Postgres restart
+    sent identity's sightings towards the dead-letter subject with it)."""
+    return isinstance(error, FileNotFoundError) and any(
+        "asyncpg" in frame.f_code.co_filename for frame, _ in traceback.walk_tb(error.__traceback__)
+    )
 
 
 def _is_s3_connection_error(error: BaseException) -> bool:

@@ -1,5 +1,7 @@
 """Which failures the consumers wait out (services/common/outage.py)."""
 
+from pathlib import Path
+
 import asyncpg
 import nats.errors
 import nats.js.errors
@@ -52,3 +54,13 @@ def test_a_wrapped_outage_is_still_one() -> None:
             raise RuntimeError("publishing FaceMatched failed") from cause
     except RuntimeError as wrapped:
         assert is_outage(wrapped)
+
+
+async def test_a_missing_postgres_socket_is_an_outage_a_missing_file_is_not(tmp_path: Path) -> None:
+    """While Postgres restarts its Unix socket file is gone and asyncpg raises a bare FileNotFoundError."""
+    with pytest.raises(FileNotFoundError) as stopped:
+        await asyncpg.connect(host=str(tmp_path / "no-postgres-here"), user="revisit", database="revisit", timeout=2)
+    assert is_outage(stopped.value)
+    with pytest.raises(FileNotFoundError) as missing:
+        (tmp_path / "no-such-file").read_text()
+    assert not is_outage(missing.value)
