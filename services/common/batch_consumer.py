@@ -5,9 +5,10 @@ FastStream costs its decode, middleware chain, a thread-pool hop for the message
 transaction and NATS flush of its own: most of ingest's, identity's and audit's CPU per event. Here one fetch of
 up to `batch_size` messages is decoded and validated message by message, handed to the service's handler as one
 list (one transaction, one set-based statement, publications awaited together), and each message is acked after
-the handler returned, so after its commit.
+the handler returned, so after its commit. The subscription is nats-py's own pull subscription (its fetch returns as
+soon as some messages are there), started by the service's bootstrap and stopped when HTTP shuts down.
 
-The guard rules are the bus's (`services/common/bus.py`, STYLE rule 5), applied per message:
+The guard rules (STYLE rule 5, `services/common/outage.py`), applied per message:
 - a message that does not validate, or that `check` refuses (`InvalidEvent`), goes to the service's `on_invalid`
   (by default the dead-letter subject) with the reason and is acked; the rest of the batch goes on;
 - if the handler raises because a dependency is unreachable (`services/common/outage.py`), every message of the
@@ -17,7 +18,8 @@ The guard rules are the bus's (`services/common/bus.py`, STYLE rule 5), applied 
 
 Handlers must be idempotent on the event id (a redelivery, under any `Nats-Msg-Id`, changes nothing) and must
 cope with the same event twice in one batch. Batches are handled one after another per subscriber, in the order
-fetched, so a handler that appends (audit's hash chain) sees the order it always did.
+fetched, so a handler that appends (audit's hash chain) sees the order it always did (a message retried after a
+failure comes back later, as it did before).
 """
 
 import asyncio
@@ -52,6 +54,8 @@ from services.common.metrics import HANDLER_SECONDS, MESSAGES_CONSUMED, count_co
 from services.common.outage import is_outage
 
 log = get_logger(__name__)
+IDLE_WAIT_SECONDS = 2.0
+"""How long one pull waits for a message on a quiet stream (it returns as soon as one comes)."""
 EventT = TypeVar("EventT", bound=BaseModel)
 
 
@@ -99,6 +103,8 @@ class BatchConsumer(Generic[EventT]):
     check: MessageCheck[EventT] | None = None
     _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _stopping: bool = field(default=False, init=False, repr=False)
+    _handling: bool = field(default=False, init=False, repr=False)
+    _quiet: bool = field(default=False, init=False, repr=False)
 
     async def start(self, connection: NatsClient) -> None:
         count_consumed_from_zero(self.policy.service, [self.subject])
@@ -130,30 +136,43 @@ class BatchConsumer(Generic[EventT]):
     async def stop(self) -> None:
         """Finish the batch in hand (its messages acked), then stop fetching."""
         self._stopping = True
-        if self._task is not None:
+        if self._task is None:
+            return
+        if not self._handling:  # waiting for messages: nothing in hand to finish
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
-            self._task = None
+        self._task = None
 
     async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
         try:
             while not self._stopping:
                 messages = await self._fetch(subscription)
                 if messages:
-                    await self._consume(messages)
+                    try:
+                        await self._consume(messages)
+                    finally:
+                        self._handling = False
         finally:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
 
     async def _fetch(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
-        """Up to `batch_size` messages: returns as soon as some are there, or empty after the fetch window."""
+        """While messages flow: up to `batch_size`, returned as soon as some are there or after the fetch window.
+        On a quiet stream: one pull for a single message, which waits up to IDLE_WAIT_SECONDS and returns the moment
+        one comes (a batch pull would poll twice per window, and hold the first message until the window closed)."""
+        size, wait = (1, IDLE_WAIT_SECONDS) if self._quiet else (self.batch_size, FETCH_WINDOW_SECONDS)
         try:
-            return await subscription.fetch(self.batch_size, timeout=FETCH_WINDOW_SECONDS)
+            messages = await subscription.fetch(size, timeout=wait)
         except TimeoutError:
-            return []
+            messages = []
         except Exception as error:  # the loop must outlive any failure; NATS reconnects on its own
             log.warning("batch_fetch_failed", durable=self.durable, error=repr(error), outage=is_outage(error))
             await asyncio.sleep(FETCH_WINDOW_SECONDS)
-            return []
+            messages = []
+        self._quiet = not messages
+        self._handling = bool(messages)  # from here `stop` lets the batch finish
+        return messages
 
     async def _consume(self, messages: list[Msg]) -> None:
         try:
