@@ -12,6 +12,7 @@ from faststream.specification import AsyncAPI
 from devstack.generated import write_or_check
 from services.audit.config import AuditSettings
 from services.audit.consumers import register_consumers as register_audit
+from services.common.batch_consumer import BatchConsumer, document_batch_consumers
 from services.identity.config import IdentitySettings
 from services.identity.consumers import register_consumers as register_identity
 from services.ingest.config import IngestSettings
@@ -28,11 +29,17 @@ def documented_broker() -> NatsBroker:
     """A broker (never connected) with every service's registrations; adapters are not needed to describe them."""
     broker = NatsBroker("nats://revisit-nats:4222")
     unused: Any = None  # registrations only close over the adapters; describing them never calls one
-    register_ingest(broker, IngestSettings.model_construct(max_deliveries=5), unused, unused, unused)
+    batch_consumers: list[BatchConsumer[Any]] = []
+    batch_consumers += register_ingest(
+        broker, IngestSettings.model_construct(max_deliveries=5, consumer_workers=64), unused, unused, unused
+    )
     register_matcher(broker, MatcherSettings.model_construct(max_deliveries=5, batch_size=64), unused, unused)
-    register_identity(broker, IdentitySettings.model_construct(max_deliveries=5), unused, unused, unused)
+    batch_consumers += register_identity(
+        broker, IdentitySettings.model_construct(max_deliveries=5), unused, unused, unused
+    )
     register_reporting(broker, ReportingSettings.model_construct(max_deliveries=5), unused, unused, unused)
-    register_audit(broker, AuditSettings.model_construct(max_deliveries=5), unused, unused)
+    batch_consumers += register_audit(broker, AuditSettings.model_construct(max_deliveries=5), unused, unused)
+    document_batch_consumers(broker, batch_consumers)
     return broker
 
 
