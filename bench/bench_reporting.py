@@ -9,7 +9,7 @@ person has a home site and visits another one time in ten. Then, through `VisitS
 - the tenant-wide month report (every visit on its own site's local date) and the multi-site comparison;
 - sightings into visits, sustained: 24,000 sightings of 6,000 of those persons in January 2026, partly out of
   order, through `handlers.record_visits` and the real store as the consumer runs them on a backlog (batches
-  of 256, two in flight; published events are collected, not sent to NATS);
+  of 256, one after the other; published events are collected, not sent to NATS);
 - the same through the running service: another 24,000 such sightings published to JetStream (an embedded
   nats-server), then `python -m services.reporting` started on the same database drains them through its
   `faces.matched` consumer and publishes its visit events, as in production; timed from its first ack to its
@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -50,7 +49,6 @@ from services.common.postgres import connect_postgres
 from services.reporting import handlers
 from services.reporting.adapters.postgres import ROLE, SCHEMA, VisitStore
 from services.reporting.bootstrap import MIGRATIONS, STREAMS
-from services.reporting.config import ReportingSettings
 from services.reporting.consumers import DURABLE
 from services.reporting.domain.visits import VisitRules
 
@@ -239,21 +237,16 @@ def matched(person: uuid.UUID, site: str, at: datetime) -> FaceMatched:
 
 async def time_sightings(store: VisitStore, events: list[FaceMatched], postgres_pid: int) -> tuple[float, float, int]:
     """Sightings per second through the handler as the consumer runs it on a backlog (batches of 256 as its fetches
-    return them, two in flight); per CPU second of this process and Postgres together (the machine is shared:
-    this says what its 2 cores would do alone); and how many visit events were announced."""
+    return them, one after the other); per CPU second of this process and Postgres together (the machine is
+    shared: this says what its 2 cores would do alone); and how many visit events were announced."""
     announced: list[Event] = []
 
     async def publish(subject: str, event: Event) -> None:
         announced.append(event)
 
-    slots = asyncio.Semaphore(int(ReportingSettings.model_fields["sighting_batches_in_flight"].default))
-
-    async def record(batch: Sequence[FaceMatched]) -> None:
-        async with slots:
-            await handlers.record_visits(batch, store, RULES, publish)
-
     began, cpu = time.perf_counter(), process_cpu_seconds(postgres_pid)
-    await asyncio.gather(*(record(events[start : start + BATCH]) for start in range(0, len(events), BATCH)))
+    for start in range(0, len(events), BATCH):
+        await handlers.record_visits(events[start : start + BATCH], store, RULES, publish)
     elapsed, used = time.perf_counter() - began, process_cpu_seconds(postgres_pid) - cpu
     return len(events) / elapsed, len(events) / used, len(announced)
 

@@ -12,6 +12,7 @@ from faststream.specification import AsyncAPI
 from devstack.generated import write_or_check
 from services.audit.config import AuditSettings
 from services.audit.consumers import register_consumers as register_audit
+from services.common.batch_consumer import BatchConsumer, document_batch_consumers
 from services.identity.config import IdentitySettings
 from services.identity.consumers import register_consumers as register_identity
 from services.ingest.config import IngestSettings
@@ -19,7 +20,6 @@ from services.ingest.consumers import register_consumers as register_ingest
 from services.matcher.config import MatcherSettings
 from services.matcher.consumers import register_consumers as register_matcher
 from services.reporting.config import ReportingSettings
-from services.reporting.consumers import document_sightings_consumer
 from services.reporting.consumers import register_consumers as register_reporting
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.yaml"
@@ -29,13 +29,19 @@ def documented_broker() -> NatsBroker:
     """A broker (never connected) with every service's registrations; adapters are not needed to describe them."""
     broker = NatsBroker("nats://revisit-nats:4222")
     unused: Any = None  # registrations only close over the adapters; describing them never calls one
-    register_ingest(broker, IngestSettings.model_construct(max_deliveries=5), unused, unused, unused)
+    batch_consumers: list[BatchConsumer[Any]] = []
+    batch_consumers += register_ingest(
+        broker, IngestSettings.model_construct(max_deliveries=5, consumer_workers=64), unused, unused, unused
+    )
     register_matcher(broker, MatcherSettings.model_construct(max_deliveries=5, batch_size=64), unused, unused)
-    register_identity(broker, IdentitySettings.model_construct(max_deliveries=5), unused, unused, unused)
-    reporting = ReportingSettings.model_construct(max_deliveries=5)
-    register_reporting(broker, reporting, unused, unused, unused)
-    document_sightings_consumer(broker, reporting)  # a batch consumer, not a FastStream subscriber
-    register_audit(broker, AuditSettings.model_construct(max_deliveries=5), unused, unused)
+    batch_consumers += register_identity(
+        broker, IdentitySettings.model_construct(max_deliveries=5), unused, unused, unused
+    )
+    batch_consumers += register_reporting(
+        broker, ReportingSettings.model_construct(max_deliveries=5, sighting_batch_size=256), unused, unused, unused
+    )
+    batch_consumers += register_audit(broker, AuditSettings.model_construct(max_deliveries=5), unused, unused)
+    document_batch_consumers(broker, batch_consumers)
     return broker
 
 

@@ -3,6 +3,7 @@
 Subjects carry tenant and site so that consumers, permissions and stream limits can filter on them.
 """
 
+import functools
 from dataclasses import dataclass
 
 FACES_DETECTED_ALL = "faces.detected.>"
@@ -156,7 +157,10 @@ def subject_matches(pattern: str, subject: str) -> bool:
     return len(pattern_tokens) == len(subject_tokens)
 
 
+@functools.lru_cache(maxsize=4096)
 def stream_for_subject(subject: str) -> StreamSpec:
+    """The stream that captures `subject`. Cached: every publication asks, and a service publishes on a bounded
+    set of subjects (per tenant and site); the walk over every stream's patterns showed in the profiles."""
     for spec in ALL_STREAMS:
         if any(subject_matches(pattern, subject) for pattern in spec.subjects):
             return spec

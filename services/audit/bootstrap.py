@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
 from schemas import subjects
+from services.audit import handlers
 from services.audit.adapters.checkpoints import CheckpointStore
 from services.audit.adapters.postgres import ROLE, SCHEMA, AuditLog
 from services.audit.api import router
@@ -20,14 +21,15 @@ from services.audit.config import AuditSettings
 from services.audit.consumers import register_consumers
 from services.audit.domain.checkpoint import CheckpointSchedule, load_public_keys, load_signing_key
 from services.audit.handlers import Anchoring, anchor_due_heads
+from services.common.batch_consumer import running_consumers, stop_at_shutdown
 from services.common.bus import connect_broker
 from services.common.http import create_app, nats_ready
 from services.common.logging import get_logger
 from services.common.postgres import connect_postgres, connect_postgres_as_login
 
-SERVICE = "audit"
 STREAMS = (subjects.AUDIT_STREAM, subjects.IDENTITY_STREAM, subjects.DEADLETTER_STREAM)
 MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE = handlers.SERVICE
 log = get_logger(__name__)
 
 
@@ -98,14 +100,16 @@ async def bootstrap(settings: AuditSettings) -> AsyncIterator[Audit]:
                 settings.audit_checkpoint_every_records, settings.audit_checkpoint_every_seconds
             )
             anchoring = Anchoring(load_signing_key(settings.audit_signing_key), schedule, store)
-            register_consumers(broker, settings, audit_log, anchoring)
+            consumers = register_consumers(broker, settings, audit_log, anchoring)
             app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": audit_log.ping}, settings, (router,))
             app.state.audit_log, app.state.checkpoints = audit_log, store
             app.state.public_keys = verification_keys(settings)
             app.router.lifespan_context = anchor_at_shutdown(anchoring)
+            stop_at_shutdown(app, consumers)
             ticker = asyncio.create_task(anchor_periodically(anchoring, settings.audit_checkpoint_every_seconds))
             try:
-                yield Audit(settings, broker, audit_log, anchoring, app)
+                async with running_consumers(broker.connection, consumers):
+                    yield Audit(settings, broker, audit_log, anchoring, app)
             finally:
                 ticker.cancel()
                 await anchor_due_heads(anchoring, everything=True)  # leave nothing this process wrote unanchored

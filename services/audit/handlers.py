@@ -18,6 +18,8 @@ from services.audit.domain.checkpoint import (
     sign_checkpoint,
 )
 
+SERVICE = "audit"
+
 
 @dataclass
 class Anchoring:
@@ -28,51 +30,62 @@ class Anchoring:
     store: CheckpointStore
 
 
-async def record_entry(entry: AuditEntryRecorded, log: AuditLog, anchoring: Anchoring) -> AuditRecord | None:
-    """Append an admin action or data change reported on `audit.>`; idempotent on its event id."""
+async def record_entries(
+    entries: Sequence[AuditEntryRecorded], log: AuditLog, anchoring: Anchoring
+) -> list[AuditRecord | None]:
+    """Append admin actions and data changes reported on `audit.>`, in the order given; idempotent on event id."""
     return await _append(
-        AuditEntry(
-            tenant_id=entry.tenant_id,
-            event_id=entry.event_id,
-            service=entry.service,
-            action=entry.action,
-            actor=entry.actor,
-            resource=entry.resource,
-            details=entry.details,
-            occurred_at=entry.occurred_at,
-        ),
+        [
+            AuditEntry(
+                tenant_id=entry.tenant_id,
+                event_id=entry.event_id,
+                service=entry.service,
+                action=entry.action,
+                actor=entry.actor,
+                resource=entry.resource,
+                details=entry.details,
+                occurred_at=entry.occurred_at,
+            )
+            for entry in entries
+        ],
         log,
         anchoring,
     )
 
 
-async def record_person_created(event: PersonCreated, log: AuditLog, anchoring: Anchoring) -> AuditRecord | None:
+async def record_persons_created(
+    events: Sequence[PersonCreated], log: AuditLog, anchoring: Anchoring
+) -> list[AuditRecord | None]:
     """A new person is a data change: personal data (a face) now exists about someone."""
     return await _append(
-        AuditEntry(
-            tenant_id=event.tenant_id,
-            event_id=event.event_id,
-            service="identity",
-            action="person_created",
-            actor="service:identity",
-            resource=f"person/{event.person_id}",
-            details={"kind": event.person_kind.value, "first_site_id": event.first_site_id},
-            occurred_at=event.occurred_at,
-        ),
+        [
+            AuditEntry(
+                tenant_id=event.tenant_id,
+                event_id=event.event_id,
+                service="identity",
+                action="person_created",
+                actor="service:identity",
+                resource=f"person/{event.person_id}",
+                details={"kind": event.person_kind.value, "first_site_id": event.first_site_id},
+                occurred_at=event.occurred_at,
+            )
+            for event in events
+        ],
         log,
         anchoring,
     )
 
 
-async def _append(entry: AuditEntry, log: AuditLog, anchoring: Anchoring) -> AuditRecord | None:
-    """Append after the commit, then sign a checkpoint if this record makes one due. A crash between the
-    two leaves the record unanchored until the next checkpoint of its tenant covers it."""
-    record = await log.append(entry)
-    if record is not None:
-        head = anchoring.schedule.appended(record, datetime.now(UTC))
+async def _append(entries: list[AuditEntry], log: AuditLog, anchoring: Anchoring) -> list[AuditRecord | None]:
+    """Append after the commit, then sign a checkpoint at each record that makes one due. A crash between the
+    two leaves the records unanchored until the next checkpoint of their tenant covers them."""
+    records = await log.append_all(entries)
+    now = datetime.now(UTC)
+    for record in records:
+        head = None if record is None else anchoring.schedule.appended(record, now)
         if head is not None:
             await anchor_head(head, anchoring)
-    return record
+    return records
 
 
 async def anchor_head(head: ChainHead, anchoring: Anchoring) -> None:

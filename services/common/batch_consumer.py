@@ -1,243 +1,345 @@
-"""A durable JetStream pull consumer that hands its handler whole fetches instead of one message at a time.
+"""Batch consumers: a durable pull consumer whose handler gets a whole fetched batch at once.
 
-FastStream handles each message on its own (decode, middleware, a worker task, an ack), which costs more than
-folding a sighting into a visit once the folding is batched. `BatchConsumer` fetches up to `max_batch` messages
-with nats-py, decodes them into the subscription's event model, calls the handler once with all of them and acks
-each after it returned (so after the handler's own commit). The rules are the dead-letter guard's
-(services/common/bus.py):
+Why: measured on the pipeline bench (docs/BENCHMARKS.md, "End-to-end pipeline"), a message handled alone through
+FastStream costs its decode, middleware chain, a thread-pool hop for the message's context, and a Postgres
+transaction and NATS flush of its own: most of ingest's, identity's and audit's CPU per event. Here one fetch of
+up to `batch_size` messages is decoded and validated message by message, handed to the service's handler as one
+list (one transaction, one set-based statement, publications awaited together), and each message is acked after
+the handler returned, so after its commit. The subscription is nats-py's own pull subscription (its fetch returns as
+soon as some messages are there), started by the service's bootstrap and stopped when HTTP shuts down.
 
-- a message that does not decode, or whose handling raises `InvalidEvent`, goes to the dead-letter subject with
-  the reason and is acked;
-- a batch that fails is handled again one message at a time, so one bad message fails alone; a message that
-  fails is redelivered with backoff (`retry_delay_seconds`) and dead-lettered at `max_deliveries`;
-- a failure that is an unreachable dependency (`outage.is_outage`: NATS, Postgres, S3 down or restarting) is
-  waited out in place: the batch is tried again after `outage_wait_seconds`, with a progress signal before each
-  pause so JetStream does not redeliver it meanwhile, counted as outcome `outage`, never dead-lettered and
-  never counted against `max_deliveries`;
-- a dead letter is acked only once stored (if NATS cannot take it the message is nak'ed and comes back), and
-  the durable consumer's `max_deliver` is unlimited, set so at start on a durable an older release made: the
-  consumer alone decides when a message is dead-lettered.
+The guard rules (STYLE rule 5, `services/common/outage.py`), applied per message:
+- a message that does not validate, or that `check` refuses (`InvalidEvent`), goes to the service's `on_invalid`
+  (by default the dead-letter subject) with the reason and is acked; the rest of the batch goes on;
+- if the handler raises because a dependency is unreachable (`services/common/outage.py`), every message of the
+  batch is naked with backoff and redelivered however long the outage lasts, never dead-lettered for it;
+- if it raises for another reason, the batch is handled again one message at a time, so one bad message fails
+  alone: it is retried with backoff and dead-lettered after `max_deliveries`, the others are acked.
+
+Handlers must be idempotent on the event id (a redelivery, under any `Nats-Msg-Id`, changes nothing) and must
+cope with the same event twice in one batch. Batches are handled one after another per subscriber, in the order
+fetched, so a handler that appends (audit's hash chain) sees the order it always did (a message retried after a
+failure comes back later, as it did before).
 """
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Generic, TypeVar
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
-import nats.errors
-import nats.js.api
-import nats.js.errors
+import structlog
+from fastapi import FastAPI
+from faststream.nats import JStream, NatsBroker, PullSub
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from pydantic import ValidationError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import BadRequestError
+from pydantic import BaseModel, ValidationError
 
-from schemas.base import Event
 from schemas.subjects import StreamSpec
 from services.common.bus import (
     ACK_WAIT_SECONDS,
     FETCH_WINDOW_SECONDS,
-    OUTAGE_LOG_EVERY,
-    UNLIMITED_DELIVERIES,
     InvalidEvent,
-    outage_wait_seconds,
+    InvalidMessageHandler,
+    publish_dead_letter,
     retry_delay_seconds,
-    settle,
-    signal_progress,
 )
 from services.common.logging import get_logger
 from services.common.metrics import HANDLER_SECONDS, MESSAGES_CONSUMED, count_consumed_from_zero, subject_family
 from services.common.outage import is_outage
 
 log = get_logger(__name__)
-E = TypeVar("E", bound=Event)
-FETCH_RETRY_MAX_SECONDS = 30.0
-
-DeadLetter = Callable[[Msg, str], Awaitable[None]]
-"""Sends a raw message to the service's dead-letter subject with the reason (bus.publish_dead_letter)."""
+IDLE_WAIT_SECONDS = 2.0
+"""How long one pull waits for a message on a quiet stream (it returns as soon as one comes)."""
+EventT = TypeVar("EventT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
-class BatchSubscription(Generic[E]):
-    """What to consume: the stream, the durable consumer's name and filter, the event model, and how much."""
+class Decoded(Generic[EventT]):
+    """One message of a batch: the validated event and the message it came in (subject, headers, metadata)."""
+
+    event: EventT
+    raw: Msg
+
+
+BatchHandler = Callable[[list[Decoded[EventT]]], Awaitable[None]]
+"""What a service does with a batch: everything durable before it returns (the messages are acked then)."""
+
+MessageCheck = Callable[[Decoded[EventT]], None]
+"""A service's checks beyond the schema, per message: raises `InvalidEvent` with the reason."""
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    """How a service's consumers treat failures: where invalid messages go and when a failing one gives up."""
+
+    service: str
+    max_deliveries: int
+    broker_ref: Callable[[], NatsBroker]
+    on_invalid: InvalidMessageHandler | None = None
+
+
+@dataclass
+class BatchConsumer(Generic[EventT]):
+    """A durable pull consumer on `subject` that hands `handle` batches of up to `batch_size` events.
+
+    Built by `register_consumers` without a connection (so the AsyncAPI document can describe it), started by the
+    service's bootstrap once NATS is connected, stopped before the connection is drained."""
 
     stream: StreamSpec
     durable: str
     subject: str
-    model: type[E]
-    max_batch: int
-    max_deliveries: int
-    in_flight: int = 1
-    """Batches handled at once (more only where the handler orders concurrent batches itself, with locks)."""
-    max_wait: float = FETCH_WINDOW_SECONDS
-    """How long a fetch waits for messages when none are there (what is there is taken at once)."""
-
-
-class BatchConsumer(Generic[E]):
-    def __init__(
-        self,
-        service: str,
-        subscription: BatchSubscription[E],
-        handle: Callable[[Sequence[E]], Awaitable[object]],
-        dead_letter: DeadLetter,
-    ) -> None:
-        self._service, self._subscription, self._handle, self._dead_letter = service, subscription, handle, dead_letter
-        self._family = subject_family(subscription.subject)
-        self._slots = asyncio.Semaphore(subscription.in_flight)
-        self._handling: set[asyncio.Task[None]] = set()
-        self._fetching: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+    model: type[EventT]
+    handle: BatchHandler[EventT]
+    policy: GuardPolicy
+    title: str
+    description: str
+    batch_size: int = 64
+    check: MessageCheck[EventT] | None = None
+    _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _stopping: bool = field(default=False, init=False, repr=False)
+    _handling: bool = field(default=False, init=False, repr=False)
+    _quiet: bool = field(default=False, init=False, repr=False)
 
     async def start(self, connection: NatsClient) -> None:
-        """Create the durable consumer (or bring an existing one to an unlimited `max_deliver`) and start
-        fetching."""
-        spec = self._subscription
-        js = connection.jetstream()
-        await _unlimit_deliveries(js, spec.stream.name, spec.durable)
-        subscription = await js.pull_subscribe(
-            spec.subject,
-            durable=spec.durable,
-            stream=spec.stream.name,
-            config=nats.js.api.ConsumerConfig(
-                ack_policy=nats.js.api.AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_SECONDS, max_deliver=UNLIMITED_DELIVERIES
-            ),
+        count_consumed_from_zero(self.policy.service, [self.subject])
+        subscription = await self._subscribe(connection.jetstream())
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(subscription), name=f"batch-consumer-{self.durable}")
+
+    async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
+        """Create the durable, or bring one that exists (made by an earlier version) to this configuration, then
+        bind to it. The update matters: a durable created with a `max_deliver` would stop redelivering a message
+        whose dependency stayed unreachable through that many deliveries."""
+        config = ConsumerConfig(
+            name=self.durable,
+            durable_name=self.durable,
+            filter_subject=self.subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=ACK_WAIT_SECONDS,
+            # no limit: every message is acked, naked or dead-lettered here, and an outage is waited out
+            # however many deliveries it takes
+            max_deliver=-1,
+            max_ack_pending=max(1000, 4 * self.batch_size),
         )
-        count_consumed_from_zero(self._service, [spec.subject])
-        self._fetching = asyncio.create_task(self._fetch_loop(subscription))
+        try:
+            await js.add_consumer(self.stream.name, config)
+        except BadRequestError as error:  # a setting the server will not change on an existing durable
+            log.warning("consumer_config_kept", durable=self.durable, error=str(error))
+        return await js.pull_subscribe_bind(durable=self.durable, stream=self.stream.name)
 
     async def stop(self) -> None:
-        """Stop fetching and let the batches being handled finish (their messages are acked or redelivered)."""
-        self._stopping.set()
-        if self._fetching is not None:
-            self._fetching.cancel()
-            await asyncio.gather(self._fetching, return_exceptions=True)
-        await asyncio.gather(*self._handling, return_exceptions=True)
+        """Finish the batch in hand (its messages acked), then stop fetching."""
+        self._stopping = True
+        if self._task is None:
+            return
+        if not self._handling:  # waiting for messages: nothing in hand to finish
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
 
-    async def _fetch_loop(self, subscription: nats.js.JetStreamContext.PullSubscription) -> None:
-        """Fetch the next batch while earlier ones are being handled; it is handed on when fewer than `in_flight`
-        are, so with one in flight batches are handled in the order they were fetched."""
-        pause = 1.0
-        while not self._stopping.is_set():
-            try:
-                messages = await subscription.fetch(self._subscription.max_batch, timeout=self._subscription.max_wait)
-            except nats.errors.TimeoutError:
-                continue
-            except Exception as error:  # never ends the loop: a consumer that stopped would look healthy
-                if is_outage(error):
-                    log.warning("batch_fetch_waiting_out_outage", error=repr(error))
-                else:
-                    log.error("batch_fetch_failed_will_retry", error=repr(error))
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, FETCH_RETRY_MAX_SECONDS)
-                continue
-            pause = 1.0
-            await self._slots.acquire()
-            task = asyncio.create_task(self._handle_released(messages))
-            self._handling.add(task)
-            task.add_done_callback(self._handling.discard)
-
-    async def _handle_released(self, messages: list[Msg]) -> None:
+    async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
         try:
-            await self.handle_messages(messages)
-        except Exception as error:  # logged, never lost: unacked messages come back after the ack wait
-            log.error("batch_handling_failed", error=repr(error), messages=len(messages))
+            while not self._stopping:
+                messages = await self._fetch(subscription)
+                if messages:
+                    try:
+                        await self._consume(messages)
+                    finally:
+                        self._handling = False
         finally:
-            self._slots.release()
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
 
-    async def handle_messages(self, messages: Sequence[Msg]) -> None:
-        """Decode, handle as one batch, ack; the rules of the module's docstring for what fails."""
-        decoded: list[tuple[Msg, E]] = []
-        for message in messages:
-            try:
-                decoded.append((message, self._subscription.model.model_validate_json(message.data)))
-            except ValidationError as error:
-                await self._send_to_dead_letter(message, f"invalid: {error}")
-        if not decoded:
-            return
-        started = time.perf_counter()
+    async def _fetch(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
+        """While messages flow: up to `batch_size`, returned as soon as some are there or after the fetch window.
+        On a quiet stream: one pull for a single message, which waits up to IDLE_WAIT_SECONDS and returns the moment
+        one comes (a batch pull would poll twice per window, and hold the first message until the window closed)."""
+        size, wait = (1, IDLE_WAIT_SECONDS) if self._quiet else (self.batch_size, FETCH_WINDOW_SECONDS)
         try:
-            failure = await self._handle_waiting_out_outages(decoded)
-        finally:
-            HANDLER_SECONDS.labels(self._service, self._family).observe(time.perf_counter() - started)
-        if failure is None:
-            await self._ack_all([message for message, _ in decoded])
-            return
-        if len(decoded) == 1:
-            await self._failed(decoded[0][0], failure)
-            return
-        for one in decoded:  # one bad message fails alone
-            failure = await self._handle_waiting_out_outages([one])
-            if failure is None:
-                await self._ack_all([one[0]])
-            else:
-                await self._failed(one[0], failure)
+            messages = await subscription.fetch(size, timeout=wait)
+        except TimeoutError:
+            messages = []
+        except Exception as error:  # the loop must outlive any failure; NATS reconnects on its own
+            log.warning("batch_fetch_failed", durable=self.durable, error=repr(error), outage=is_outage(error))
+            await asyncio.sleep(FETCH_WINDOW_SECONDS)
+            messages = []
+        self._quiet = not messages
+        self._handling = bool(messages)  # from here `stop` lets the batch finish
+        return messages
 
-    async def _handle_waiting_out_outages(self, decoded: Sequence[tuple[Msg, E]]) -> Exception | None:
-        """Handle the events; an outage is waited out in place (each pause counted, the messages' ack wait
-        renewed), any other failure returned."""
-        attempt = 0
-        while True:
-            try:
-                await self._handle([event for _, event in decoded])
-            except Exception as error:
-                if not is_outage(error) or self._stopping.is_set():
-                    return error
-                attempt += 1
-                MESSAGES_CONSUMED.labels(self._service, self._family, "outage").inc(len(decoded))
-                if attempt == 1 or attempt % OUTAGE_LOG_EVERY == 0:
-                    log.warning("dependency_unavailable_waiting", attempt=attempt, error=repr(error)[:300])
-                for message, _ in decoded:
-                    await signal_progress(message)
-                await asyncio.sleep(outage_wait_seconds(attempt))
-                continue
-            if attempt:
-                log.info("dependency_back", attempts=attempt)
-            return None
-
-    async def _failed(self, message: Msg, error: Exception) -> None:
-        if isinstance(error, InvalidEvent):
-            await self._send_to_dead_letter(message, f"invalid: {error}")
-            return
-        if is_outage(error):  # only while stopping: redelivered after the ack wait, not counted
-            return
-        deliveries = message.metadata.num_delivered if message.metadata else 1
-        if deliveries >= self._subscription.max_deliveries:
-            log.error("handler_failed_dead_lettered", deliveries=deliveries, error=repr(error))
-            await self._send_to_dead_letter(message, f"failed {deliveries} times: {error!r}")
-            return
-        log.warning("handler_failed_will_retry", deliveries=deliveries, error=repr(error))
-        await settle(lambda: message.nak(delay=retry_delay_seconds(deliveries)), "nak")
-        MESSAGES_CONSUMED.labels(self._service, self._family, "retried").inc()
-
-    async def _send_to_dead_letter(self, message: Msg, reason: str) -> None:
-        """Ack only once the dead letter is stored: if NATS cannot take it, the message comes back."""
+    async def _consume(self, messages: list[Msg]) -> None:
         try:
-            await self._dead_letter(message, reason)
-        except Exception as error:
-            if not is_outage(error):
-                raise
-            log.warning("dead_letter_failed_will_retry", error=repr(error)[:300])
-            deliveries = message.metadata.num_delivered if message.metadata else 1
-            await settle(lambda: message.nak(delay=outage_wait_seconds(deliveries)), "nak")
-            MESSAGES_CONSUMED.labels(self._service, self._family, "outage").inc()
-            return
-        await settle(message.ack, "ack")
-        MESSAGES_CONSUMED.labels(self._service, self._family, "dead_lettered").inc()
-
-    async def _ack_all(self, messages: Sequence[Msg]) -> None:
-        for message in messages:
-            await settle(message.ack, "ack")
-        MESSAGES_CONSUMED.labels(self._service, self._family, "ok").inc(len(messages))
+            await consume_batch(messages, self.model, self.handle, self.policy, self.check)
+        except Exception as error:  # unacked: redelivered after the ack wait
+            log.error("batch_not_settled", durable=self.durable, error=repr(error), exc_info=True)
 
 
-async def _unlimit_deliveries(js: nats.js.JetStreamContext, stream: str, durable: str) -> None:
-    """An existing durable keeps its config when nats-py binds to it: one an older release made with a bounded
-    `max_deliver` is brought to unlimited (NATS 2.10+ edits it in place), as `bus.align_durable_consumers` does
-    for FastStream's subscribers."""
+def batch_subscriber(
+    stream: StreamSpec,
+    durable: str,
+    subject: str,
+    model: type[EventT],
+    handle: BatchHandler[EventT],
+    policy: GuardPolicy,
+    *,
+    title: str,
+    description: str,
+    batch_size: int = 64,
+    check: MessageCheck[EventT] | None = None,
+) -> BatchConsumer[EventT]:
+    """A batch consumer, not started: the bootstrap starts it (`running_consumers`)."""
+    return BatchConsumer(stream, durable, subject, model, handle, policy, title, description, batch_size, check)
+
+
+@contextlib.asynccontextmanager
+async def running_consumers(connection: NatsClient, consumers: Sequence[BatchConsumer[Any]]) -> AsyncIterator[None]:
+    """Consume while inside; on the way out each finishes its batch in hand before the connection is drained."""
+    started: list[BatchConsumer[Any]] = []
     try:
-        info = await js.consumer_info(stream, durable)
-    except nats.js.errors.NotFoundError:
+        for consumer in consumers:
+            await consumer.start(connection)
+            started.append(consumer)
+        yield
+    finally:
+        await asyncio.gather(*(consumer.stop() for consumer in started))
+
+
+def stop_at_shutdown(app: FastAPI, consumers: Sequence[BatchConsumer[Any]]) -> None:
+    """Stop consuming when the HTTP server shuts down: uvicorn ends the app's lifespan before `serve` drains the
+    broker's connection, so the batch in hand is still acked over a live one (not redelivered after the ack wait).
+    Tests, which run no lifespan, stop the consumers when they leave the bootstrap."""
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(application: FastAPI) -> AsyncIterator[Any]:
+        async with inner(application) as state:
+            yield state
+        await asyncio.gather(*(consumer.stop() for consumer in consumers))
+
+    app.router.lifespan_context = lifespan
+
+
+def document_batch_consumers(broker: NatsBroker, consumers: Sequence[BatchConsumer[Any]]) -> None:
+    """Describe batch consumers in the AsyncAPI document, on a broker that is never started
+    (`devstack/asyncapi.py`): each is documented as a subscriber of its model, which is what each message is."""
+    for consumer in consumers:
+
+        async def described(event: Any) -> None:  # replaced by the model's annotation below
+            raise NotImplementedError
+
+        described.__annotations__["event"] = consumer.model
+        described.__name__ = f"on_{consumer.durable.replace('-', '_')}"
+        broker.subscriber(
+            consumer.subject,
+            stream=JStream(consumer.stream.name, declare=False),
+            durable=consumer.durable,
+            pull_sub=PullSub(batch_size=consumer.batch_size, timeout=FETCH_WINDOW_SECONDS),
+            title=consumer.title,
+            description=consumer.description,
+        )(described)
+
+
+async def consume_batch(
+    messages: list[Msg],
+    model: type[EventT],
+    handle: BatchHandler[EventT],
+    policy: GuardPolicy,
+    check: MessageCheck[EventT] | None = None,
+) -> None:
+    """Decode and check each message (refusing the invalid ones), hand the rest to `handle`, then ack them."""
+    valid: list[Decoded[EventT]] = []
+    for raw in messages:
+        try:
+            decoded = Decoded(model.model_validate_json(raw.data), raw)
+            if check is not None:
+                check(decoded)
+        except (ValidationError, InvalidEvent) as error:
+            await _refuse(raw, f"invalid: {error}", policy)
+            continue
+        valid.append(decoded)
+    if valid:
+        await _handle(valid, handle, policy)
+
+
+async def _handle(batch: list[Decoded[EventT]], handle: BatchHandler[EventT], policy: GuardPolicy) -> None:
+    started = time.perf_counter()
+    with structlog.contextvars.bound_contextvars(batch=len(batch)):
+        try:
+            await handle(batch)
+        except Exception as error:
+            await _after_failure(batch, error, handle, policy)
+            return
+        finally:
+            _observe_seconds(batch, policy.service, time.perf_counter() - started)
+    await asyncio.gather(*(item.raw.ack() for item in batch))
+    _count(batch, policy.service, "ok")
+
+
+async def _after_failure(
+    batch: list[Decoded[EventT]], error: Exception, handle: BatchHandler[EventT], policy: GuardPolicy
+) -> None:
+    """Wait an outage out; otherwise find the failing message by handling the batch one message at a time."""
+    if is_outage(error):
+        log.warning("batch_waits_for_dependency", error=repr(error))
+        await asyncio.gather(*(_retry_later(item.raw) for item in batch))
+        _count(batch, policy.service, "retried")
         return
-    if info.config.max_deliver != UNLIMITED_DELIVERIES:
-        await js.add_consumer(stream, config=replace(info.config, max_deliver=UNLIMITED_DELIVERIES))
-        log.info("consumer_max_deliver_updated", durable=durable, was=info.config.max_deliver)
+    if len(batch) > 1:
+        log.warning("batch_failed_one_by_one", error=repr(error))
+        for item in batch:
+            await _handle([item], handle, policy)
+        return
+    [item] = batch
+    with structlog.contextvars.bound_contextvars(subject=item.raw.subject, event_id=_event_id(item)):
+        if isinstance(error, InvalidEvent | ValidationError):
+            await _refuse(item.raw, f"invalid: {error}", policy)
+            return
+        deliveries = item.raw.metadata.num_delivered if item.raw.metadata else 1
+        if deliveries >= policy.max_deliveries:
+            log.error("handler_failed_dead_lettered", deliveries=deliveries, error=repr(error))
+            await publish_dead_letter(
+                policy.broker_ref(), policy.service, item.raw, f"failed {deliveries} times: {error!r}"
+            )
+            await item.raw.ack()
+            _count(batch, policy.service, "dead_lettered")
+            return
+        log.warning("handler_failed_will_retry", deliveries=deliveries, error=repr(error), exc_info=True)
+        await _retry_later(item.raw)
+        _count(batch, policy.service, "retried")
+
+
+async def _refuse(raw: Msg, reason: str, policy: GuardPolicy) -> None:
+    """An invalid message: to the service's `on_invalid` (ingest: `FaceRejected`) or the dead-letter subject."""
+    if policy.on_invalid is None:
+        await publish_dead_letter(policy.broker_ref(), policy.service, raw, reason)
+    else:
+        await policy.on_invalid(policy.broker_ref(), raw, reason)
+    await raw.ack()
+    MESSAGES_CONSUMED.labels(policy.service, subject_family(raw.subject), "dead_lettered").inc()
+
+
+async def _retry_later(raw: Msg) -> None:
+    deliveries = raw.metadata.num_delivered if raw.metadata else 1
+    await raw.nak(delay=retry_delay_seconds(deliveries))
+
+
+def _event_id(item: Decoded[Any]) -> str:
+    return str(getattr(item.event, "event_id", ""))
+
+
+def _count(batch: list[Decoded[EventT]], service: str, outcome: str) -> None:
+    for family, count in Counter(subject_family(item.raw.subject) for item in batch).items():
+        MESSAGES_CONSUMED.labels(service, family, outcome).inc(count)
+
+
+def _observe_seconds(batch: list[Decoded[EventT]], service: str, seconds: float) -> None:
+    """Each message of the batch waited for the whole batch: that is its handling time."""
+    for item in batch:
+        HANDLER_SECONDS.labels(service, subject_family(item.raw.subject)).observe(seconds)

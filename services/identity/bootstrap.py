@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
 from schemas import subjects
+from services.common.batch_consumer import running_consumers, stop_at_shutdown
 from services.common.bus import EventPublisher, connect_broker, event_publisher
 from services.common.connections import postgres_and_broker
 from services.common.http import create_app, nats_ready
@@ -59,7 +60,7 @@ async def bootstrap(settings: IdentitySettings) -> AsyncIterator[Identity]:
     ):
         directory, lifecycle = PersonDirectory(pool), LifecycleStore(pool)
         publish = event_publisher(broker, SERVICE)
-        register_consumers(broker, settings, directory, lifecycle, publish)
+        consumers = register_consumers(broker, settings, directory, lifecycle, publish)
         app = create_app(
             SERVICE,
             {"nats": nats_ready(broker), "postgres": directory.ping},
@@ -72,9 +73,11 @@ async def bootstrap(settings: IdentitySettings) -> AsyncIterator[Identity]:
         app.state.devices, app.state.nats_authority = DeviceStore(pool), nats_authority(settings)
         app.state.registry_bucket = await RegistryBucket.open(broker.connection, settings.nats_stream_replicas)
         app.state.publish, app.state.settings = publish, settings
+        stop_at_shutdown(app, consumers)
         resumer = asyncio.create_task(resume_forever(lifecycle, publish, settings.operation_resume_seconds))
         try:
-            yield Identity(settings, broker, directory, lifecycle, app)
+            async with running_consumers(broker.connection, consumers):
+                yield Identity(settings, broker, directory, lifecycle, app)
         finally:
             resumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -16,6 +16,7 @@ from schemas import (
     PersonSplit,
     subjects,
 )
+from services.common.batch_consumer import BatchConsumer, Decoded, GuardPolicy, batch_subscriber
 from services.common.bus import EventPublisher, document_publication, durable_pull
 from services.identity import handlers
 from services.identity.adapters.lifecycle import LifecycleStore
@@ -24,6 +25,8 @@ from services.identity.config import IdentitySettings
 
 DURABLE = "identity"
 OPERATIONS_DURABLE = "identity-operations"
+BATCH_SIZE = 64
+"""Matched faces recorded per transaction at most."""
 
 
 def register_consumers(
@@ -32,13 +35,23 @@ def register_consumers(
     directory: PersonDirectory,
     lifecycle: LifecycleStore,
     publish: EventPublisher,
-) -> None:
-    options = durable_pull(subjects.FACES_STREAM, DURABLE, subjects.FACES_MATCHED_ALL, settings.max_deliveries)
+) -> list[BatchConsumer[FaceMatched]]:
+    """Register the FastStream subscribers on `broker`; return the batch consumers, which the bootstrap starts."""
 
-    @broker.subscriber(**options, max_workers=8, title="identity:faces.matched", description="Record persons.")
-    async def on_face_matched(event: FaceMatched) -> None:
-        with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, event_id=str(event.event_id)):
-            await handlers.record_person(event, directory, publish)
+    async def on_face_matched(batch: list[Decoded[FaceMatched]]) -> None:
+        await handlers.record_persons([item.event for item in batch], directory, publish)
+
+    matched = batch_subscriber(
+        subjects.FACES_STREAM,
+        DURABLE,
+        subjects.FACES_MATCHED_ALL,
+        FaceMatched,
+        on_face_matched,
+        GuardPolicy(handlers.SERVICE, settings.max_deliveries, lambda: broker),
+        title="identity:faces.matched",
+        description="Record persons (in batches).",
+        batch_size=BATCH_SIZE,
+    )
 
     steps = durable_pull(
         subjects.OPERATIONS_STREAM, OPERATIONS_DURABLE, subjects.OPERATIONS_ALL, settings.max_deliveries
@@ -62,3 +75,4 @@ def register_consumers(
     document_publication(
         broker, "identity.persons_marked_different.{tenant}", PersonsMarkedDifferent, "Two persons are not the same."
     )
+    return [matched]

@@ -1,6 +1,7 @@
 """Identity's handlers: the person directory kept current from matched faces, and the person lifecycle
 (merge, split, erasure, "not the same") as sagas identity initiates and advances (STYLE rule 12)."""
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -39,25 +40,28 @@ log = get_logger(__name__)
 SERVICE = "identity"
 
 
-async def record_person(event: FaceMatched, directory: PersonDirectory, publish: EventPublisher) -> bool:
-    """Record the sighting's person; announce PersonCreated if this event created it (again on redelivery,
-    with the same event id, so a crash between commit and publish loses nothing). Returns whether it did."""
-    person = await directory.record_sighting(event)
-    if person is None:
-        log.info("sighting_of_erased_person_dropped", person_id=str(event.person_id))
-        return False
-    if person.created_by_event != event.event_id:
-        return False
-    created = PersonCreated(
-        event_id=derive_event_id(person.person_id, "person_created"),
-        tenant_id=event.tenant_id,
-        person_id=person.person_id,
-        person_kind=person.kind,
-        first_site_id=person.first_site_id,
-        first_seen_at=person.first_seen_at,
+async def record_persons(events: Sequence[FaceMatched], directory: PersonDirectory, publish: EventPublisher) -> int:
+    """Record a batch of sightings' persons; announce PersonCreated for each person one of these events created
+    (again on redelivery, with the same event id, so a crash between commit and publish loses nothing), the
+    announcements published together. Returns how many it announced."""
+    persons = await directory.record_sightings(events)
+    created: dict[uuid.UUID, PersonCreated] = {}
+    for event, person in zip(events, persons, strict=True):
+        if person is None:
+            log.info("sighting_of_erased_person_dropped", person_id=str(event.person_id), event_id=str(event.event_id))
+        elif person.created_by_event == event.event_id:
+            created[person.person_id] = PersonCreated(
+                event_id=derive_event_id(person.person_id, "person_created"),
+                tenant_id=event.tenant_id,
+                person_id=person.person_id,
+                person_kind=person.kind,
+                first_site_id=person.first_site_id,
+                first_seen_at=person.first_seen_at,
+            )
+    await asyncio.gather(
+        *(publish(subjects.identity_event("person_created", event.tenant_id), event) for event in created.values())
     )
-    await publish(subjects.identity_event("person_created", event.tenant_id), created)
-    return True
+    return len(created)
 
 
 async def merge_persons(

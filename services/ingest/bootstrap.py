@@ -9,6 +9,7 @@ from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
 
 from schemas import subjects
+from services.common.batch_consumer import running_consumers, stop_at_shutdown
 from services.common.bus import EventPublisher, connect_broker, event_publisher, publish_dead_letter
 from services.common.http import create_app, nats_ready
 from services.common.startup import wait_for_dependency
@@ -75,11 +76,13 @@ async def bootstrap(settings: IngestSettings) -> AsyncIterator[Ingest]:
             )
             publish = event_publisher(broker, SERVICE)
             registry, mirror = await open_registry(broker.connection, settings.nats_stream_replicas)
-            register_consumers(broker, settings, registry, crops, publish)
+            consumers = register_consumers(broker, settings, registry, crops, publish, refuse)
             app = create_app(SERVICE, {"nats": nats_ready(broker), "s3": crops.ensure_bucket}, settings, (router,))
             app.state.settings, app.state.publish, app.state.registry = settings, publish, registry
+            stop_at_shutdown(app, consumers)
             try:
-                yield Ingest(settings, broker, crops, registry, app)
+                async with running_consumers(broker.connection, consumers):
+                    yield Ingest(settings, broker, crops, registry, app)
             finally:
                 await mirror.stop()
     finally:

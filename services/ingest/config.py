@@ -19,8 +19,9 @@ class IngestSettings(RestServiceSettings, RetentionSettings):
         64,
         ge=1,
         le=1024,
-        description="Detected faces handled at once: each waits on S3 and NATS round trips, not on the CPU, so "
-        "one at a time would leave ingest idle (each is still acknowledged after its own crop and event are stored)",
+        description="Detected faces handled at once, as one fetched batch: their crops are stored and their events "
+        "published together, since each waits on S3 and NATS round trips, not on the CPU (each message is still "
+        "acknowledged after the batch's crops and events are stored)",
     )
     max_crop_bytes: int = Field(256 * 1024, ge=1024, description="Larger crops are rejected")
     max_clock_skew_seconds: int = Field(300, ge=0, description="Sightings further in the future are rejected")

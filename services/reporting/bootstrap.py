@@ -11,6 +11,7 @@ from faststream.nats import NatsBroker
 
 from schemas import subjects
 from schemas.base import utc_now
+from services.common.batch_consumer import running_consumers, stop_at_shutdown
 from services.common.bus import EventPublisher, connect_broker, event_publisher, jetstream_publisher
 from services.common.connections import postgres_and_broker
 from services.common.http import create_app, nats_ready
@@ -60,18 +61,18 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[Reporting]:
         site_zones, mirror = await open_site_zones(broker.connection, settings.nats_stream_replicas)
         try:
             publish = jetstream_publisher(broker.connection, SERVICE)
-            sightings = register_consumers(broker, settings, store, rules, publish)
+            consumers = register_consumers(broker, settings, store, rules, publish)
             app = create_app(SERVICE, {"nats": nats_ready(broker), "postgres": store.ping}, settings, (router,))
             pages = VisitPages(pool)
             app.state.visit_store, app.state.visit_pages = store, pages
             app.state.site_zones, app.state.visit_gap = site_zones, rules.gap
             metrics = BusinessMetrics(pages, site_zones, rules.gap, settings.business_metrics_max_sites)
-            await sightings.start(broker.connection)
-            try:
-                async with refreshed_business_metrics(metrics, settings.business_metrics_seconds):
-                    yield Reporting(settings, broker, store, site_zones, app)
-            finally:
-                await sightings.stop()
+            stop_at_shutdown(app, consumers)
+            async with (
+                running_consumers(broker.connection, consumers),
+                refreshed_business_metrics(metrics, settings.business_metrics_seconds),
+            ):
+                yield Reporting(settings, broker, store, site_zones, app)
         finally:
             await mirror.stop()
 

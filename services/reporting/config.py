@@ -18,13 +18,3 @@ class ReportingSettings(PostgresServiceSettings, RetentionSettings):
     sighting_batch_size: int = Field(
         256, ge=1, le=1024, description="Matched sightings fetched at once and folded into visits in one transaction"
     )
-    sighting_batch_wait_ms: int = Field(
-        250, ge=1, description="How long a fetch of sightings waits when none are there (what is there is taken)"
-    )
-    sighting_batches_in_flight: int = Field(
-        1,
-        ge=1,
-        le=8,
-        description="Batches of sightings folded at once; above 1 a later batch can overtake an earlier one (its visits"
-        " come out the same, with more visit events announced on the way)",
-    )

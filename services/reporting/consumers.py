@@ -2,11 +2,8 @@
 and erasures of persons move or delete their sightings and visits; marking a person staff or a customer
 again removes or restores its visits."""
 
-from collections.abc import Sequence
-
 import structlog
 from faststream.nats import NatsBroker
-from nats.aio.msg import Msg
 
 from schemas import (
     AuditEntryRecorded,
@@ -21,9 +18,8 @@ from schemas import (
     VisitRemoved,
     subjects,
 )
-from schemas.base import Event
-from services.common.batch_consumer import BatchConsumer, BatchSubscription
-from services.common.bus import EventPublisher, document_publication, durable_pull, publish_dead_letter
+from services.common.batch_consumer import BatchConsumer, Decoded, GuardPolicy, batch_subscriber
+from services.common.bus import EventPublisher, document_publication, durable_pull
 from services.reporting import handlers
 from services.reporting.adapters.postgres import VisitStore
 from services.reporting.config import ReportingSettings
@@ -44,17 +40,25 @@ PERSON_KIND_CHANGED_ALL = subjects.identity_event("person_kind_changed", "*")
 
 def register_consumers(
     broker: NatsBroker, settings: ReportingSettings, store: VisitStore, rules: VisitRules, publish: EventPublisher
-) -> BatchConsumer[FaceMatched]:
-    """Reporting's FastStream subscribers, and the batch consumer of matched sightings (not a FastStream
-    subscriber: the caller starts it on the broker's connection and stops it)."""
+) -> list[BatchConsumer[FaceMatched]]:
+    """Register the FastStream subscribers on `broker`; return the batch consumer of matched sightings, which the
+    bootstrap starts."""
 
-    async def record(events: Sequence[FaceMatched]) -> list[list[Event]]:
-        return await handlers.record_visits(events, store, rules, publish)
+    async def on_face_matched(batch: list[Decoded[FaceMatched]]) -> None:
+        await handlers.record_visits([item.event for item in batch], store, rules, publish)
 
-    async def dead_letter(raw: Msg, reason: str) -> None:
-        await publish_dead_letter(broker, SERVICE, raw, reason)
-
-    sightings = BatchConsumer(SERVICE, sightings_subscription(settings), record, dead_letter)
+    sightings = batch_subscriber(
+        subjects.FACES_STREAM,
+        DURABLE,
+        subjects.FACES_MATCHED_ALL,
+        FaceMatched,
+        on_face_matched,
+        GuardPolicy(SERVICE, settings.max_deliveries, lambda: broker),
+        title="reporting:faces.matched",
+        description="Sessionize visits: each fetch of up to REVISIT_SIGHTING_BATCH_SIZE sightings is folded in one"
+        " transaction per tenant, its messages acked after the commit.",
+        batch_size=settings.sighting_batch_size,
+    )
     unidentified = durable_pull(
         subjects.FACES_STREAM, DURABLE_UNIDENTIFIED, subjects.FACES_UNIDENTIFIED_ALL, settings.max_deliveries
     )
@@ -71,39 +75,7 @@ def register_consumers(
 
     register_lifecycle_consumers(broker, settings, store, rules, publish)
     document_publications(broker)
-    return sightings
-
-
-def sightings_subscription(settings: ReportingSettings) -> BatchSubscription[FaceMatched]:
-    return BatchSubscription(
-        subjects.FACES_STREAM,
-        DURABLE,
-        subjects.FACES_MATCHED_ALL,
-        FaceMatched,
-        settings.sighting_batch_size,
-        settings.max_deliveries,
-        settings.sighting_batches_in_flight,
-        settings.sighting_batch_wait_ms / 1000,
-    )
-
-
-SIGHTINGS_DESCRIPTION = (
-    "Sessionize visits: each fetch of up to REVISIT_SIGHTING_BATCH_SIZE sightings is folded in one transaction per"
-    " tenant, its messages acked after the commit (services/common/batch_consumer.py)."
-)
-
-
-def document_sightings_consumer(broker: NatsBroker, settings: ReportingSettings) -> None:
-    """The batch consumer described as a FastStream subscriber, for the AsyncAPI document only: devstack/asyncapi.py
-    registers it on a broker that never connects (registered on the service's broker it would consume)."""
-
-    @broker.subscriber(
-        **durable_pull(subjects.FACES_STREAM, DURABLE, subjects.FACES_MATCHED_ALL, settings.max_deliveries),
-        title="reporting:faces.matched",
-        description=SIGHTINGS_DESCRIPTION,
-    )
-    async def on_face_matched(event: FaceMatched) -> None:
-        raise NotImplementedError("documentation only: BatchConsumer consumes faces.matched")
+    return [sightings]
 
 
 def document_publications(broker: NatsBroker) -> None:

@@ -1,6 +1,8 @@
 """The `identity` schema: the person directory and each person's sightings."""
 
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -59,49 +61,23 @@ class PersonDirectory:
         self._pool = pool
 
     async def record_sighting(self, event: FaceMatched) -> Person | None:
-        """Record the sighting and create its person on its first sighting, else widen its first/last seen.
+        """One sighting: see `record_sightings`."""
+        return (await self.record_sightings([event]))[0]
 
-        A sighting of a person a merge retired is recorded under the person it was merged into; one of an
-        erased person is dropped (None): it was in flight when the erasure ran. A redelivered sighting
-        changes nothing and returns the person as it is."""
-        async with tenant_transaction(self._pool, event.tenant_id) as connection:
-            person_id = await _current_person(connection, event.person_id)
-            if person_id is None:
-                return None
-            inserted = await connection.fetchval(
-                "INSERT INTO sightings (tenant_id, sighting_id, person_id, site_id, camera_id, captured_at,"
-                " similarity, crop_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                " ON CONFLICT DO NOTHING RETURNING sighting_id",
-                event.tenant_id,
-                event.source_event_id,
-                person_id,
-                event.site_id,
-                event.camera_id,
-                event.captured_at,
-                event.similarity,
-                event.crop_key,
-            )
-            row = await connection.fetchrow(
-                """
-                INSERT INTO persons (tenant_id, person_id, kind, first_site_id, first_seen_at, last_seen_at,
-                                     created_by_event, sightings)
-                VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
-                ON CONFLICT (tenant_id, person_id) DO UPDATE
-                  SET first_seen_at = LEAST(persons.first_seen_at, EXCLUDED.first_seen_at),
-                      last_seen_at = GREATEST(persons.last_seen_at, EXCLUDED.last_seen_at),
-                      sightings = persons.sightings + EXCLUDED.sightings
-                RETURNING person_id, kind, first_site_id, first_seen_at, last_seen_at, created_by_event, sightings
-                """,
-                event.tenant_id,
-                person_id,
-                event.person_kind.value,
-                event.site_id,
-                event.captured_at,
-                event.event_id,
-                0 if inserted is None else 1,
-            )
-        assert row is not None
-        return _person(row)
+    async def record_sightings(self, events: Sequence[FaceMatched]) -> list[Person | None]:
+        """Record the sightings and create each person on its first sighting, else widen its first/last seen: per
+        tenant one transaction of three set-based statements, whatever the number of sightings. Returns, for each
+        event, its person after the write.
+
+        A sighting of a person a merge retired is recorded under the person it was merged into; one of an erased
+        person is dropped (None): it was in flight when the erasure ran. A redelivered sighting (or the same one
+        twice in `events`) changes nothing and returns the person as it is. A person first seen in `events` is
+        created by its earliest sighting there (its site, kind and event id)."""
+        persons: dict[uuid.UUID, Person | None] = {}
+        for tenant_id, of_tenant in _by_tenant(events).items():
+            async with tenant_transaction(self._pool, tenant_id) as connection:
+                persons |= await _record_tenant_sightings(connection, tenant_id, of_tenant)
+        return [persons[event.event_id] for event in events]
 
     async def list_persons(self, tenant_id: str, limit: int, after: PageCursor | None = None) -> list[PersonSummary]:
         """A page of the tenant's persons, most recently seen first, each with its first crop as thumbnail."""
@@ -216,14 +192,104 @@ def _person(row: asyncpg.Record) -> Person:
     )
 
 
-async def _current_person(connection: Connection, person_id: uuid.UUID) -> uuid.UUID | None:
-    """The person a sighting of `person_id` belongs to now: itself, the person a merge joined it to, or
-    None if it was erased (merges can chain: A into B, then B into C)."""
+def _by_tenant(events: Sequence[FaceMatched]) -> dict[str, list[FaceMatched]]:
+    grouped: dict[str, list[FaceMatched]] = defaultdict(list)
+    for event in events:
+        grouped[event.tenant_id].append(event)
+    return grouped
+
+
+async def _record_tenant_sightings(
+    connection: Connection, tenant_id: str, events: Sequence[FaceMatched]
+) -> dict[uuid.UUID, Person | None]:
+    """`record_sightings` for one tenant, inside its transaction; keyed by event id."""
+    owners = await _current_persons(connection, {event.person_id for event in events})
+    kept = [(event, owner) for event in events if (owner := owners[event.person_id]) is not None]
+    dropped: dict[uuid.UUID, Person | None] = {
+        event.event_id: None for event in events if owners[event.person_id] is None
+    }
+    if not kept:
+        return dropped
+    inserted = await _insert_sightings(connection, tenant_id, kept)
+    changes = [_person_change(owner, group, inserted) for owner, group in _by_owner(kept).items()]
+    rows = await connection.fetch(
+        """
+        INSERT INTO persons (tenant_id, person_id, kind, first_site_id, first_seen_at, last_seen_at, created_by_event,
+                             sightings)
+        SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::uuid[],
+                                 $8::int[])
+        ON CONFLICT (tenant_id, person_id) DO UPDATE
+          SET first_seen_at = LEAST(persons.first_seen_at, EXCLUDED.first_seen_at),
+              last_seen_at = GREATEST(persons.last_seen_at, EXCLUDED.last_seen_at),
+              sightings = persons.sightings + EXCLUDED.sightings
+        RETURNING person_id, kind, first_site_id, first_seen_at, last_seen_at, created_by_event, sightings
+        """,
+        tenant_id,
+        *(list(column) for column in zip(*changes, strict=True)),
+    )
+    by_id = {row["person_id"]: _person(row) for row in rows}
+    return {event.event_id: by_id[owner] for event, owner in kept} | dropped
+
+
+async def _insert_sightings(
+    connection: Connection, tenant_id: str, kept: Sequence[tuple[FaceMatched, uuid.UUID]]
+) -> set[uuid.UUID]:
+    """Insert the sightings not stored yet; the ids of those inserted now (a redelivered one is not)."""
+    rows = await connection.fetch(
+        "INSERT INTO sightings (tenant_id, sighting_id, person_id, site_id, camera_id, captured_at, similarity,"
+        " crop_key) SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[],"
+        " $7::float8[], $8::text[]) ON CONFLICT DO NOTHING RETURNING sighting_id",
+        tenant_id,
+        [event.source_event_id for event, _ in kept],
+        [owner for _, owner in kept],
+        [event.site_id for event, _ in kept],
+        [event.camera_id for event, _ in kept],
+        [event.captured_at for event, _ in kept],
+        [event.similarity for event, _ in kept],
+        [event.crop_key for event, _ in kept],
+    )
+    return {row["sighting_id"] for row in rows}
+
+
+def _by_owner(kept: Sequence[tuple[FaceMatched, uuid.UUID]]) -> dict[uuid.UUID, list[FaceMatched]]:
+    """Sightings per person, persons in id order: concurrent batches lock person rows in one order, no deadlock."""
+    grouped: dict[uuid.UUID, list[FaceMatched]] = defaultdict(list)
+    for event, owner in kept:
+        grouped[owner].append(event)
+    return dict(sorted(grouped.items()))
+
+
+def _person_change(
+    owner: uuid.UUID, events: Sequence[FaceMatched], inserted: set[uuid.UUID]
+) -> tuple[uuid.UUID, str, str, datetime, datetime, uuid.UUID, int]:
+    """One person's row to upsert: created by its earliest sighting here, widened by all, counting those new."""
+    first = min(events, key=lambda event: (event.captured_at, event.event_id))
+    new_sightings = {event.source_event_id for event in events} & inserted
+    return (
+        owner,
+        first.person_kind.value,
+        first.site_id,
+        first.captured_at,
+        max(event.captured_at for event in events),
+        first.event_id,
+        len(new_sightings),
+    )
+
+
+async def _current_persons(connection: Connection, person_ids: set[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
+    """The person a sighting of each of `person_ids` belongs to now: itself, the person a merge joined it to, or
+    None if it was erased (merges can chain: A into B, then B into C). One query per link of the longest chain."""
+    owners: dict[uuid.UUID, uuid.UUID | None] = {person_id: person_id for person_id in person_ids}
     for _ in range(100):
-        row = await connection.fetchrow("SELECT merged_into FROM retired_persons WHERE person_id = $1", person_id)
-        if row is None:
-            return person_id
-        if row["merged_into"] is None:
-            return None
-        person_id = row["merged_into"]
-    raise RuntimeError(f"merge chain of {person_id} does not end")
+        pending = {owner for owner in owners.values() if owner is not None}
+        rows = await connection.fetch(
+            "SELECT person_id, merged_into FROM retired_persons WHERE person_id = ANY($1::uuid[])", list(pending)
+        )
+        if not rows:
+            return owners
+        retired = {row["person_id"]: row["merged_into"] for row in rows}
+        owners = {
+            source: owner if owner is None or owner not in retired else retired[owner]
+            for source, owner in owners.items()
+        }
+    raise RuntimeError(f"merge chain of one of {sorted(person_ids)} does not end")

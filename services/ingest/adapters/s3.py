@@ -1,24 +1,25 @@
 """The crops bucket (MinIO in production, the dev S3 server in tests and `make dev`): through aioboto3, except
-the one call made per face, storing its crop, which botocore's own SigV4 signer signs and aiohttp sends.
+the one call made per face, storing its crop, which `sigv4.PutSigner` signs and aiohttp sends.
 
 Why the exception: aiobotocore spends about 2.4 ms of CPU on every call (its endpoint rules are evaluated per
 object key, its user agent rebuilt), which alone would cap ingest at a few hundred crops a second per core; the
-signed PUT costs about a third of that (docs/BENCHMARKS.md, "Embedded S3"). Same request on the wire, path-style,
-as identity's presigned links already are."""
+PUT signed by botocore's signer cost about a third of that (docs/BENCHMARKS.md, "Embedded S3"), and that signer
+was still a fifth of ingest's CPU in the pipeline profile, hence our own (sigv4.py). Same request on the wire,
+path-style, as identity's presigned links already are."""
 
 import hashlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
 
 import aioboto3
 import aiohttp
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.config import Config
-from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+
+from services.ingest.adapters.sigv4 import PutSigner
 
 
 class CropDeletionFailed(RuntimeError):
@@ -42,7 +43,7 @@ class CropStore:
         self._endpoint_url = endpoint_url
         self._client: Any = None
         self._client_context: Any = None
-        self._signer = S3SigV4Auth(Credentials(access_key, secret_key), "s3", region)
+        self._signer = PutSigner(access_key, secret_key, region)
         self._http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
@@ -82,10 +83,8 @@ class CropStore:
         CropNotStored with S3's answer if it is not a success."""
         assert self._http is not None, "use the store inside `async with`"
         url = f"{self._endpoint_url.rstrip('/')}/{self._bucket}/{quote(key, safe='/-_.~')}"
-        headers = {"Content-Type": "image/jpeg", "X-Amz-Content-SHA256": hashlib.sha256(jpeg).hexdigest()}
-        request = AWSRequest(method="PUT", url=url, data=jpeg, headers=headers)
-        self._signer.add_auth(request)
-        async with self._http.put(url, data=jpeg, headers=dict(request.headers.items())) as response:
+        headers = self._signer.headers(url, hashlib.sha256(jpeg).hexdigest(), datetime.now(UTC))
+        async with self._http.put(url, data=jpeg, headers={**headers, "Content-Type": "image/jpeg"}) as response:
             if response.status != 200:
                 answer = (await response.text())[:500]
                 raise CropNotStored(f"PUT {key}: S3 answered {response.status}: {answer}")

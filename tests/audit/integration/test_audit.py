@@ -369,3 +369,28 @@ async def test_numbers_unicode_and_nested_details_verify_after_the_round_trip(
         assert await admin.fetchval("SELECT $1::jsonb::text", canonical_details({"big": 1e16})) != '{"big":1e+16}'
     finally:
         await admin.close()
+
+
+async def test_entries_redelivered_under_new_msg_ids_are_chained_once(
+    audit: Audit, nats_connection: NatsClient, make_token: Callable[..., str]
+) -> None:
+    """JetStream's duplicate window does not catch a re-publish under another Nats-Msg-Id (an edge's replay, a
+    service's retry after a crash): the batch append must, within one batch and across batches."""
+    tenant = new_tenant()
+    entries = [entry(tenant, n) for n in range(6)]
+    js = nats_connection.jetstream()
+    for e in [*entries, *entries[:3], *entries[4:]]:
+        await js.publish(
+            subjects.audit_entry(e.service, e.action, e.tenant_id),
+            e.to_json_bytes(),
+            headers={"Nats-Msg-Id": str(uuid.uuid4())},
+        )
+    for _ in range(100):  # until the consumer has settled every copy
+        info = await js.consumer_info(subjects.AUDIT_STREAM.name, "audit-entries")
+        if not info.num_pending and not info.num_ack_pending:
+            break
+        await asyncio.sleep(0.1)
+    result = await settled(audit, make_token(tenant, ["admin"]), records=6)
+    assert (result["ok"], result["records"]) == (True, 6)
+    records = [record async for record in audit.log.records(tenant)]
+    assert [record.resource for record in records] == [f"person/{n}" for n in range(6)]  # in publication order

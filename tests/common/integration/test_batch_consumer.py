@@ -1,146 +1,220 @@
-"""The batch consumer on the real NATS: a backlog is handled in one call and acked; an undecodable message and a
-message that keeps failing are dead-lettered alone with their reason; an outage is waited out, never counted; a
-durable an older release made with a bounded `max_deliver` is brought to unlimited."""
+"""The batch consumer (services/common/batch_consumer.py) on the real NATS JetStream: acks after the handler,
+refuses invalid messages alone, retries a failing batch message by message, waits outages out."""
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
+import nats.errors
 import pytest
+from faststream.nats import NatsBroker
 from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
+from pydantic import BaseModel
 
-from schemas import FaceMatched, subjects
-from services.common.batch_consumer import BatchConsumer, BatchSubscription
-from tests.support import new_tenant
-from tests.support_events import matched, publish_matched
+from devstack.nats_auth import ADMIN_USER
+from schemas import subjects
+from schemas.subjects import StreamSpec
+from services.common.batch_consumer import BatchConsumer, Decoded, GuardPolicy, batch_subscriber, running_consumers
+from services.common.bus import InvalidEvent, declare_streams
+from tests.support import collect_messages
 
-AT = datetime(2026, 11, 2, 9, tzinfo=UTC)
-
-
-class Recorder:
-    """A handler that records the batches it was given and fails as each test asks."""
-
-    def __init__(self, fail: Callable[[Sequence[FaceMatched]], Exception | None] = lambda _: None) -> None:
-        self.batches: list[list[FaceMatched]] = []
-        self.calls = 0
-        self.dead: list[tuple[bytes, str]] = []
-        self._fail = fail
-
-    async def handle(self, events: Sequence[FaceMatched]) -> None:
-        self.calls += 1
-        failure = self._fail(events)
-        if failure is not None:
-            raise failure
-        self.batches.append(list(events))
-
-    async def dead_letter(self, raw: Msg, reason: str) -> None:
-        self.dead.append((raw.data, reason))
-
-    def handled(self) -> list[FaceMatched]:
-        return [event for batch in self.batches for event in batch]
+SERVICE = "batchtest"
 
 
-Start = Callable[..., Awaitable[BatchConsumer[FaceMatched]]]
+class Counted(BaseModel):
+    """A stand-in event: its number, and whether the test's handler should fail on it."""
+
+    n: int
+    poison: bool = False
+
+
+@pytest.fixture(scope="module")
+async def broker(nats_url: str, nats_users: dict[str, Path]) -> AsyncIterator[NatsBroker]:
+    broker = NatsBroker(nats_url, user_credentials=str(nats_users[ADMIN_USER]), logger=None)
+    await broker.connect()
+    yield broker
+    await broker.stop()
 
 
 @pytest.fixture
-async def consume(nats_connection: NatsClient) -> AsyncIterator[Start]:
-    started: list[BatchConsumer[FaceMatched]] = []
-
-    async def start(
-        tenant: str, recorder: Recorder, max_deliveries: int = 3, durable: str | None = None
-    ) -> BatchConsumer[FaceMatched]:
-        subscription = BatchSubscription(
-            subjects.FACES_STREAM,
-            durable or f"test-batch-{uuid.uuid4().hex[:12]}",
-            f"faces.matched.{tenant}.>",
-            FaceMatched,
-            max_batch=50,
-            max_deliveries=max_deliveries,
-        )
-        consumer = BatchConsumer("test", subscription, recorder.handle, recorder.dead_letter)
-        await consumer.start(nats_connection)
-        started.append(consumer)
-        return consumer
-
-    yield start
-    for consumer in started:
-        await consumer.stop()
+async def stream(nats_connection: NatsClient) -> AsyncIterator[StreamSpec]:
+    """A stream of its own per test (its subject is also where the dead letters say they came from)."""
+    tag = uuid.uuid4().hex[:8]
+    spec = StreamSpec(f"BATCHTEST_{tag}", (f"batchtest.{tag}.>",), max_age_seconds=3600)
+    await declare_streams(nats_connection, [spec])
+    yield spec
+    await nats_connection.jetstream().delete_stream(spec.name)
 
 
-async def until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
-    assert condition()
+def subject_of(stream: StreamSpec) -> str:
+    return stream.subjects[0].replace(">", "events")
 
 
-def sightings(tenant: str, count: int) -> list[FaceMatched]:
-    return [matched(tenant, uuid.uuid4(), AT + timedelta(minutes=i)) for i in range(count)]
+async def publish(connection: NatsClient, stream: StreamSpec, payloads: list[bytes]) -> None:
+    js = connection.jetstream()
+    for payload in payloads:
+        await js.publish(subject_of(stream), payload, headers={"Nats-Msg-Id": str(uuid.uuid4())})
 
 
-async def test_a_backlog_is_handled_in_one_call_and_acked(nats_connection: NatsClient, consume: Start) -> None:
-    tenant, recorder = new_tenant(), Recorder()
-    events = sightings(tenant, 10)
-    await publish_matched(nats_connection, events)
-    consumer = await consume(tenant, recorder)
-    await until(lambda: len(recorder.handled()) == 10)
-    assert len(recorder.batches) == 1 and [e.event_id for e in recorder.batches[0]] == [e.event_id for e in events]
-    await consumer.stop()
-    assert recorder.dead == []
+def consumer(
+    broker: NatsBroker,
+    stream: StreamSpec,
+    handle: Callable[[list[Decoded[Counted]]], Awaitable[None]],
+    max_deliveries: int = 5,
+    check: Callable[[Decoded[Counted]], None] | None = None,
+) -> BatchConsumer[Counted]:
+    return batch_subscriber(
+        stream,
+        f"batchtest-{stream.name.lower()}",
+        stream.subjects[0],
+        Counted,
+        handle,
+        GuardPolicy(SERVICE, max_deliveries, lambda: broker),
+        title="test",
+        description="test",
+        batch_size=16,
+        check=check,
+    )
 
 
-async def test_an_undecodable_message_is_dead_lettered_alone(nats_connection: NatsClient, consume: Start) -> None:
-    tenant, recorder = new_tenant(), Recorder()
-    await nats_connection.jetstream().publish(subjects.face_matched(tenant, "store-1"), b'{"not": "a sighting"}')
-    await publish_matched(nats_connection, sightings(tenant, 2))
-    await consume(tenant, recorder)
-    await until(lambda: len(recorder.handled()) == 2 and len(recorder.dead) == 1)
-    assert recorder.dead[0][0] == b'{"not": "a sighting"}' and recorder.dead[0][1].startswith("invalid:")
+async def ack_pending(connection: NatsClient, batch: BatchConsumer[Counted]) -> int:
+    info = await connection.jetstream().consumer_info(batch.stream.name, batch.durable)
+    return int(info.num_ack_pending or 0) + int(info.num_pending or 0)
 
 
-async def test_a_message_that_keeps_failing_is_retried_then_dead_lettered_alone(
-    nats_connection: NatsClient, consume: Start
+async def eventually(condition: Callable[[], Awaitable[bool]], attempts: int = 200) -> bool:
+    for _ in range(attempts):
+        if await condition():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+def numbers(payloads: list[int]) -> list[bytes]:
+    return [Counted(n=n).model_dump_json().encode() for n in payloads]
+
+
+async def test_a_batch_is_acked_only_after_its_handler_returned(
+    broker: NatsBroker, nats_connection: NatsClient, stream: StreamSpec
 ) -> None:
-    tenant = new_tenant()
-    good, bad = sightings(tenant, 2), sightings(tenant, 1)[0]
+    await publish(nats_connection, stream, numbers(list(range(10))))
+    arrived, release = asyncio.Event(), asyncio.Event()
+    batches: list[list[int]] = []
 
-    def fail(events: Sequence[FaceMatched]) -> Exception | None:
-        return ValueError("cannot fold this one") if any(e.event_id == bad.event_id for e in events) else None
+    async def handle(batch: list[Decoded[Counted]]) -> None:
+        batches.append([item.event.n for item in batch])
+        arrived.set()
+        await release.wait()
 
-    recorder = Recorder(fail)
-    await publish_matched(nats_connection, [good[0], bad, good[1]])
-    await consume(tenant, recorder, max_deliveries=2)
-    await until(lambda: len(recorder.dead) == 1)
-    assert sorted(e.event_id for e in recorder.handled()) == sorted(e.event_id for e in good)
-    assert FaceMatched.model_validate_json(recorder.dead[0][0]).event_id == bad.event_id
-    assert recorder.dead[0][1].startswith("failed 2 times: ValueError")
-
-
-async def test_an_outage_is_waited_out_and_never_dead_lettered(nats_connection: NatsClient, consume: Start) -> None:
-    tenant = new_tenant()
-    outages = iter([ConnectionRefusedError("postgres is restarting")] * 2)
-    recorder = Recorder(lambda _: next(outages, None))
-    event = sightings(tenant, 1)[0]
-    await publish_matched(nats_connection, [event])
-    await consume(tenant, recorder, max_deliveries=1)  # one failure that counted would dead-letter it at once
-    await until(lambda: len(recorder.handled()) == 1)
-    assert recorder.calls == 3 and recorder.dead == []
-    assert recorder.handled()[0].event_id == event.event_id
+    batch = consumer(broker, stream, handle)
+    async with running_consumers(nats_connection, [batch]):
+        await asyncio.wait_for(arrived.wait(), 20)
+        assert batches == [list(range(10))]  # one batch, in stream order
+        assert await ack_pending(nats_connection, batch) == 10  # held, not acked, while the handler runs
+        release.set()
+        assert await eventually(lambda: _is_zero(ack_pending(nats_connection, batch)))
+    assert batches == [list(range(10))]  # nothing redelivered
 
 
-async def test_a_durable_an_older_release_bounded_is_brought_to_unlimited_deliveries(
-    nats_connection: NatsClient, consume: Start
+async def test_invalid_messages_are_dead_lettered_alone_with_the_reason(
+    broker: NatsBroker, nats_connection: NatsClient, stream: StreamSpec
 ) -> None:
-    tenant, recorder = new_tenant(), Recorder()
-    durable = f"test-batch-{uuid.uuid4().hex[:12]}"
+    handled: list[int] = []
+
+    async def handle(batch: list[Decoded[Counted]]) -> None:
+        handled.extend(item.event.n for item in batch)
+
+    def refuse_thirteen(item: Decoded[Counted]) -> None:
+        if item.event.n == 13:
+            raise InvalidEvent("13 is refused")
+
+    await publish(nats_connection, stream, [*numbers([1, 2]), b"not json", *numbers([13, 3])])
+    batch = consumer(broker, stream, handle, check=refuse_thirteen)
+    async with running_consumers(nats_connection, [batch]):
+        dead = await collect_messages(nats_connection, subjects.dead_letter(SERVICE, subject_of(stream)), 2)
+        assert await eventually(lambda: _is_zero(ack_pending(nats_connection, batch)))
+    assert sorted(handled) == [1, 2, 3]
+    reasons = {message.data: message.headers["Revisit-Reason"] for message in dead if message.headers}
+    assert set(reasons) == {b"not json", numbers([13])[0]}
+    assert "Invalid JSON" in reasons[b"not json"] and reasons[numbers([13])[0]] == "invalid: 13 is refused"
+
+
+async def test_a_failing_batch_is_retried_one_by_one_and_the_poison_dead_lettered(
+    broker: NatsBroker, nats_connection: NatsClient, stream: StreamSpec
+) -> None:
+    calls: list[list[int]] = []
+    handled: list[int] = []
+
+    async def handle(batch: list[Decoded[Counted]]) -> None:
+        calls.append([item.event.n for item in batch])
+        if any(item.event.poison for item in batch):
+            raise RuntimeError("poisoned batch")
+        handled.extend(item.event.n for item in batch)
+
+    poison = Counted(n=99, poison=True).model_dump_json().encode()
+    await publish(nats_connection, stream, [*numbers([1, 2]), poison, *numbers([3])])
+    batch = consumer(broker, stream, handle, max_deliveries=2)
+    async with running_consumers(nats_connection, [batch]):
+        [dead] = await collect_messages(nats_connection, subjects.dead_letter(SERVICE, subject_of(stream)), 1)
+        assert await eventually(lambda: _is_zero(ack_pending(nats_connection, batch)))
+    assert sorted(handled) == [1, 2, 3]  # the others went through at the first delivery
+    assert calls[0] == [1, 2, 99, 3] and calls[1:5] == [[1], [2], [99], [3]]
+    assert calls[5:] == [[99]]  # redelivered once after a backoff, then given up
+    assert dead.data == poison and dead.headers and "failed 2 times" in dead.headers["Revisit-Reason"]
+
+
+async def test_an_outage_is_waited_out_past_max_deliveries_never_dead_lettered(
+    broker: NatsBroker, nats_connection: NatsClient, stream: StreamSpec
+) -> None:
+    attempts: list[int] = []
+    handled: list[int] = []
+
+    async def handle(batch: list[Decoded[Counted]]) -> None:
+        attempts.append(len(batch))
+        if len(attempts) <= 2:  # NATS "restarting" for the first two deliveries
+            raise nats.errors.ConnectionClosedError()
+        handled.extend(item.event.n for item in batch)
+
+    await publish(nats_connection, stream, numbers([1, 2, 3]))
+    batch = consumer(broker, stream, handle, max_deliveries=1)
+    async with running_consumers(nats_connection, [batch]):
+        assert await eventually(lambda: _is_true(len(handled) == 3), attempts=300)
+        assert await eventually(lambda: _is_zero(ack_pending(nats_connection, batch)))
+    assert sorted(handled) == [1, 2, 3]
+    dead_letters = subjects.dead_letter(SERVICE, subject_of(stream))
+    assert await collect_messages(nats_connection, dead_letters, 1, timeout=1) == []
+
+
+async def _is_zero(count: Awaitable[int]) -> bool:
+    return await count == 0
+
+
+async def _is_true(value: bool) -> bool:
+    return value
+
+
+async def test_a_durable_made_with_a_delivery_limit_is_brought_to_none(
+    broker: NatsBroker, nats_connection: NatsClient, stream: StreamSpec
+) -> None:
+    """A durable an earlier version created (max_deliver = max_deliveries + 1) would stop redelivering a message
+    through a long outage: starting the batch consumer lifts the limit, and it consumes from that durable."""
+    handled: list[int] = []
+
+    async def handle(batch: list[Decoded[Counted]]) -> None:
+        handled.extend(item.event.n for item in batch)
+
+    batch = consumer(broker, stream, handle)
     js = nats_connection.jetstream()
     await js.add_consumer(
-        subjects.FACES_STREAM.name,
-        config=ConsumerConfig(durable_name=durable, filter_subject=f"faces.matched.{tenant}.>", max_deliver=6),
+        stream.name,
+        ConsumerConfig(
+            name=batch.durable, durable_name=batch.durable, filter_subject=batch.subject, max_deliver=6, ack_wait=30
+        ),
     )
-    await consume(tenant, recorder, durable=durable)
-    assert (await js.consumer_info(subjects.FACES_STREAM.name, durable)).config.max_deliver == -1
+    await publish(nats_connection, stream, numbers([1, 2]))
+    async with running_consumers(nats_connection, [batch]):
+        info = await js.consumer_info(stream.name, batch.durable)
+        assert info.config.max_deliver == -1
+        assert await eventually(lambda: _is_true(sorted(handled) == [1, 2]))

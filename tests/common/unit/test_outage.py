@@ -1,5 +1,8 @@
 """Which failures the consumers wait out (services/common/outage.py)."""
 
+import asyncio
+from pathlib import Path
+
 import asyncpg
 import nats.errors
 import nats.js.errors
@@ -54,16 +57,24 @@ def test_a_wrapped_outage_is_still_one() -> None:
         assert is_outage(wrapped)
 
 
-async def test_a_unix_socket_that_is_not_there_is_an_outage(tmp_path) -> None:
+async def test_a_unix_socket_that_is_not_there_is_an_outage(tmp_path: Path) -> None:
     """The embedded Postgres's socket file is gone while it restarts; asyncpg then fails with FileNotFoundError."""
-    import asyncio
-
     with pytest.raises(FileNotFoundError) as raised:
         await asyncio.open_unix_connection(str(tmp_path / ".s.PGSQL.5432"))
     assert is_outage(raised.value)
 
 
-def test_any_other_missing_file_is_not(tmp_path) -> None:
+def test_any_other_missing_file_is_not(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as raised:
         (tmp_path / "model.onnx").read_bytes()
     assert not is_outage(raised.value)
+
+
+async def test_a_missing_postgres_socket_is_an_outage_a_missing_file_is_not(tmp_path: Path) -> None:
+    """While Postgres restarts its Unix socket file is gone and asyncpg raises a bare FileNotFoundError."""
+    with pytest.raises(FileNotFoundError) as stopped:
+        await asyncpg.connect(host=str(tmp_path / "no-postgres-here"), user="revisit", database="revisit", timeout=2)
+    assert is_outage(stopped.value)
+    with pytest.raises(FileNotFoundError) as missing:
+        (tmp_path / "no-such-file").read_text()
+    assert not is_outage(missing.value)

@@ -206,7 +206,9 @@ async def test_erasure_removes_the_person_names_its_crops_and_drops_late_sightin
     assert set(CropsErasureRequested.model_validate_json(crops.data).crop_keys) == {e.crop_key for e in events}
     assert (await api.get(f"/v1/persons/{dave}", headers=admin)).status_code == 404
 
-    await publish_matched(nats_connection, [matched(tenant, dave, T0 + timedelta(days=3))])  # late: dropped
+    late = matched(tenant, dave, T0 + timedelta(days=3))  # in flight when the erasure ran: dropped
+    await publish_matched(nats_connection, [late])
+    assert await identity.directory.record_sightings([late, late]) == [None, None]  # a batch of only those too
     await complete_steps(nats_connection, tenant, operation_id, ["matcher/vectors", "reporting/visits"])
     operation = (await api.get(f"/v1/operations/{operation_id}", headers=admin)).json()
     assert operation["status"] == "running"  # ingest has not erased the crops yet
