@@ -11,8 +11,11 @@ soon as some messages are there), started by the service's bootstrap and stopped
 The guard rules (STYLE rule 5, `services/common/outage.py`), applied per message:
 - a message that does not validate, or that `check` refuses (`InvalidEvent`), goes to the service's `on_invalid`
   (by default the dead-letter subject) with the reason and is acked; the rest of the batch goes on;
-- if the handler raises because a dependency is unreachable (`services/common/outage.py`), every message of the
-  batch is naked with backoff and redelivered however long the outage lasts, never dead-lettered for it;
+- if the handler raises because a dependency is unreachable (`services/common/outage.py`), the batch waits the
+  outage out in place, as the FastStream guard does (`services/common/bus.py`): the handler is tried again after
+  0.5, 1, 2 ... 10 s, each message's ack wait renewed before each pause, however long the outage lasts, counted as
+  outcome `outage` and never dead-lettered; so a delivery count grows only with failures of the message itself,
+  and only those bring it to `max_deliveries` (while stopping, the batch is left unacked for redelivery instead);
 - if it raises for another reason, the batch is handled again one message at a time, so one bad message fails
   alone: it is retried with backoff and dead-lettered after `max_deliveries`, the others are acked.
 
@@ -44,10 +47,14 @@ from schemas.subjects import StreamSpec
 from services.common.bus import (
     ACK_WAIT_SECONDS,
     FETCH_WINDOW_SECONDS,
+    OUTAGE_LOG_EVERY,
     InvalidEvent,
     InvalidMessageHandler,
+    outage_wait_seconds,
     publish_dead_letter,
     retry_delay_seconds,
+    settle,
+    signal_progress,
 )
 from services.common.logging import get_logger
 from services.common.metrics import HANDLER_SECONDS, MESSAGES_CONSUMED, count_consumed_from_zero, subject_family
@@ -176,7 +183,7 @@ class BatchConsumer(Generic[EventT]):
 
     async def _consume(self, messages: list[Msg]) -> None:
         try:
-            await consume_batch(messages, self.model, self.handle, self.policy, self.check)
+            await consume_batch(messages, self.model, self.handle, self.policy, self.check, lambda: self._stopping)
         except Exception as error:  # unacked: redelivered after the ack wait
             log.error("batch_not_settled", durable=self.durable, error=repr(error), exc_info=True)
 
@@ -252,6 +259,7 @@ async def consume_batch(
     handle: BatchHandler[EventT],
     policy: GuardPolicy,
     check: MessageCheck[EventT] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> None:
     """Decode and check each message (refusing the invalid ones), hand the rest to `handle`, then ack them."""
     valid: list[Decoded[EventT]] = []
@@ -265,36 +273,59 @@ async def consume_batch(
             continue
         valid.append(decoded)
     if valid:
-        await _handle(valid, handle, policy)
+        await _handle(valid, handle, policy, stopping)
 
 
-async def _handle(batch: list[Decoded[EventT]], handle: BatchHandler[EventT], policy: GuardPolicy) -> None:
-    started = time.perf_counter()
+async def _handle(
+    batch: list[Decoded[EventT]], handle: BatchHandler[EventT], policy: GuardPolicy, stopping: Callable[[], bool]
+) -> None:
+    attempt = 0
     with structlog.contextvars.bound_contextvars(batch=len(batch)):
-        try:
-            await handle(batch)
-        except Exception as error:
-            await _after_failure(batch, error, handle, policy)
-            return
-        finally:
-            _observe_seconds(batch, policy.service, time.perf_counter() - started)
-    await asyncio.gather(*(item.raw.ack() for item in batch))
+        while True:
+            started = time.perf_counter()
+            try:
+                await handle(batch)
+            except Exception as error:
+                if not is_outage(error):
+                    await _after_failure(batch, error, handle, policy, stopping)
+                    return
+                if stopping():  # not acked: redelivered after the ack wait, to this replica or another
+                    log.info("batch_left_for_redelivery", error=repr(error)[:300])
+                    return
+                attempt += 1
+                await _wait_out(batch, error, attempt, policy)
+                continue
+            finally:
+                _observe_seconds(batch, policy.service, time.perf_counter() - started)
+            break
+    if attempt:
+        log.info("dependency_back", attempts=attempt)
+    await asyncio.gather(*(settle(item.raw.ack, "ack") for item in batch))
     _count(batch, policy.service, "ok")
 
 
+async def _wait_out(batch: list[Decoded[EventT]], error: Exception, attempt: int, policy: GuardPolicy) -> None:
+    """One pause of an outage: counted, logged without a traceback (the first and every `OUTAGE_LOG_EVERY`th
+    try), every message's ack wait renewed, then back to the handler."""
+    _count(batch, policy.service, "outage")
+    if attempt == 1 or attempt % OUTAGE_LOG_EVERY == 0:
+        log.warning("dependency_unavailable_waiting", attempt=attempt, error=repr(error)[:300])
+    await asyncio.gather(*(signal_progress(item.raw) for item in batch))
+    await asyncio.sleep(outage_wait_seconds(attempt))
+
+
 async def _after_failure(
-    batch: list[Decoded[EventT]], error: Exception, handle: BatchHandler[EventT], policy: GuardPolicy
+    batch: list[Decoded[EventT]],
+    error: Exception,
+    handle: BatchHandler[EventT],
+    policy: GuardPolicy,
+    stopping: Callable[[], bool],
 ) -> None:
-    """Wait an outage out; otherwise find the failing message by handling the batch one message at a time."""
-    if is_outage(error):
-        log.warning("batch_waits_for_dependency", error=repr(error))
-        await asyncio.gather(*(_retry_later(item.raw) for item in batch))
-        _count(batch, policy.service, "retried")
-        return
+    """Find the failing message by handling the batch one message at a time; retry or dead-letter it alone."""
     if len(batch) > 1:
         log.warning("batch_failed_one_by_one", error=repr(error))
         for item in batch:
-            await _handle([item], handle, policy)
+            await _handle([item], handle, policy, stopping)
         return
     [item] = batch
     with structlog.contextvars.bound_contextvars(subject=item.raw.subject, event_id=_event_id(item)):
@@ -304,30 +335,42 @@ async def _after_failure(
         deliveries = item.raw.metadata.num_delivered if item.raw.metadata else 1
         if deliveries >= policy.max_deliveries:
             log.error("handler_failed_dead_lettered", deliveries=deliveries, error=repr(error))
-            await publish_dead_letter(
-                policy.broker_ref(), policy.service, item.raw, f"failed {deliveries} times: {error!r}"
+            reason = f"failed {deliveries} times: {error!r}"
+            await _store_then_ack(
+                item.raw, publish_dead_letter(policy.broker_ref(), policy.service, item.raw, reason), policy
             )
-            await item.raw.ack()
-            _count(batch, policy.service, "dead_lettered")
             return
         log.warning("handler_failed_will_retry", deliveries=deliveries, error=repr(error), exc_info=True)
-        await _retry_later(item.raw)
+        await settle(lambda: item.raw.nak(delay=retry_delay_seconds(deliveries)), "nak")
         _count(batch, policy.service, "retried")
 
 
 async def _refuse(raw: Msg, reason: str, policy: GuardPolicy) -> None:
     """An invalid message: to the service's `on_invalid` (ingest: `FaceRejected`) or the dead-letter subject."""
+    sent: Awaitable[None]
     if policy.on_invalid is None:
-        await publish_dead_letter(policy.broker_ref(), policy.service, raw, reason)
+        sent = publish_dead_letter(policy.broker_ref(), policy.service, raw, reason)
     else:
-        await policy.on_invalid(policy.broker_ref(), raw, reason)
-    await raw.ack()
-    MESSAGES_CONSUMED.labels(policy.service, subject_family(raw.subject), "dead_lettered").inc()
+        sent = policy.on_invalid(policy.broker_ref(), raw, reason)
+    await _store_then_ack(raw, sent, policy)
 
 
-async def _retry_later(raw: Msg) -> None:
-    deliveries = raw.metadata.num_delivered if raw.metadata else 1
-    await raw.nak(delay=retry_delay_seconds(deliveries))
+async def _store_then_ack(raw: Msg, sent: Awaitable[None], policy: GuardPolicy) -> None:
+    """Ack only once the dead letter (or rejection) is stored: if NATS cannot take it, the message is redelivered
+    after a pause, never acknowledged with nothing kept (as the FastStream guard does)."""
+    family = subject_family(raw.subject)
+    try:
+        await sent
+    except Exception as error:
+        if not is_outage(error):
+            raise
+        log.warning("dead_letter_failed_will_retry", error=repr(error)[:300])
+        deliveries = raw.metadata.num_delivered if raw.metadata else 1
+        await settle(lambda: raw.nak(delay=outage_wait_seconds(deliveries)), "nak")
+        MESSAGES_CONSUMED.labels(policy.service, family, "outage").inc()
+        return
+    await settle(raw.ack, "ack")
+    MESSAGES_CONSUMED.labels(policy.service, family, "dead_lettered").inc()
 
 
 def _event_id(item: Decoded[Any]) -> str:

@@ -151,7 +151,7 @@ async def publish_dead_letter(broker: NatsBroker, service: str, raw: Msg, reason
     )
 
 
-async def _signal_progress(raw: Msg) -> None:
+async def signal_progress(raw: Msg) -> None:
     """Tell JetStream the message is still being worked on (resets its ack wait). With NATS itself down this
     cannot arrive: the server then redelivers after the ack wait, and the consumer is idempotent."""
     try:
@@ -160,7 +160,7 @@ async def _signal_progress(raw: Msg) -> None:
         log.debug("progress_signal_failed", error=repr(error))
 
 
-async def _settle(action: Callable[[], Awaitable[None]], what: str) -> None:
+async def settle(action: Callable[[], Awaitable[None]], what: str) -> None:
     """Ack or nak; if NATS cannot take it now, the message is redelivered after the ack wait and handled
     again, idempotently, so an unreachable NATS is logged, never raised."""
     try:
@@ -217,7 +217,7 @@ def dead_letter_guard(
                         HANDLER_SECONDS.labels(service, family).observe(time.perf_counter() - started)
                     if attempt:
                         log.info("dependency_back", attempts=attempt)
-                    await _settle(msg.ack, "ack")
+                    await settle(msg.ack, "ack")
                     MESSAGES_CONSUMED.labels(service, family, "ok").inc()
                     return result
 
@@ -227,7 +227,7 @@ def dead_letter_guard(
             MESSAGES_CONSUMED.labels(service, subject_family(msg.raw_message.subject), "outage").inc()
             if attempt == 1 or attempt % OUTAGE_LOG_EVERY == 0:
                 log.warning("dependency_unavailable_waiting", attempt=attempt, error=repr(error)[:300])
-            await _signal_progress(msg.raw_message)
+            await signal_progress(msg.raw_message)
             await asyncio.sleep(outage_wait_seconds(attempt))
 
         async def _retry_or_dead_letter(self, msg: StreamMessage[Any], error: Exception) -> None:
@@ -239,7 +239,7 @@ def dead_letter_guard(
                 await self._dead_letter(msg, f"failed {deliveries} times: {error!r}")
                 return
             log.warning("handler_failed_will_retry", deliveries=deliveries, error=repr(error), exc_info=True)
-            await _settle(lambda: raw.nak(delay=retry_delay_seconds(deliveries)), "nak")
+            await settle(lambda: raw.nak(delay=retry_delay_seconds(deliveries)), "nak")
             MESSAGES_CONSUMED.labels(service, family, "retried").inc()
 
         async def _dead_letter(self, msg: StreamMessage[Any], reason: str) -> None:
@@ -265,10 +265,10 @@ def dead_letter_guard(
                     raise
                 log.warning("dead_letter_failed_will_retry", error=repr(error)[:300])
                 deliveries = raw.metadata.num_delivered if raw.metadata else 1
-                await _settle(lambda: raw.nak(delay=outage_wait_seconds(deliveries)), "nak")
+                await settle(lambda: raw.nak(delay=outage_wait_seconds(deliveries)), "nak")
                 MESSAGES_CONSUMED.labels(service, family, "outage").inc()
                 return
-            await _settle(msg.ack, "ack")
+            await settle(msg.ack, "ack")
             MESSAGES_CONSUMED.labels(service, family, "dead_lettered").inc()
 
     return DeadLetterGuard

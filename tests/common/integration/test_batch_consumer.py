@@ -170,12 +170,14 @@ async def test_an_outage_is_waited_out_past_max_deliveries_never_dead_lettered(
 ) -> None:
     attempts: list[int] = []
     handled: list[int] = []
+    deliveries: list[int] = []
 
     async def handle(batch: list[Decoded[Counted]]) -> None:
         attempts.append(len(batch))
-        if len(attempts) <= 2:  # NATS "restarting" for the first two deliveries
+        if len(attempts) <= 2:  # NATS "restarting" for the first two tries
             raise nats.errors.ConnectionClosedError()
         handled.extend(item.event.n for item in batch)
+        deliveries.extend(item.raw.metadata.num_delivered for item in batch if item.raw.metadata)
 
     await publish(nats_connection, stream, numbers([1, 2, 3]))
     batch = consumer(broker, stream, handle, max_deliveries=1)
@@ -183,6 +185,7 @@ async def test_an_outage_is_waited_out_past_max_deliveries_never_dead_lettered(
         assert await eventually(lambda: _is_true(len(handled) == 3), attempts=300)
         assert await eventually(lambda: _is_zero(ack_pending(nats_connection, batch)))
     assert sorted(handled) == [1, 2, 3]
+    assert deliveries == [1, 1, 1]  # waited out in place: no redelivery, so no delivery counted against them
     dead_letters = subjects.dead_letter(SERVICE, subject_of(stream))
     assert await collect_messages(nats_connection, dead_letters, 1, timeout=1) == []
 
