@@ -55,6 +55,7 @@ from services.common.bus import (
     retry_delay_seconds,
     settle,
     signal_progress,
+    store_then_ack,
 )
 from services.common.logging import get_logger
 from services.common.metrics import HANDLER_SECONDS, MESSAGES_CONSUMED, count_consumed_from_zero, subject_family
@@ -336,9 +337,8 @@ async def _after_failure(
         if deliveries >= policy.max_deliveries:
             log.error("handler_failed_dead_lettered", deliveries=deliveries, error=repr(error))
             reason = f"failed {deliveries} times: {error!r}"
-            await _store_then_ack(
-                item.raw, publish_dead_letter(policy.broker_ref(), policy.service, item.raw, reason), policy
-            )
+            sent = publish_dead_letter(policy.broker_ref(), policy.service, item.raw, reason)
+            await store_then_ack(item.raw, sent, policy.service, item.raw.ack)
             return
         log.warning("handler_failed_will_retry", deliveries=deliveries, error=repr(error), exc_info=True)
         await settle(lambda: item.raw.nak(delay=retry_delay_seconds(deliveries)), "nak")
@@ -352,25 +352,7 @@ async def _refuse(raw: Msg, reason: str, policy: GuardPolicy) -> None:
         sent = publish_dead_letter(policy.broker_ref(), policy.service, raw, reason)
     else:
         sent = policy.on_invalid(policy.broker_ref(), raw, reason)
-    await _store_then_ack(raw, sent, policy)
-
-
-async def _store_then_ack(raw: Msg, sent: Awaitable[None], policy: GuardPolicy) -> None:
-    """Ack only once the dead letter (or rejection) is stored: if NATS cannot take it, the message is redelivered
-    after a pause, never acknowledged with nothing kept (as the FastStream guard does)."""
-    family = subject_family(raw.subject)
-    try:
-        await sent
-    except Exception as error:
-        if not is_outage(error):
-            raise
-        log.warning("dead_letter_failed_will_retry", error=repr(error)[:300])
-        deliveries = raw.metadata.num_delivered if raw.metadata else 1
-        await settle(lambda: raw.nak(delay=outage_wait_seconds(deliveries)), "nak")
-        MESSAGES_CONSUMED.labels(policy.service, family, "outage").inc()
-        return
-    await settle(raw.ack, "ack")
-    MESSAGES_CONSUMED.labels(policy.service, family, "dead_lettered").inc()
+    await store_then_ack(raw, sent, policy.service, raw.ack)
 
 
 def _event_id(item: Decoded[Any]) -> str:

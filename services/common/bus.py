@@ -177,6 +177,25 @@ async def settle(action: Callable[[], Awaitable[None]], what: str) -> None:
         log.warning(f"{what}_failed_nats_unreachable", error=repr(error))
 
 
+async def store_then_ack(raw: Msg, sent: Awaitable[None], service: str, ack: Callable[[], Awaitable[None]]) -> None:
+    """Ack a refused or dead-lettered message only once its dead letter (or rejection) is stored: if NATS cannot
+    take it, the message is redelivered after a pause (max_deliver is unlimited), never acknowledged with nothing
+    kept. `ack` is how the caller acks (FastStream's message, or nats-py's)."""
+    family = subject_family(raw.subject)
+    try:
+        await sent
+    except Exception as error:
+        if not is_outage(error):
+            raise
+        log.warning("dead_letter_failed_will_retry", error=repr(error)[:300])
+        deliveries = raw.metadata.num_delivered if raw.metadata else 1
+        await settle(lambda: raw.nak(delay=outage_wait_seconds(deliveries)), "nak")
+        MESSAGES_CONSUMED.labels(service, family, "outage").inc()
+        return
+    await settle(ack, "ack")
+    MESSAGES_CONSUMED.labels(service, family, "dead_lettered").inc()
+
+
 def dead_letter_guard(
     service: str,
     max_deliveries: int,
@@ -260,22 +279,7 @@ def dead_letter_guard(
             await self._store_then_ack(msg, sent)
 
         async def _store_then_ack(self, msg: StreamMessage[Any], sent: Awaitable[None]) -> None:
-            """Ack only once the dead letter (or rejection) is stored: if NATS cannot take it, the message is
-            redelivered after a pause (max_deliver is unlimited), never acknowledged with nothing kept."""
-            raw = msg.raw_message
-            family = subject_family(raw.subject)
-            try:
-                await sent
-            except Exception as error:
-                if not is_outage(error):
-                    raise
-                log.warning("dead_letter_failed_will_retry", error=repr(error)[:300])
-                deliveries = raw.metadata.num_delivered if raw.metadata else 1
-                await settle(lambda: raw.nak(delay=outage_wait_seconds(deliveries)), "nak")
-                MESSAGES_CONSUMED.labels(service, family, "outage").inc()
-                return
-            await settle(msg.ack, "ack")
-            MESSAGES_CONSUMED.labels(service, family, "dead_lettered").inc()
+            await store_then_ack(msg.raw_message, sent, service, msg.ack)
 
     return DeadLetterGuard
 
