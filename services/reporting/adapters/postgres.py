@@ -917,13 +917,7 @@ async def _write_refolds(
     written = await connection.fetch(
         _WRITE_REFOLDS,
         tenant_id,
-        [p.visit.visit_id for p in refolded],
-        [p.site_id for p in refolded],
-        [p.person_id for p in refolded],
-        [p.visit.started_at for p in refolded],
-        [p.visit.last_seen_at for p in refolded],
-        [p.visit.sightings for p in refolded],
-        [p.visit.is_returning for p in refolded],
+        *_visit_columns(refolded),
         [v.visit_id for v in gone],
         [v.started_at for v in gone],
         [p.visit.visit_id for p in followers],
@@ -941,6 +935,14 @@ async def _insert_visits(connection: Connection, tenant_id: str, visits: list[Pe
         " SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::timestamptz[], $6::timestamptz[],"
         " $7::int[], $8::boolean[])",
         tenant_id,
+        *_visit_columns(visits),
+    )
+
+
+def _visit_columns(visits: list[PersonVisit]) -> tuple[list[Any], ...]:
+    """The visits as one array per column (visit_id, site_id, person_id, started_at, last_seen_at, sightings,
+    is_returning), for statements that read them with unnest."""
+    return (
         [p.visit.visit_id for p in visits],
         [p.site_id for p in visits],
         [p.person_id for p in visits],
