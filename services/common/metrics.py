@@ -12,7 +12,8 @@ MESSAGES_CONSUMED = Counter(
 )
 HANDLER_SECONDS = Histogram(
     "revisit_handler_seconds",
-    "Time spent in a message handler.",
+    "Time a message spent in its handler; for batch consumers, the whole batch's handling, which each of its"
+    " messages waited for.",
     ["service", "subject_family"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
