@@ -127,7 +127,7 @@ async def unidentified_on_stream(
 
 
 async def identify_direct(matcher: Matcher, events: list[FaceIngested]) -> list[FaceMatched | FaceUnidentified]:
-    """What the consumer's batcher calls, with these events as one batch."""
+    """What the consumer's batch handler calls, with these events as one batch."""
     from services.matcher.handlers import identify_faces
 
     return await identify_faces(events, matcher.ports)
@@ -171,7 +171,7 @@ async def test_a_weak_face_from_the_stream_is_one_unidentified_sighting_even_whe
 ) -> None:
     tenant = new_tenant()
     weak = ingested(tenant, person_vectors(np.random.default_rng(15), 1)[0], quality=WEAK)
-    await publish(nats_connection, [weak])  # through the consumer and its batcher
+    await publish(nats_connection, [weak])  # through the batch consumer
     [sighting] = await unidentified_on_stream(nats_connection, tenant, 1)
     assert sighting.event_id == derive_event_id(weak.event_id, "unidentified")
     [again] = await identify_direct(matcher, [weak])  # a redelivery republishes the same event id ...
