@@ -35,7 +35,6 @@ from services.matcher.adapters.step_ledger import StepLedger
 from services.matcher.adapters.tenant_settings import TenantSettings
 from services.matcher.bootstrap import open_vector_index
 from services.matcher.config import MatcherSettings
-from services.matcher.consumers import match_batcher
 from services.matcher.domain.not_same import NOT_SAME_MARGIN
 from services.matcher.handlers import MatcherPorts, MatchOutcome, match_faces
 
@@ -130,9 +129,10 @@ async def measure(folder: Path, connection: NatsClient, size: int) -> list[list[
         latencies.append(time.perf_counter() - batch_started)
         return outcomes
 
-    batcher = match_batcher(timed_match, BATCH, 0.02, ports.settings.concurrent_batches)  # the consumer's batching
     started, cpu_started = time.perf_counter(), time.process_time()
-    outcomes = await asyncio.gather(*(batcher.submit(event) for event in events))
+    outcomes = []
+    for start in range(0, len(events), BATCH):  # the batch consumer's way: one fetched batch after another
+        outcomes += await timed_match(events[start : start + BATCH])
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     assert all(isinstance(outcome, FaceMatched) for outcome in outcomes)
     # the same run's exact answer: every row read back from Milvus, numpy over all of them, against the matcher's

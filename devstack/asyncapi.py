@@ -33,7 +33,9 @@ def documented_broker() -> NatsBroker:
     batch_consumers += register_ingest(
         broker, IngestSettings.model_construct(max_deliveries=5, consumer_workers=64), unused, unused, unused
     )
-    register_matcher(broker, MatcherSettings.model_construct(max_deliveries=5, batch_size=64), unused, unused)
+    batch_consumers += register_matcher(
+        broker, MatcherSettings.model_construct(max_deliveries=5, batch_size=64), unused
+    )
     batch_consumers += register_identity(
         broker, IdentitySettings.model_construct(max_deliveries=5), unused, unused, unused
     )

@@ -1,6 +1,6 @@
 """Builds matcher's adapters from settings; the only place they are constructed."""
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -8,7 +8,8 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 from nats.aio.client import Client as NatsClient
 
-from schemas import FaceIngested, subjects
+from schemas import subjects
+from services.common.batch_consumer import running_consumers, stop_at_shutdown
 from services.common.bus import EventPublisher, connect_broker, event_publisher
 from services.common.http import create_app, nats_ready
 from services.common.startup import wait_for_dependency
@@ -24,9 +25,9 @@ from services.matcher.adapters.vector_index import VectorIndex
 from services.matcher.adapters.vector_log import VectorLog
 from services.matcher.api import router
 from services.matcher.config import MatcherSettings
-from services.matcher.consumers import match_batcher, register_consumers
+from services.matcher.consumers import register_consumers
 from services.matcher.handlers import SERVICE as SERVICE
-from services.matcher.handlers import MatcherPorts, MatchOutcome, identify_faces
+from services.matcher.handlers import MatcherPorts
 
 STREAMS = (
     subjects.FACES_STREAM,
@@ -61,15 +62,12 @@ async def bootstrap(settings: MatcherSettings) -> AsyncIterator[Matcher]:
             hint=f"Check REVISIT_MILVUS_URI ({settings.milvus_uri}): a Milvus server URL or a Milvus Lite file path.",
         )
         ports = await _open_ports(settings, broker, store, stack)
-
-        async def match(events: Sequence[FaceIngested]) -> list[MatchOutcome]:
-            return await identify_faces(events, ports)
-
-        batcher = match_batcher(match, settings.batch_size, settings.batch_wait_ms / 1000, settings.concurrent_batches)
-        register_consumers(broker, settings, batcher, ports)
+        consumers = register_consumers(broker, settings, ports)
         app = create_app(SERVICE, {"nats": nats_ready(broker), "milvus": store.ping}, settings, (router,))
         app.state.ports = ports
-        yield Matcher(settings, broker, store, ports, app)
+        stop_at_shutdown(app, consumers)
+        async with running_consumers(broker.connection, consumers):  # stopped before the broker and Milvus close
+            yield Matcher(settings, broker, store, ports, app)
 
 
 async def _open_ports(

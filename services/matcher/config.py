@@ -99,15 +99,6 @@ class MatcherSettings(RestServiceSettings, RetentionSettings):
             " A single tenant larger than this is still kept while it is matched"
         ),
     )
-    batch_wait_ms: int = Field(20, ge=0, description="How long a batch waits to fill")
-    concurrent_batches: int = Field(
-        2,
-        ge=1,
-        description=(
-            "Batches in flight at once: one searches and stores under its tenant's lease while the other records"
-            " its decisions and publishes"
-        ),
-    )
 
     @property
     def default_policy(self) -> MatchPolicy:

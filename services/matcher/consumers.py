@@ -1,8 +1,7 @@
-"""Matcher's subscriber. Messages are consumed concurrently and gathered into batches, so that one
-Milvus search serves many events while each message is still acked only after its own result is
-stored and published."""
+"""Matcher's subscribers. Ingested faces come through a batch consumer (`services/common/batch_consumer.py`): each
+fetched batch is matched with one search per tenant and model, and its messages are acked once every decision is
+recorded and every outcome published. The rare lifecycle facts stay on FastStream's per-message subscribers."""
 
-from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -21,14 +20,16 @@ from schemas import (
     PersonSplit,
     subjects,
 )
-from services.common.batcher import Batcher
+from services.common.batch_consumer import BatchConsumer, Decoded, GuardPolicy, batch_subscriber
 from services.common.bus import document_publication, durable_pull
 from services.matcher.config import MatcherSettings
 from services.matcher.handlers import (
+    SERVICE,
     MatcherPorts,
-    MatchOutcome,
     change_person_kind,
+    distinct_faces,
     erase_person,
+    identify_faces,
     mark_not_same,
     merge_persons,
     split_person,
@@ -37,42 +38,37 @@ from services.matcher.handlers import (
 DURABLE = "matcher"
 LIFECYCLE_FETCH = 8
 """Lifecycle facts are rare and each touches many vectors: small fetches."""
-MatchFunction = Callable[[Sequence[FaceIngested]], Awaitable[list[MatchOutcome]]]
-MatchBatcher = Batcher[FaceIngested, MatchOutcome]
-
-
-def match_batcher(match: MatchFunction, max_batch: int, max_wait: float, concurrent: int = 1) -> MatchBatcher:
-    """Gathers events submitted by concurrent workers into one `match` call (at most `max_batch`, waiting
-    at most `max_wait` seconds). Up to `concurrent` batches run at once: a batch's search and insert hold its
-    tenant's lease, so a batch of the same tenant still searches after the previous one stored its persons,
-    while the other's decision records and publications (about half a batch's time) overlap. A timeout (a
-    tenant's lease held elsewhere, NATS slow) is no event's fault: the whole batch fails and is retried."""
-    return Batcher(match, max_batch, max_wait, concurrent, fail_together=(TimeoutError,))
 
 
 def register_consumers(
-    broker: NatsBroker, settings: MatcherSettings, batcher: MatchBatcher, ports: MatcherPorts
-) -> None:
-    register_face_consumer(broker, settings, batcher)
+    broker: NatsBroker, settings: MatcherSettings, ports: MatcherPorts
+) -> list[BatchConsumer[FaceIngested]]:
+    """Register the FastStream subscribers on `broker`; return the batch consumer, which the bootstrap starts."""
     register_lifecycle_consumers(broker, settings, ports)
     document_publications(broker)
+    return [face_consumer(broker, settings, ports)]
 
 
-def register_face_consumer(broker: NatsBroker, settings: MatcherSettings, batcher: MatchBatcher) -> None:
-    options = durable_pull(
-        subjects.FACES_STREAM, DURABLE, subjects.FACES_INGESTED_ALL, settings.max_deliveries, settings.batch_size
-    )
+def face_consumer(broker: NatsBroker, settings: MatcherSettings, ports: MatcherPorts) -> BatchConsumer[FaceIngested]:
+    """Up to `batch_size` ingested faces per fetch, matched together. Batches run one after another, so a batch
+    of a tenant searches after the previous one stored its persons. A timeout (a tenant's lease held by another
+    replica, NATS slow) is an outage for the batch consumer: the whole batch is retried later, not face by face."""
 
-    @broker.subscriber(
-        **options,
-        max_workers=settings.batch_size * settings.concurrent_batches,  # enough in flight to fill every batch
+    async def on_faces_ingested(batch: list[Decoded[FaceIngested]]) -> None:
+        await identify_faces(distinct_faces([item.event for item in batch]), ports)
+
+    return batch_subscriber(
+        subjects.FACES_STREAM,
+        DURABLE,
+        subjects.FACES_INGESTED_ALL,
+        FaceIngested,
+        on_faces_ingested,
+        GuardPolicy(SERVICE, settings.max_deliveries, lambda: broker),
         title="matcher:faces.ingested",
         description="Search the tenant's partition, assign an existing or new person; faces below the quality"
-        " floor are counted as unidentified sightings instead.",
+        " floor are counted as unidentified sightings instead (in batches).",
+        batch_size=settings.batch_size,
     )
-    async def on_face_ingested(event: FaceIngested) -> None:
-        with structlog.contextvars.bound_contextvars(tenant_id=event.tenant_id, event_id=str(event.event_id)):
-            await batcher.submit(event)
 
 
 def _identity_options(settings: MatcherSettings, fact: str) -> dict[str, Any]:

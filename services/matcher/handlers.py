@@ -89,6 +89,15 @@ def tenant_policy(tenant_id: str, ports: MatcherPorts) -> MatchPolicy:
     return effective_policy(ports.settings.default_policy, ports.tenant_settings.overrides(tenant_id))
 
 
+def distinct_faces(events: Sequence[FaceIngested]) -> list[FaceIngested]:
+    """Each event once, in the order first seen: a redelivery fetched in the same batch as its first delivery
+    would otherwise be searched twice before either decision is recorded, and could start two persons."""
+    first: dict[uuid.UUID, FaceIngested] = {}
+    for event in events:
+        first.setdefault(event.event_id, event)
+    return list(first.values())
+
+
 async def identify_faces(events: Sequence[FaceIngested], ports: MatcherPorts) -> list[MatchOutcome]:
     """Match the faces good enough to recognise; the others are unidentified sightings, never searched,
     stored or made persons. Every outcome is published; results in input order."""

@@ -60,6 +60,28 @@ async def test_redelivered_event_gives_the_same_match(matcher: Matcher, nats_con
     assert first[0].event_id == again[0].event_id and first[0].person_id == again[0].person_id
 
 
+async def test_the_same_face_twice_in_one_fetched_batch_is_one_new_sighting(
+    matcher: Matcher, nats_connection: NatsClient
+) -> None:
+    """A redelivery fetched in the same batch as its first delivery: matched once. Both copies searched together
+    would make the second join the person the first just started, and the published sighting would say the
+    person is not new (identity would never hear of it as new)."""
+    from nats.aio.msg import Msg
+
+    from services.common.batch_consumer import Decoded
+    from services.matcher.consumers import face_consumer
+
+    tenant = new_tenant()
+    event = ingested(tenant, person_vectors(np.random.default_rng(16), 1)[0])
+    raw = Msg(nats_connection, subject=f"faces.ingested.{tenant}.site", data=event.model_dump_json().encode())
+    consumer = face_consumer(matcher.broker, matcher.settings, matcher.ports)
+    await consumer.handle([Decoded(event, raw), Decoded(event, raw)])
+    [sighting] = (await matched_by_source(nats_connection, tenant, 1)).values()
+    assert sighting.is_new_person
+    [recorded] = (await matcher.ports.decisions.find(tenant, [event.event_id])).values()
+    assert recorded.person_id == sighting.person_id and recorded.is_new_person
+
+
 async def matcher_direct(matcher: Matcher, events: list[FaceIngested]) -> list[FaceMatched]:
     """Faces at the default test quality (above the enrolment floor), so each one is matched."""
     from services.matcher.handlers import match_faces
@@ -127,7 +149,7 @@ async def unidentified_on_stream(
 
 
 async def identify_direct(matcher: Matcher, events: list[FaceIngested]) -> list[FaceMatched | FaceUnidentified]:
-    """What the consumer's batcher calls, with these events as one batch."""
+    """What the consumer's batch handler calls, with these events as one batch."""
     from services.matcher.handlers import identify_faces
 
     return await identify_faces(events, matcher.ports)
@@ -171,7 +193,7 @@ async def test_a_weak_face_from_the_stream_is_one_unidentified_sighting_even_whe
 ) -> None:
     tenant = new_tenant()
     weak = ingested(tenant, person_vectors(np.random.default_rng(15), 1)[0], quality=WEAK)
-    await publish(nats_connection, [weak])  # through the consumer and its batcher
+    await publish(nats_connection, [weak])  # through the batch consumer
     [sighting] = await unidentified_on_stream(nats_connection, tenant, 1)
     assert sighting.event_id == derive_event_id(weak.event_id, "unidentified")
     [again] = await identify_direct(matcher, [weak])  # a redelivery republishes the same event id ...
