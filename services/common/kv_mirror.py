@@ -62,6 +62,35 @@ def judge_watch(applied: int, last: int, awaited: tuple[int, int] | None) -> Wat
     return "current" if last == applied else "behind"
 
 
+async def current_keys(bucket: KeyValue) -> set[str]:
+    """The bucket's live keys, read up to its last revision as of this call.
+
+    nats-py's `KeyValue.keys()` ends at the watch's "nothing pending" marker, which it may put before the first
+    value arrives when it reads the consumer's pending count too early (seen as a retention run that found no
+    tenant in a busy registry). Reading until the bucket's last revision has no such race."""
+    last_revision = int((await bucket.status()).stream_info.state.last_seq)
+    if last_revision == 0:
+        return set()
+    watcher = await bucket.watchall(meta_only=True)
+    keys: set[str] = set()
+    try:
+        while True:
+            entry = await watcher.updates(timeout=LOAD_TIMEOUT_SECONDS)  # type: ignore[no-untyped-call]
+            if entry is None:  # the marker: early, or the last revision is gone (a purge); read on until it times out
+                continue
+            if entry.operation in DELETED:
+                keys.discard(entry.key)
+            else:
+                keys.add(entry.key)
+            if entry.revision >= last_revision:
+                return keys
+    except (TimeoutError, nats.errors.TimeoutError):
+        return keys  # nothing more came: every revision there is has been read
+    finally:
+        with contextlib.suppress(Exception):
+            await watcher.stop()  # type: ignore[no-untyped-call]
+
+
 class KvMirror:
     """Applies every value of `bucket` to `apply`, then every change, for as long as it runs."""
 

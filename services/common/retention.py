@@ -18,13 +18,14 @@ from datetime import datetime
 import nats.errors
 import nats.js.api
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from schemas import AuditEntryRecorded, subjects
 from schemas.registry import RetentionPolicyEntry
 from services.common.bus import EventPublisher
+from services.common.kv_mirror import current_keys
 from services.common.logging import get_logger
 from services.common.metrics import RETENTION_DELETED
 from services.common.settings import RetentionSettings
@@ -56,9 +57,9 @@ async def read_policies(connection: NatsClient, defaults: RetentionSettings) -> 
     defaults could remove what the tenant chose to keep."""
     try:
         bucket = await connection.jetstream().key_value(subjects.REGISTRY_BUCKET)
-        keys = await bucket.keys()
-    except (BucketNotFoundError, NoKeysError):
+    except BucketNotFoundError:
         return {}
+    keys = await current_keys(bucket)
     tenants = sorted({subjects.tenant_of_registry_key(key) for key in keys})
     policies = {tenant: defaults.default_retention(tenant) for tenant in tenants}
     for tenant in tenants:
