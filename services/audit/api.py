@@ -53,19 +53,4 @@ async def recent_entries(
     """The caller's tenant's newest records, newest first: who did what to which resource, and when."""
     log: AuditLog = request.app.state.audit_log
     records = await log.recent(principal.tenant_id, limit)
-    return {
-        "items": [
-            EntryOut(
-                seq=r.seq,
-                service=r.service,
-                action=r.action,
-                actor=r.actor,
-                resource=r.resource,
-                details=r.details,
-                occurred_at=r.occurred_at,
-                recorded_at=r.recorded_at,
-                hash=r.hash,
-            )
-            for r in records
-        ]
-    }
+    return {"items": [EntryOut.model_validate(record, from_attributes=True) for record in records]}

@@ -52,7 +52,7 @@ def register_consumers(
 def face_consumer(broker: NatsBroker, settings: MatcherSettings, ports: MatcherPorts) -> BatchConsumer[FaceIngested]:
     """Up to `batch_size` ingested faces per fetch, matched together. Batches run one after another, so a batch
     of a tenant searches after the previous one stored its persons. A timeout (a tenant's lease held by another
-    replica, NATS slow) is an outage for the batch consumer: the whole batch is retried later, not face by face."""
+    replica, NATS slow) is an outage for the batch consumer: the whole batch waits and tries again, not face by face."""
 
     async def on_faces_ingested(batch: list[Decoded[FaceIngested]]) -> None:
         await identify_faces(distinct_faces([item.event for item in batch]), ports)
